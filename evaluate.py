@@ -1,0 +1,113 @@
+"""Evaluate one model by sampled generation + Rouge-L on MiniLLM's evaluation sets (ref §7).
+
+  python evaluate.py --model-path M --data-root DATA --save RUN/eval [--eval-sets dolly ...]
+  deepspeed --num_gpus N evaluate.py ...   (prompts are sharded over ranks)
+
+Writes {save}/{set}/{seed}/answers.jsonl and metrics.json, then {save}/summary.json and
+summary.md (mean ± sample std over seeds per set). Protocol: temperature 1, top-k off, top-p 1,
+no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens (left-truncated), seeds 10..50.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from minillm import args as cli
+from minillm.engine import init_distributed
+from minillm.evaluation import DEFAULT_EVAL_SETS, eval_set_path, generate_texts, load_eval_set, mean_std
+from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from minillm.log import RunLogger
+from minillm.metrics import compute_metrics
+from minillm.modeling import check_vocabulary, load_model, load_tokenizer
+from minillm.report import summary_table
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_model_args(parser)
+    cli.add_eval_set_args(parser)
+    cli.add_generation_args(parser)
+    parser.add_argument("--max-prompt-length", type=int, default=256)
+    parser.add_argument("--save", required=True, help="output folder for answers, metrics and the summary")
+    parser.add_argument("--name", help="model name in summaries (default: the model folder's name)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.set_defaults(eval_sets=None)
+    return parser
+
+
+def resolve_sets(args: argparse.Namespace, log: RunLogger) -> list[str]:
+    """Named sets must exist; of the default five, the absent ones are skipped (and said so)."""
+    if args.eval_sets is not None:
+        missing = [s for s in args.eval_sets if not eval_set_path(args.data_root, s).is_file()]
+        if missing:
+            raise SystemExit("error: eval set(s) not found: " +
+                             ", ".join(str(eval_set_path(args.data_root, s)) for s in missing))
+        return args.eval_sets
+    present = [s for s in DEFAULT_EVAL_SETS if eval_set_path(args.data_root, s).is_file()]
+    skipped = sorted(set(DEFAULT_EVAL_SETS) - set(present))
+    if skipped:
+        log.info(f"skipping absent eval sets under {args.data_root}: {', '.join(skipped)}")
+    if not present:
+        raise SystemExit(f"error: none of {', '.join(DEFAULT_EVAL_SETS)} exists under {args.data_root}")
+    return present
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.max_new_tokens == 0:
+        args.max_new_tokens = 256
+    args = cli.validate(args)
+    dtype = DTYPES[args.dtype]
+    dist_info = init_distributed()
+    if dtype == torch.float16 and dist_info.device.type == "cpu":
+        raise SystemExit("error: --dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
+    save = Path(args.save)
+    log = RunLogger(save, dist_info.rank, name="eval_log")
+    log.config({"entrypoint": "evaluate", "world_size": dist_info.world_size, **vars(args)})
+    name = args.name or Path(args.model_path).resolve().name
+    tokenizer = load_tokenizer(args.tokenizer_path)
+    model = load_model(args.model_path, dtype, dist_info.device).eval()
+    check_vocabulary(model, tokenizer, args.model_path)
+    config = cli.sampling_config(args)
+
+    summary = {"model": name, "model_path": str(args.model_path), "seeds": args.seeds,
+               "sampling": vars(config), "sets": {}}
+    for set_name in resolve_sets(args, log):
+        eval_set = load_eval_set(args.data_root, set_name)
+        rows = len(eval_set.rows) if not args.max_eval_rows else min(args.max_eval_rows, len(eval_set.rows))
+        prompts = [tokenizer.encode(p, add_special_tokens=False) for p in eval_set.prompts[:rows]]
+        per_seed = []
+        for seed in args.seeds:
+            texts = generate_texts(model, tokenizer, prompts, config, seed=seed, dist_info=dist_info,
+                                   max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
+                                   logger=log, desc=f"{set_name} seed {seed}")
+            metrics = compute_metrics(texts, eval_set.references[:rows])
+            per_seed.append(metrics)
+            if dist_info.is_main:
+                out = save / set_name / str(seed)
+                atomic_write_jsonl(out / "answers.jsonl", [
+                    {"prompt": p, "reference": r, "prediction": t}
+                    for p, r, t in zip(eval_set.prompts, eval_set.references, texts)])
+                atomic_write_json(out / "metrics.json", {"set": set_name, "seed": seed, "rows": rows, **metrics})
+            log.metrics({"event": "eval", "set": set_name, "seed": seed, "rows": rows, **metrics})
+        entry = {"rows": rows, "path": str(eval_set.path)}
+        for metric in ("rougeL", "exact_match"):
+            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([m[metric] for m in per_seed])
+            entry[f"{metric}_per_seed"] = [m[metric] for m in per_seed]
+        summary["sets"][set_name] = entry
+    if dist_info.is_main:
+        atomic_write_json(save / "summary.json", summary)
+        atomic_write_text(save / "summary.md", summary_table([summary]))
+        log.info("summary (Rouge-L, mean ± std over seeds):\n" + summary_table([summary]))
+    log.close()
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

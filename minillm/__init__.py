@@ -1,0 +1,1 @@
+"""Knowledge distillation of language models: SFT, word-level KD, SeqKD, MiniLLM, step-by-step."""

@@ -1,0 +1,118 @@
+"""Argument groups shared by the entrypoints, and their validation.
+
+Defaults are the GPT-2 recipe of ref §3; every batch size is GLOBAL (see `engine.plan_batches`).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from minillm.evaluation import DEFAULT_EVAL_SETS
+from minillm.generation import SamplingConfig
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model-path", required=True, help="local Hugging Face folder of the model to train")
+    group.add_argument("--tokenizer-path", help="local tokenizer folder (default: --model-path)")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-dir", required=True,
+                       help="processed folder holding train_0.bin/.idx and valid_0.bin/.idx + valid.jsonl")
+    group.add_argument("--max-length", type=int, default=512, help="prompt + response tokens per item")
+    group.add_argument("--max-prompt-length", type=int, default=256)
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--deepspeed-config", default="configs/deepspeed/zero1_fp32.json",
+                       help="ZeRO stage and precision (configs/deepspeed/*.json)")
+    group.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch size per optimizer step")
+    group.add_argument("--micro-batch-size", type=int, default=16,
+                       help="upper bound on the per-device micro-batch; accumulation covers the rest")
+    group.add_argument("--lr", type=float, default=5e-4)
+    group.add_argument("--lr-min", type=float, default=1e-7, help="end of the cosine decay")
+    group.add_argument("--lr-scheduler", choices=("cosine", "constant"), default="cosine")
+    group.add_argument("--warmup-steps", type=int, default=0)
+    group.add_argument("--weight-decay", type=float, default=0.01)
+    group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
+    group.add_argument("--clip-grad", type=float, default=1.0)
+    group.add_argument("--epochs", type=int, default=20)
+    group.add_argument("--total-steps", type=int, default=0, help="optimizer steps; 0 = epochs × steps per epoch")
+    group.add_argument("--seed", type=int, default=10)
+    group.add_argument("--dropout", type=float, default=None,
+                       help="override the model's dropout probabilities (default: keep the config's)")
+    group.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for memory")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--save", required=True, help="run folder: checkpoints, logs, best.json")
+    group.add_argument("--log-interval", type=int, default=10, help="optimizer steps between log lines")
+    group.add_argument("--eval-interval", type=int, default=0,
+                       help="optimizer steps between evaluations + checkpoints; 0 = once per epoch")
+    group.add_argument("--eval-gen-num", type=int, default=0,
+                       help="validation prompts used for sampled Rouge-L; 0 = all, -1 = skip generation")
+    group.add_argument("--resume", action="store_true", help="continue from {save}/resume if it exists")
+    group.add_argument("--stop-after-steps", type=int, default=0,
+                       help="leave after this many steps in this invocation (time-boxed jobs; "
+                            "continue with --resume); 0 = run to the end")
+    group.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def add_generation_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("generation (MiniLLM's protocol by default, ref §7)")
+    group.add_argument("--max-new-tokens", type=int, default=0,
+                       help="0 = max_length - max_prompt_length (256 with the defaults)")
+    group.add_argument("--temperature", type=float, default=1.0)
+    group.add_argument("--top-k", type=int, default=0, help="0 = off")
+    group.add_argument("--top-p", type=float, default=1.0)
+    group.add_argument("--no-repeat-ngram-size", type=int, default=0,
+                       help="0 = off (pure ancestral sampling); MiniLLM's final evaluation used 6")
+    group.add_argument("--eval-batch-tokens", type=int, default=65536,
+                       help="generation batch budget in tokens: rows × (prompt + new tokens)")
+
+
+def add_eval_set_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("evaluation sets")
+    group.add_argument("--data-root", required=True, help="folder with one sub-folder per eval set (MiniLLM's data/)")
+    group.add_argument("--eval-sets", nargs="+", default=list(DEFAULT_EVAL_SETS),
+                       help="set names; the defaults that are absent are skipped, named ones must exist")
+    group.add_argument("--seeds", type=int, nargs="+", default=[10, 20, 30, 40, 50])
+    group.add_argument("--max-eval-rows", type=int, default=0, help="first N rows of each set; 0 = all")
+
+
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    return SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size)
+
+
+def validate(args: argparse.Namespace) -> argparse.Namespace:
+    """Range and combination checks, with messages that name the flag."""
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise SystemExit(f"error: {message}")
+
+    if getattr(args, "tokenizer_path", "unset") is None:
+        args.tokenizer_path = args.model_path
+    if hasattr(args, "max_length"):
+        need(0 < args.max_prompt_length < args.max_length,
+             f"--max-prompt-length ({args.max_prompt_length}) must be positive and below --max-length ({args.max_length})")
+        if args.max_new_tokens == 0:
+            args.max_new_tokens = args.max_length - args.max_prompt_length
+    need(getattr(args, "max_new_tokens", 1) > 0, "--max-new-tokens must be positive")
+    for flag in ("batch_size", "micro_batch_size", "epochs", "eval_batch_tokens"):
+        if hasattr(args, flag):
+            need(getattr(args, flag) > 0, f"--{flag.replace('_', '-')} must be positive")
+    for flag in ("total_steps", "warmup_steps", "eval_interval", "max_eval_rows", "stop_after_steps"):
+        if hasattr(args, flag):
+            need(getattr(args, flag) >= 0, f"--{flag.replace('_', '-')} must be ≥ 0")
+    if hasattr(args, "lr"):
+        need(args.lr > 0 and 0 <= args.lr_min <= args.lr, "need 0 ≤ --lr-min ≤ --lr and --lr > 0")
+    if getattr(args, "dropout", None) is not None:
+        need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
+    if hasattr(args, "deepspeed_config"):
+        need(Path(args.deepspeed_config).is_file(), f"--deepspeed-config {args.deepspeed_config} does not exist")
+    return args

@@ -1,0 +1,1 @@
+"""Data: the memory-mapped indexed format, prompt templates, datasets and collators."""

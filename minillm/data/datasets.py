@@ -1,0 +1,150 @@
+"""Batches built from the indexed format (ref §2), and the rank-aware global-batch sampler.
+
+An item of a "full" file is `prompt + [split_id] + response`; an item without the split id is
+treated as all-response (pretraining chunks). All batches are plain dicts of CPU tensors.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from minillm.data.indexed import IndexedDataset
+
+from minillm.losses import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenised item: `prompt_len` leading tokens are context, the rest is supervised."""
+    tokens: np.ndarray
+    prompt_len: int
+
+
+class TokenDataset:
+    """`{data_dir}/{split}_0.bin/.idx` read by memory map, items split at the separator."""
+
+    def __init__(self, data_dir: str | Path, split: str, max_length: int):
+        self.data_dir = Path(data_dir)
+        self.split = split
+        self.max_length = max_length
+        self.indexed = IndexedDataset(str(self.data_dir / f"{split}_0"))
+
+    def __len__(self) -> int:
+        return len(self.indexed)
+
+    def example(self, index: int) -> Example:
+        ids = self.indexed[index]
+        where = np.flatnonzero(ids == self.indexed.split_id)
+        if len(where):
+            cut = int(where[0])
+            ids = np.concatenate([ids[:cut], ids[cut + 1:]])
+        else:
+            cut = 0  # no prompt: every token after the first is supervised
+        return Example(ids[: self.max_length].astype(np.int64), cut)
+
+    def prompt(self, index: int) -> np.ndarray:
+        """The prompt tokens of a full item (or the whole item of a prompt-only file)."""
+        ids = self.indexed[index]
+        where = np.flatnonzero(ids == self.indexed.split_id)
+        return (ids[: int(where[0])] if len(where) else ids).astype(np.int64)
+
+    def references(self) -> list:
+        """Gold responses from the `{split}.jsonl` written beside the binary files."""
+        path = self.data_dir / f"{self.split}.jsonl"
+        with open(path) as handle:
+            refs = [json.loads(line)["output"] for line in handle if line.strip()]
+        if len(refs) != len(self):
+            raise ValueError(f"{path} has {len(refs)} rows but {self.data_dir}/{self.split}_0.bin "
+                             f"has {len(self)} items; reprocess the data")
+        return refs
+
+
+def collate_sft(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded causal-LM batch; labels only on response tokens (including the final EOS).
+
+    input_ids = tokens[:-1], labels = tokens[1:] with the first `prompt_len - 1` ignored.
+    Returns input_ids, attention_mask, position_ids, labels: each [B, T].
+    """
+    width = max(len(ex.tokens) - 1 for ex in examples)
+    batch = len(examples)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    labels = torch.full((batch, width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((batch, width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        tokens = torch.from_numpy(ex.tokens)
+        length = len(tokens) - 1
+        input_ids[row, :length] = tokens[:-1]
+        labels[row, :length] = tokens[1:]
+        labels[row, : max(ex.prompt_len - 1, 0)] = IGNORE_INDEX
+        attention_mask[row, :length] = 1
+    position_ids = torch.arange(width).expand(batch, width).clone()
+    return {"input_ids": input_ids, "attention_mask": attention_mask,
+            "position_ids": position_ids, "labels": labels}
+
+
+def collate_prompts(prompts: Sequence[np.ndarray], pad_id: int, max_prompt_length: int) -> dict[str, torch.Tensor]:
+    """Left-padded prompts for generation; longer prompts keep their LAST tokens (the
+    "### Response:" cue must survive). Returns input_ids and attention_mask, each [B, P]."""
+    prompts = [np.asarray(p, dtype=np.int64)[-max_prompt_length:] for p in prompts]
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if len(prompt):
+            input_ids[row, -len(prompt):] = torch.from_numpy(prompt)
+            attention_mask[row, -len(prompt):] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+class GlobalBatchSampler:
+    """Deterministic global batches: step s uses the same items whatever the world size.
+
+    Epoch e is a permutation seeded by (seed, e); step s takes the s-th block of `global_batch`
+    items (the incomplete tail is dropped). Rank r takes its contiguous share of the block and
+    splits it into `accumulation` micro-batches. Resuming at step s needs no sampler state.
+    """
+
+    def __init__(self, num_items: int, global_batch: int, seed: int):
+        if num_items < global_batch:
+            raise ValueError(f"{num_items} training items cannot fill one global batch of "
+                             f"{global_batch}; lower the batch size or add data")
+        self.num_items = num_items
+        self.global_batch = global_batch
+        self.seed = seed
+        self.steps_per_epoch = num_items // global_batch
+        self._cached_epoch: tuple[int, np.ndarray] | None = None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._cached_epoch is None or self._cached_epoch[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._cached_epoch = (epoch, rng.permutation(self.num_items))
+        return self._cached_epoch[1]
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def global_indices(self, step: int) -> np.ndarray:
+        block = step % self.steps_per_epoch
+        return self._permutation(self.epoch_of(step))[block * self.global_batch:(block + 1) * self.global_batch]
+
+    def micro_batches(self, step: int, rank: int, world_size: int, micro_batch: int) -> list[np.ndarray]:
+        per_rank = self.global_batch // world_size
+        mine = self.global_indices(step)[rank * per_rank:(rank + 1) * per_rank]
+        return [mine[i:i + micro_batch] for i in range(0, per_rank, micro_batch)]
+
+
+def shard_for_rank(num_items: int, rank: int, world_size: int) -> tuple[list[int], list[bool]]:
+    """Strided shard padded to the same length on every rank (ZeRO-3 needs every rank to run
+    the same number of forwards). The mask marks real items; padding repeats item 0."""
+    per_rank = -(-num_items // world_size)
+    indices, real = [], []
+    for k in range(per_rank):
+        index = rank + k * world_size
+        indices.append(index if index < num_items else 0)
+        real.append(index < num_items)
+    return indices, real

@@ -1,0 +1,24 @@
+"""The Alpaca-style prompt templates MiniLLM uses for all instruction-following data.
+
+The text must match MiniLLM's exactly: token ids, prompt lengths and the `prompt` field of the
+processed `.jsonl` files all depend on it.
+"""
+
+PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+PROMPT_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+
+
+def build_prompt(instruction: str, input: str) -> str:
+    """Fill the template; an empty input selects the template without an input section."""
+    if not input:
+        return PROMPT_NO_INPUT.format(instruction=instruction)
+    return PROMPT_WITH_INPUT.format(instruction=instruction, input=input)

@@ -1,0 +1,126 @@
+"""Generation + scoring shared by in-training validation and `evaluate.py` (ref §7).
+
+Prompts are sharded over ranks, sorted by length and batched by a TOKEN budget (rows × (prompt
++ new tokens)), so batches stay full whatever the prompt lengths; outputs return in input order.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from minillm.data.datasets import collate_prompts, shard_for_rank
+from minillm.data.templates import build_prompt
+from minillm.engine import DistInfo
+from minillm.generation import SamplingConfig, sample
+from minillm.log import RunLogger
+
+# MiniLLM keeps S-NI and UnNI under a references-length subfolder.
+EVAL_SET_DIRS = {"sinst": "sinst/11_", "uinst": "uinst/11_"}
+DEFAULT_EVAL_SETS = ("dolly", "self-inst", "vicuna", "sinst", "uinst")
+
+
+@dataclass
+class EvalSet:
+    name: str
+    path: Path
+    rows: list[dict]
+    prompts: list[str]
+    references: list  # str or list[str] per row
+
+
+def eval_set_path(data_root: str | Path, name: str) -> Path:
+    return Path(data_root) / EVAL_SET_DIRS.get(name, name) / "valid.jsonl"
+
+
+def load_eval_set(data_root: str | Path, name: str) -> EvalSet:
+    """Rows with `output` (str or list) and either `prompt` or `instruction` (+ `input`)."""
+    path = eval_set_path(data_root, name)
+    rows, prompts, refs = [], [], []
+    with open(path) as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if "output" not in row:
+                raise ValueError(f"{path}:{line_no}: field 'output': missing")
+            if "prompt" not in row and "instruction" not in row:
+                raise ValueError(f"{path}:{line_no}: field 'prompt' (or 'instruction'): missing")
+            rows.append(row)
+            prompts.append(row.get("prompt") or build_prompt(row["instruction"], row.get("input", "")))
+            refs.append(row["output"])
+    return EvalSet(name, path, rows, prompts, refs)
+
+
+def decode_responses(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor, eos_token_id: int) -> list[str]:
+    """Cut each row at its first EOS (the EOS itself is not part of the answer)."""
+    texts = []
+    for row, length in zip(tokens.tolist(), lengths.tolist()):
+        row = row[:length]
+        if row and row[-1] == eos_token_id:
+            row = row[:-1]
+        texts.append(tokenizer.decode(row, skip_special_tokens=True))
+    return texts
+
+
+@torch.no_grad()
+def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarray], config: SamplingConfig,
+                   *, seed: int, dist_info: DistInfo, max_prompt_length: int, batch_tokens: int,
+                   sync_ranks: bool = False, logger: RunLogger | None = None, desc: str = "generate") -> list[str]:
+    """Sample one response per prompt (token arrays); every rank returns the full list."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    indices, real = shard_for_rank(len(prompts), dist_info.rank, dist_info.world_size)
+    order = sorted(range(len(indices)), key=lambda k: -min(len(prompts[indices[k]]), max_prompt_length))
+    generator = torch.Generator(device=dist_info.device).manual_seed(seed * 1009 + dist_info.rank)
+    was_training = model.training
+    model.eval()
+    local: dict[int, str] = {}
+    if logger is not None:
+        logger.progress(len(order), desc=desc)
+    start = 0
+    while start < len(order):
+        longest = min(len(prompts[indices[order[start]]]), max_prompt_length)
+        # Under ZeRO-3 every rank must run the same batches: fixed rows per batch then.
+        width = max_prompt_length if sync_ranks else longest
+        rows = max(1, batch_tokens // (width + config.max_new_tokens))
+        chunk = order[start:start + rows]
+        batch = collate_prompts([prompts[indices[k]] for k in chunk], pad, max_prompt_length)
+        out = sample(model, batch["input_ids"].to(dist_info.device), batch["attention_mask"].to(dist_info.device),
+                     config, eos, pad, generator=generator, sync_ranks=sync_ranks)
+        for k, text in zip(chunk, decode_responses(tokenizer, out.tokens.cpu(), out.lengths.cpu(), eos)):
+            if real[k]:
+                local[indices[k]] = text
+        start += len(chunk)
+        if logger is not None:
+            logger.advance(len(chunk))
+    if logger is not None:
+        logger.close_progress()
+    model.train(was_training)
+    return _gather_by_index(local, len(prompts))
+
+
+def _gather_by_index(local: dict[int, str], total: int) -> list[str]:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        parts: list[dict[int, str]] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        dist.all_gather_object(parts, local)
+        for part in parts:
+            local.update(part)
+    missing = total - len(local)
+    if missing:
+        raise RuntimeError(f"generation lost {missing} of {total} responses")
+    return [local[i] for i in range(total)]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value), rounded to 4 places."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return round(float(arr.mean()), 4), round(std, 4)

@@ -1,0 +1,79 @@
+"""Run logs: a human-readable `log.txt`, a machine-readable `log.jsonl`, tqdm progress.
+
+Only rank 0 writes; on other ranks every method is a no-op, so callers never branch on rank.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+class RunLogger:
+    def __init__(self, run_dir: str | Path, rank: int = 0, name: str = "log"):
+        self.enabled = rank == 0
+        self.run_dir = Path(run_dir)
+        self.start = time.time()
+        self._text = self._jsonl = None
+        self._bars: list[tqdm] = []  # a stack: validation's bar nests inside training's
+        if self.enabled:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # Appending keeps the history of interrupted-and-resumed runs in one file.
+            self._text = open(self.run_dir / f"{name}.txt", "a", buffering=1)
+            self._jsonl = open(self.run_dir / f"{name}.jsonl", "a", buffering=1)
+
+    def info(self, message: str) -> None:
+        if not self.enabled:
+            return
+        line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}"
+        self._text.write(line + "\n")
+        (tqdm.write if self._bars else print)(line, file=sys.stdout)
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        """One JSON object per logged step or evaluation, plus a readable line in log.txt."""
+        if not self.enabled:
+            return
+        record = {**record, "elapsed_s": round(time.time() - self.start, 2)}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self.info(" | ".join(f"{k} {_fmt(v)}" for k, v in record.items()))
+
+    def config(self, config: dict[str, Any]) -> None:
+        """Echo the full configuration at start, and keep it as `config.json` beside the logs."""
+        if not self.enabled:
+            return
+        text = json.dumps(config, indent=2, sort_keys=True, default=str)
+        self.info("config:\n" + text)
+        (self.run_dir / "config.json").write_text(text + "\n")
+
+    def progress(self, total: int, initial: int = 0, desc: str = "train") -> None:
+        if self.enabled:
+            self._bars.append(tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
+                                   file=sys.stdout, position=len(self._bars), leave=not self._bars))
+
+    def advance(self, n: int = 1, **postfix: Any) -> None:
+        if self._bars:
+            self._bars[-1].update(n)
+            if postfix:
+                self._bars[-1].set_postfix({k: _fmt(v) for k, v in postfix.items()}, refresh=False)
+
+    def close_progress(self) -> None:
+        if self._bars:
+            self._bars.pop().close()
+
+    def close(self) -> None:
+        while self._bars:
+            self.close_progress()
+        for handle in (self._text, self._jsonl):
+            if handle is not None:
+                handle.close()
+        self._text = self._jsonl = None
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

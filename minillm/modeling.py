@@ -1,0 +1,56 @@
+"""Local model and tokenizer loading (never the hub) and the checks that make pairs compatible."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+
+def _require_local_dir(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not (path / "config.json").exists() and not (path / "tokenizer_config.json").exists():
+        raise FileNotFoundError(f"{what} {path} is not a local Hugging Face folder "
+                                "(no config.json / tokenizer_config.json); this project never "
+                                "downloads from the hub: point to a checkpoint on disk")
+    return path
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2)."""
+    tokenizer = AutoTokenizer.from_pretrained(_require_local_dir(path, "tokenizer"),
+                                              local_files_only=True)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"tokenizer {path} has no EOS token; responses are terminated by EOS")
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
+               device: torch.device | str = "cpu") -> torch.nn.Module:
+    model = AutoModelForCausalLM.from_pretrained(_require_local_dir(path, "model"),
+                                                 local_files_only=True, dtype=dtype)
+    return model.to(device)
+
+
+def check_vocabulary(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    """The embedding may be padded beyond the tokenizer (never the other way round)."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):
+        raise ValueError(f"{name}: the model has {rows} embedding rows but the tokenizer has "
+                         f"{len(tokenizer)} tokens; they do not belong together")
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that start at 0 on the first real token, so left padding does not shift them."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def set_dropout(model: torch.nn.Module, probability: float) -> None:
+    """Set every dropout in the model (modules and the attention-probability config field)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = probability
+    for field in ("attn_pdrop", "attention_dropout"):
+        if hasattr(model.config, field):
+            setattr(model.config, field, probability)

@@ -1,0 +1,182 @@
+"""The token-level training loop (SFT today; KD, SeqKD and step-by-step plug in an objective).
+
+One optimizer step = one GLOBAL batch from `GlobalBatchSampler`. Each micro-batch's loss SUM is
+scaled by world × accumulation / (supervised tokens in the global batch): after DeepSpeed's
+averaging over ranks and accumulation steps the gradient is the exact token mean of the global
+batch, whatever the device count.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from minillm import checkpoint
+from minillm.args import sampling_config
+from minillm.data.datasets import GlobalBatchSampler, TokenDataset, collate_sft, shard_for_rank
+from minillm.engine import BatchPlan, DistInfo, all_reduce_sum
+from minillm.evaluation import generate_texts
+from minillm.log import RunLogger
+from minillm.losses import IGNORE_INDEX, cross_entropy_sum
+from minillm.metrics import compute_metrics
+
+
+class Objective(Protocol):
+    """Maps a batch to (loss summed over supervised tokens, named sums to log). The names must
+    include "ce", the language-modelling cross-entropy, which validation reports as valid_loss."""
+
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+def sft_objective(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"]).logits
+    ce = cross_entropy_sum(logits, batch["labels"])
+    return ce, {"ce": ce.detach()}
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs beyond the weights, optimizer and scheduler."""
+    step: int = 0
+    tokens: int = 0  # input tokens consumed (all ranks)
+    supervised_tokens: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)  # evaluation records
+
+
+class TokenTrainer:
+    def __init__(self, args: argparse.Namespace, dist_info: DistInfo, engine, tokenizer,
+                 train_set: TokenDataset, valid_set: TokenDataset, plan: BatchPlan,
+                 objective: Objective, logger: RunLogger, sync_ranks: bool):
+        self.args = args
+        self.dist = dist_info
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.train_set = train_set
+        self.valid_set = valid_set
+        self.plan = plan
+        self.objective = objective
+        self.log = logger
+        self.sync_ranks = sync_ranks
+        self.sampler = GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)
+        self.total_steps = args.total_steps or args.epochs * self.sampler.steps_per_epoch
+        self.eval_interval = args.eval_interval or self.sampler.steps_per_epoch
+        self.state = TrainState()
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
+
+    def train(self) -> TrainState:
+        if self.args.resume:
+            client = checkpoint.load_training_state(self.engine, self.args.save, self.dist.rank)
+            if client is not None:
+                self.state = TrainState(**client["train_state"])
+                self.log.info(f"resumed from {self.args.save}/resume at step {self.state.step}")
+        self.log.info(f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch, "
+                      f"{self.total_steps} steps in all, evaluation every {self.eval_interval} steps")
+        stop_at = self.total_steps
+        if getattr(self.args, "stop_after_steps", 0):
+            stop_at = min(stop_at, self.state.step + self.args.stop_after_steps)
+        self.engine.train()
+        self.log.progress(self.total_steps, initial=self.state.step)
+        window: dict[str, float] = {}
+        window_steps = 0
+        while self.state.step < stop_at:
+            started = time.time()
+            stats = self._train_step(self.state.step)
+            self.state.step += 1
+            self.state.train_seconds += time.time() - started
+            for name, value in stats.items():
+                window[name] = window.get(name, 0.0) + value
+            window_steps += 1
+            self.log.advance(1, loss=stats["loss"])
+            step = self.state.step
+            if step % self.args.log_interval == 0 or step == self.total_steps:
+                record = {k: v / window_steps for k, v in window.items()}
+                self.log.metrics({"step": step, "epoch": self.sampler.epoch_of(step - 1), **record,
+                                  "lr": self.engine.get_lr()[0], "tokens": self.state.tokens})
+                window, window_steps = {}, 0
+            if step % self.eval_interval == 0 or step == self.total_steps:
+                self._evaluate_and_save(step)
+        self.log.close_progress()
+        if self.state.step < self.total_steps and self.state.step % self.eval_interval:
+            checkpoint.save_training_state(self.engine, self.args.save, self.state.step,
+                                           {"train_state": vars(self.state)}, self.dist.rank)
+            self.log.info(f"stopped at step {self.state.step}; continue with --resume")
+        return self.state
+
+    def _train_step(self, step: int) -> dict[str, float]:
+        micro = self.sampler.micro_batches(step, self.dist.rank, self.dist.world_size, self.plan.micro_batch)
+        pad = self.tokenizer.pad_token_id
+        batches = [collate_sft([self.train_set.example(int(i)) for i in indices], pad) for indices in micro]
+        local_supervised = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
+        local_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        supervised, tokens = all_reduce_sum([local_supervised, local_tokens], self.dist.device)
+        scale = self.dist.world_size * self.plan.accumulation / max(supervised, 1.0)
+        sums: dict[str, float] = {}
+        for batch in batches:
+            loss_sum, parts = self.objective(self.engine, self._to_device(batch))
+            self.engine.backward(loss_sum * scale)
+            self.engine.step()
+            for name, value in {"loss": loss_sum.detach(), **parts}.items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        names = sorted(sums)
+        totals = all_reduce_sum([sums[n] for n in names], self.dist.device)
+        self.state.tokens += int(tokens)
+        self.state.supervised_tokens += int(supervised)
+        return {name: total / max(supervised, 1.0) for name, total in zip(names, totals)}
+
+    @torch.no_grad()
+    def validation_loss(self) -> dict[str, float]:
+        """Token-mean of every objective part over the whole validation split."""
+        self.engine.eval()
+        indices, real = shard_for_rank(len(self.valid_set), self.dist.rank, self.dist.world_size)
+        pad = self.tokenizer.pad_token_id
+        sums: dict[str, float] = {}
+        count = 0.0
+        size = self.plan.micro_batch
+        for start in range(0, len(indices), size):
+            batch = collate_sft([self.valid_set.example(i) for i in indices[start:start + size]], pad)
+            fake = torch.tensor([not r for r in real[start:start + size]])
+            batch["labels"][fake] = IGNORE_INDEX  # rank padding must not count
+            count += float((batch["labels"] != IGNORE_INDEX).sum())
+            _, parts = self.objective(self.engine, self._to_device(batch))
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        names = sorted(sums)
+        totals = all_reduce_sum([count] + [sums[n] for n in names], self.dist.device)
+        self.engine.train()
+        return {("valid_loss" if n == "ce" else f"valid_{n}"): t / max(totals[0], 1.0)
+                for n, t in zip(names, totals[1:])}
+
+    def validation_generation(self) -> dict[str, float]:
+        """Sampled Rouge-L / exact match on validation prompts against the gold responses."""
+        count = len(self.valid_set) if self.args.eval_gen_num == 0 else min(self.args.eval_gen_num, len(self.valid_set))
+        if self.args.eval_gen_num < 0 or count == 0:
+            return {}
+        prompts = [self.valid_set.prompt(i) for i in range(count)]
+        texts = generate_texts(self.engine.module, self.tokenizer, prompts, sampling_config(self.args),
+                               seed=self.args.seed, dist_info=self.dist,
+                               max_prompt_length=self.args.max_prompt_length,
+                               batch_tokens=self.args.eval_batch_tokens, sync_ranks=self.sync_ranks,
+                               logger=self.log, desc="validate")
+        return compute_metrics(texts, self.valid_set.references()[:count])
+
+    def _evaluate_and_save(self, step: int) -> None:
+        metrics = {**self.validation_loss(), **self.validation_generation()}
+        record = {"step": step, "epoch": self.sampler.epoch_of(step - 1), **metrics}
+        self.state.history.append(record)
+        self.log.metrics({"event": "eval", **record})
+        path = f"{self.args.save}/{step}"
+        checkpoint.save_hf_checkpoint(self.engine, self.tokenizer, path, self.dist.is_main)
+        if self.dist.is_main:
+            improved = checkpoint.update_best(self.args.save, metrics, step, path)
+            if improved:
+                self.log.info(f"step {step}: new best by {', '.join(improved)} -> {path}")
+        checkpoint.save_training_state(self.engine, self.args.save, step,
+                                       {"train_state": vars(self.state)}, self.dist.rank)
+

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Evaluate models on MiniLLM's eval sets (sampled generation + Rouge-L, seeds 10..50), then print
+# one table (mean ± std over seeds per set and model).
+# Usage: bash scripts/eval/run_eval.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
+# name=path pairs; a training run folder means its best checkpoint by PICK_BY.
+MODELS=${MODELS:-"teacher=$BASE_PATH/results/gpt2/train/sft/gpt2-xlarge sft=$BASE_PATH/results/gpt2/train/sft/gpt2-base"}
+PICK_BY=${PICK_BY:-rougeL}
+DATA_ROOT=${DATA_ROOT:-$BASE_PATH/data}  # MiniLLM's layout: dolly/ self-inst/ vicuna/ sinst/11_/ uinst/11_/
+EVAL_SETS=${EVAL_SETS:-}                 # empty = whichever of the five exist under DATA_ROOT
+SEEDS=${SEEDS:-"10 20 30 40 50"}
+SAVE_ROOT=${SAVE_ROOT:-$BASE_PATH/results/gpt2/eval}
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
+MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
+DTYPE=${DTYPE:-fp32}
+EXTRA_ARGS=${EXTRA_ARGS:-}               # e.g. "--no-repeat-ngram-size 6" for the reference's final setting
+
+summaries=()
+for entry in $MODELS; do
+  name=${entry%%=*}
+  path=$(resolve_model "${entry#*=}" "$PICK_BY")
+  echo "== evaluating $name: $path"
+  # shellcheck disable=SC2086
+  launch evaluate.py --model-path "$path" --name "$name" --data-root "$DATA_ROOT" \
+    ${EVAL_SETS:+--eval-sets $EVAL_SETS} --seeds $SEEDS --save "$SAVE_ROOT/$name" \
+    --max-new-tokens "$MAX_NEW_TOKENS" --max-prompt-length "$MAX_PROMPT_LENGTH" --dtype "$DTYPE" $EXTRA_ARGS
+  summaries+=("$SAVE_ROOT/$name")
+done
+python tools/report.py "${summaries[@]}" --out "$SAVE_ROOT/rougeL.md"

@@ -1,0 +1,55 @@
+"""Shared pytest fixtures: a tiny local tokenizer so data tests run offline in seconds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Entrypoints and tools import `minillm` from the checkout; tests import the `world` helpers.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+EOS_TOKEN = "<|endoftext|>"
+
+_TRAINING_TEXT = [
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.",
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context.",
+    "### Instruction:\n### Input:\n### Response:\n",
+    "The quick brown fox jumps over the lazy dog. Alpacas and llamas live in the Andes.",
+    "Summarise the paragraph in one sentence. Answer the question using the context.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level BPE tokenizer (a few hundred tokens, EOS `<|endoftext|>`) saved for
+    `AutoTokenizer.from_pretrained`; byte-level so any text, including non-ASCII, encodes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=[EOS_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(_TRAINING_TEXT, trainer=trainer)
+    directory = tmp_path_factory.mktemp("tiny_tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS_TOKEN).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """The embedded default at toy sizes (data, tokenizer, teacher, student), processed."""
+    from world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"))
