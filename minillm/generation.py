@@ -113,9 +113,10 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     stepper = KVStepper(model)
     logits = stepper.prefill(input_ids, attention_mask)
     for t in range(config.max_new_tokens):
-        scores = warp_logits(logits.float(), config)
-        if no_repeat is not None:
+        scores = logits.float()
+        if no_repeat is not None:  # blocking first, as HF does, so top-k picks among allowed tokens
             scores = no_repeat(history, scores)
+        scores = warp_logits(scores, config)
         drawn = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
         drawn = torch.where(finished[rows], pad_token_id, drawn)
         tokens[rows, t] = drawn

@@ -51,7 +51,9 @@ class RunLogger:
 
     def progress(self, total: int, initial: int = 0, desc: str = "train") -> None:
         if self.enabled:
-            self._bars.append(tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
+            # Redirected to a file, a bar would add a line every tenth of a second.
+            interval = 0.1 if sys.stdout.isatty() else 30.0
+            self._bars.append(tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=interval,
                                    file=sys.stdout, position=len(self._bars), leave=not self._bars))
 
     def advance(self, n: int = 1, **postfix: Any) -> None:

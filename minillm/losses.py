@@ -2,9 +2,17 @@
 
 Token losses are returned as SUMS over supervised positions; the trainer divides by the number
 of supervised tokens in the whole global batch, so the gradient does not depend on how the batch
-is split over devices and accumulation steps.
+is split over devices and accumulation steps. The word-level KD `divergence` averages by default
+and gives that sum with reduction="sum".
 """
 from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,3 +27,294 @@ def cross_entropy_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     """
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="sum")
+
+
+# ----------------------------------------------------------------------------------------------
+# Word-level KD divergences.
+#
+# Notation: p = teacher distribution, q = student distribution, both softmax(logits / temperature)
+# over the shared vocabulary. Per-token divergences take log-probabilities [N, V] (N positions)
+# and return [N]; they are pure and differentiable w.r.t. log_q. Conventions for zero mass:
+# 0·log(0/x) = 0 (a token that neither side can emit contributes 0), and a term a·log(a/0) with
+# a > 0 is +inf: the value is the true divergence, so e.g. forward KL is +inf when the student gives
+# zero mass to a token the teacher can emit. Values are never NaN for ±inf logits (see
+# `_scaled_logits` for +inf); gradients are finite wherever the value is finite.
+# ----------------------------------------------------------------------------------------------
+
+PerTokenDivergence = Callable[..., torch.Tensor]
+
+
+def _kl_to_mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
+    """KL(a ‖ m) with m = weight_a·a + (1 − weight_a)·b, per row; [N, V] log-probs → [N].
+
+    weight_a = 0 gives the plain KL(a ‖ b). For weight_a > 0, m > 0 wherever a > 0, so the result
+    is finite.
+    """
+    a = log_a.exp()
+    support = a > 0
+    if weight_a > 0:
+        # logaddexp's gradient is NaN where both inputs are −inf; off the support of a the term is
+        # 0 anyway, so feed it finite stand-ins there.
+        log_rest = math.log(1.0 - weight_a) if weight_a < 1.0 else -math.inf
+        log_b = torch.logaddexp(torch.where(support, log_a, 0.0) + math.log(weight_a),
+                                torch.where(support, log_b, 0.0) + log_rest)
+    # Off the support log_a − log_b may be −inf − (−inf) = NaN; the term is 0 there (0·log 0 = 0).
+    return (a * torch.where(support, log_a - log_b, 0.0)).sum(-1)
+
+
+def _weighted(weight: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """weight·value with 0·inf = 0 (a zero weight switches a possibly infinite term off); [N] → [N]."""
+    return torch.where(weight > 0, weight * value, 0.0)
+
+
+def forward_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) = Σ_v p (log p − log q); teacher log_p, student log_q [N, V] → [N].
+
+    Its gradient w.r.t. the student equals that of the cross-entropy −Σ_v p log q (reference §4):
+    the two differ by the teacher entropy, a constant.
+    """
+    return _kl_to_mixture(log_p, log_q, 0.0)
+
+
+def reverse_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(q ‖ p); teacher log_p, student log_q [N, V] → [N]."""
+    return _kl_to_mixture(log_q, log_p, 0.0)
+
+
+def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) + KL(q ‖ p) (the sum, not halved); [N, V] → [N]."""
+    return forward_kl(log_p, log_q) + reverse_kl(log_p, log_q)
+
+
+def js_divergence(log_p: torch.Tensor, log_q: torch.Tensor, *, jsd_beta: float = 0.5) -> torch.Tensor:
+    """Generalised Jensen-Shannon divergence in TRL's GKD convention; [N, V] → [N].
+
+    For 0 < β < 1: β·KL(p ‖ m) + (1 − β)·KL(q ‖ m) with m = β·p + (1 − β)·q (β = 0.5 is the
+    usual JSD, bounded by log 2). As β → 0 or 1 this form tends to 0, so, like TRL's
+    `generalized_jsd_loss`, β = 0 is defined as forward KL(p ‖ q) and β = 1 as reverse KL(q ‖ p).
+    These are the scaled limits: JSD_β / β → KL(p ‖ q) as β → 0, JSD_β / (1 − β) → KL(q ‖ p) as
+    β → 1.
+    """
+    if jsd_beta == 0.0:
+        return forward_kl(log_p, log_q)
+    if jsd_beta == 1.0:
+        return reverse_kl(log_p, log_q)
+    return (jsd_beta * _kl_to_mixture(log_p, log_q, jsd_beta)
+            + (1.0 - jsd_beta) * _kl_to_mixture(log_q, log_p, 1.0 - jsd_beta))
+
+
+def total_variation(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """½ Σ_v |p − q|, in [0, 1]; [N, V] → [N]."""
+    return 0.5 * (log_p.exp() - log_q.exp()).abs().sum(-1)
+
+
+def skew_forward_kl(log_p: torch.Tensor, log_q: torch.Tensor, *, skew_alpha: float = 0.1) -> torch.Tensor:
+    """DistiLLM skew forward KL: KL(p ‖ α·p + (1 − α)·q); [N, V] → [N].
+
+    α = 0 is forward KL; α = 1 is 0. Finite for α > 0 even where q = 0.
+    """
+    return _kl_to_mixture(log_p, log_q, skew_alpha)
+
+
+def skew_reverse_kl(log_p: torch.Tensor, log_q: torch.Tensor, *, skew_alpha: float = 0.1) -> torch.Tensor:
+    """DistiLLM skew reverse KL: KL(q ‖ α·q + (1 − α)·p); [N, V] → [N].
+
+    α = 0 is reverse KL; α = 1 is 0. Finite for α > 0 even where p = 0.
+    """
+    return _kl_to_mixture(log_q, log_p, skew_alpha)
+
+
+def adaptive_kl(log_p: torch.Tensor, log_q: torch.Tensor, *, akl_mu: float = 0.5) -> torch.Tensor:
+    """Adaptive KL (AKL; Wu et al. 2024, "Rethinking KL divergence in KD for LLMs"); [N, V] → [N].
+
+    Per position: sort the vocabulary by teacher probability, descending (ties in sort order).
+    The head is the smallest prefix whose cumulative teacher mass reaches μ, i.e. the tokens
+    whose preceding cumulative mass is < μ (μ = 0 gives an empty head); the tail is the rest.
+    gap_head = Σ_head |p − q|, gap_tail = Σ_tail |p − q|, g_head = gap_head / (gap_head + gap_tail),
+    g_tail = 1 − g_head (both ½ when p = q, where the loss is 0 anyway). The weights are constants
+    (no gradient flows through them):
+
+        AKL = g_head·KL(p ‖ q) + g_tail·KL(q ‖ p).
+
+    The AKL/DSKD code instead uses an inclusive cumulative sum (tokens with cumsum ≤ μ, which
+    leaves out the token that crosses μ) plus a forced first token; this implements the
+    "smallest prefix reaching μ" definition above.
+    """
+    with torch.no_grad():
+        p_sorted, order = log_p.exp().sort(dim=-1, descending=True)
+        gap = (p_sorted - log_q.exp().gather(-1, order)).abs()
+        mass_before = F.pad(p_sorted.cumsum(-1)[:, :-1], (1, 0))  # exclusive cumulative sum
+        gap_head = torch.where(mass_before < akl_mu, gap, 0.0).sum(-1)
+        gap_total = gap.sum(-1)
+        head_weight = torch.where(gap_total > 0, gap_head / gap_total, 0.5)
+    return (_weighted(head_weight, forward_kl(log_p, log_q))
+            + _weighted(1.0 - head_weight, reverse_kl(log_p, log_q)))
+
+
+DIVERGENCES: dict[str, PerTokenDivergence] = {
+    "forward_kl": forward_kl,
+    "reverse_kl": reverse_kl,
+    "symmetric_kl": symmetric_kl,
+    "js_divergence": js_divergence,
+    "total_variation": total_variation,
+    "skew_forward_kl": skew_forward_kl,
+    "skew_reverse_kl": skew_reverse_kl,
+    "adaptive_kl": adaptive_kl,
+}
+
+# Each divergence's parameters and defaults, read from the keyword-only arguments above so the
+# defaults live in one place. Every parameter (skew_alpha, jsd_beta, akl_mu) lies in [0, 1].
+DIVERGENCE_PARAMS: dict[str, dict[str, float]] = {
+    name: {param.name: param.default for param in inspect.signature(fn).parameters.values()
+           if param.kind is inspect.Parameter.KEYWORD_ONLY}
+    for name, fn in DIVERGENCES.items()
+}
+
+
+def resolve_divergence_params(name: str, params: Mapping[str, float]) -> dict[str, float]:
+    """The full parameter dict for divergence `name`: defaults overridden by `params`.
+
+    Raises ValueError for an unknown divergence, a parameter it does not take, or a value
+    outside [0, 1] (or not a number), naming the offender.
+    """
+    if name not in DIVERGENCES:
+        raise ValueError(f"unknown divergence {name!r}; choose from {sorted(DIVERGENCES)}")
+    resolved = dict(DIVERGENCE_PARAMS[name])
+    for param, value in params.items():
+        if param not in resolved:
+            raise ValueError(f"divergence {name!r} takes no parameter {param!r}; "
+                             f"it takes {sorted(resolved) or 'none'}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{param} must be a number in [0, 1], got {value!r}")
+        resolved[param] = float(value)
+    return resolved
+
+
+def _scaled_logits(logits: torch.Tensor, rows: torch.Tensor, vocab_size: int, temperature: float,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """A fresh copy of logits[rows, :vocab_size] in `dtype`, divided by temperature; [M, V'] → [n, V].
+
+    +inf logits are clamped to the largest finite value (after the division, which could overflow),
+    so a row holding them gets its limit distribution, uniform over the +inf entries (log_softmax
+    would give inf − inf = NaN there). Indexing already copied, so both ops run in place, outside
+    autograd.
+    """
+    return logits[rows, :vocab_size].to(dtype).div_(temperature).clamp_(max=torch.finfo(dtype).max)
+
+
+class _ChunkedDivergence(torch.autograd.Function):
+    """Σ over the selected rows of a per-token divergence, computed chunk by chunk.
+
+    The forward computes each chunk's values and its gradient w.r.t. the student logits at once,
+    writing the gradient into a buffer shaped like the student logits; backward only scales that
+    buffer. Autograd therefore keeps no per-chunk intermediates: only the current chunk's (a
+    handful of [chunk_size, V] tensors in the math dtype) are alive at any time.
+    """
+
+    @staticmethod
+    def forward(ctx, student_logits: torch.Tensor, teacher_logits: torch.Tensor, rows: torch.Tensor,
+                per_token: PerTokenDivergence, vocab_size: int, temperature: float, chunk_size: int,
+                compute_grad: bool, dtype: torch.dtype) -> torch.Tensor:
+        """student_logits [M, V_s], teacher_logits [M, V_t], rows [N] (indices into M) → scalar."""
+        total = torch.zeros((), dtype=dtype, device=student_logits.device)
+        grad_buffer = torch.zeros_like(student_logits) if compute_grad else None
+        for start in range(0, rows.numel(), chunk_size):
+            chunk_rows = rows[start:start + chunk_size]
+            # Indexing copies only this chunk's rows and shared-vocabulary columns.
+            log_p = _scaled_logits(teacher_logits, chunk_rows, vocab_size, temperature, dtype).log_softmax(-1)
+            student_chunk = _scaled_logits(student_logits, chunk_rows, vocab_size, temperature, dtype)
+            with torch.enable_grad():
+                student_chunk.requires_grad_(compute_grad)
+                chunk_total = per_token(log_p, student_chunk.log_softmax(-1)).sum()
+                if compute_grad:
+                    (chunk_grad,) = torch.autograd.grad(chunk_total, student_chunk)
+                    # d/d logits = d/d (logits / temperature) · 1 / temperature.
+                    grad_buffer[chunk_rows, :vocab_size] = chunk_grad.div_(temperature).to(grad_buffer.dtype)
+            total += chunk_total.detach()
+        ctx.grad_buffer = grad_buffer
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_buffer, ctx.grad_buffer = ctx.grad_buffer, None
+        if grad_buffer is None:
+            raise RuntimeError("divergence(): backward ran twice through the same graph; "
+                               "call divergence() again instead of retain_graph=True")
+        # Scaling in place keeps a single logits-sized buffer (which is why a second backward
+        # through the same graph is refused above).
+        return grad_buffer.mul_(grad_total), None, None, None, None, None, None, None, None
+
+
+def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               mask: torch.Tensor, *, reduction: str = "mean", temperature: float = 1.0,
+               vocab_size: int | None = None, chunk_size: int = 1024,
+               **params: float) -> torch.Tensor:
+    """Word-level KD divergence between teacher p and student q, reduced over supervised positions.
+
+    student_logits [B, T, V_s], teacher_logits [B, T, V_t] (any float dtypes), mask [B, T]
+    (nonzero/True = supervised) → scalar. p = softmax(teacher_logits / temperature),
+    q = softmax(student_logits / temperature), both over the first `vocab_size` columns (default
+    min(V_s, V_t)): model families pad the embedding past the tokenizer, and those padding columns
+    must not count. Pass the tokenizer length as `vocab_size` (see `check_same_tokenizer`).
+
+    `name` picks the per-token divergence from DIVERGENCES; `params` are its parameters
+    (DIVERGENCE_PARAMS; e.g. skew_alpha, jsd_beta, akl_mu), validated by
+    `resolve_divergence_params`. reduction="mean" averages over the supervised positions (0 when
+    there are none); reduction="sum" sums them, for a trainer that divides by a global token count.
+    No temperature² factor is applied.
+
+    Only rows with mask set are read, so masked positions contribute nothing even if their logits
+    are NaN. Math runs in at least fp32 (bf16/fp16 logits in → fp32 result). Rows are processed
+    `chunk_size` at a time with the gradient computed in the forward pass (see
+    `_ChunkedDivergence`), so memory beyond the logits and their gradient is O(chunk_size · V),
+    independent of B·T.
+    The teacher gets no gradient. Backward may run once per call.
+    """
+    params = resolve_divergence_params(name, params)
+    per_token = functools.partial(DIVERGENCES[name], **params)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+    if (student_logits.dim() != 3 or teacher_logits.shape[:-1] != student_logits.shape[:-1]
+            or mask.shape != student_logits.shape[:-1]):
+        raise ValueError(f"expected student [B, T, V], teacher [B, T, V'] and mask [B, T]; got "
+                         f"{tuple(student_logits.shape)}, {tuple(teacher_logits.shape)}, {tuple(mask.shape)}")
+    shared_columns = min(student_logits.shape[-1], teacher_logits.shape[-1])
+    if vocab_size is None:
+        vocab_size = shared_columns
+    elif not 1 <= vocab_size <= shared_columns:
+        raise ValueError(f"vocab_size={vocab_size} must be in [1, {shared_columns}] (student has "
+                         f"{student_logits.shape[-1]} columns, teacher {teacher_logits.shape[-1]})")
+    dtype = torch.promote_types(torch.promote_types(student_logits.dtype, teacher_logits.dtype), torch.float32)
+    rows = mask.reshape(-1).nonzero().squeeze(1)
+    compute_grad = torch.is_grad_enabled() and student_logits.requires_grad
+    total = _ChunkedDivergence.apply(student_logits.flatten(0, 1), teacher_logits.flatten(0, 1),
+                                     rows, per_token, vocab_size, temperature, chunk_size, compute_grad, dtype)
+    return total if reduction == "sum" else total / max(rows.numel(), 1)
+
+
+def check_same_tokenizer(student_tokenizer: Any, teacher_tokenizer: Any) -> int:
+    """Refuse a teacher/student pair whose tokenizers differ; return the shared vocabulary size.
+
+    Word-level KD compares distributions column by column, so the token → id maps (`get_vocab()`,
+    added tokens included) and the eos ids must be identical. Raises ValueError naming the first
+    differing tokens. Returns max token id + 1, the `vocab_size` to pass to `divergence`.
+    """
+    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    problems = []
+    if student_vocab != teacher_vocab:
+        differing = sorted(token for token in student_vocab.keys() | teacher_vocab.keys()
+                           if student_vocab.get(token) != teacher_vocab.get(token))
+        examples = ", ".join(f"{token!r}: student {student_vocab.get(token)} vs teacher "
+                             f"{teacher_vocab.get(token)}" for token in differing[:5])
+        problems.append(f"{len(differing)} tokens map to different ids (None = absent), e.g. {examples}")
+    if student_tokenizer.eos_token_id != teacher_tokenizer.eos_token_id:
+        problems.append(f"eos ids differ: student {student_tokenizer.eos_token_id} vs "
+                        f"teacher {teacher_tokenizer.eos_token_id}")
+    if problems:
+        raise ValueError("teacher and student tokenizers differ, so their logits cannot be compared "
+                         "for word-level KD: " + "; ".join(problems))
+    return max(student_vocab.values()) + 1

@@ -3,8 +3,8 @@
 Everything the tiny end-to-end pipeline needs is generated offline from one seed, so the whole
 project runs without a download. Rows are small enough for a ~1M-parameter GPT-2 to learn in a
 few hundred CPU steps, yet leave a clear gap between model sizes: the open-ended families need
-memorised facts (animal attributes) or copying from the input, the reasoning families need
-multi-step arithmetic whose answer can be checked exactly (for step-by-step distillation).
+memorised facts (animal attributes) or copying from the prompt, the reasoning families need
+multi-step reasoning whose answer can be checked exactly (for step-by-step distillation).
 
 Each family is a function `(rng) -> row` registered in `FAMILIES`. A row has the keys
 `instruction`, `input`, `output`, `category`, `rationale`, `answer`; the last two are "" for the
@@ -22,6 +22,7 @@ from minillm.fileio import atomic_write_jsonl, atomic_write_text
 
 Row = dict[str, str]
 PromptKey = tuple[str, str]
+Item = tuple[str, str]  # (singular, plural)
 
 NAMES: tuple[tuple[str, str], ...] = (
     ("Mia", "she"), ("Tom", "he"), ("Ana", "she"), ("Leo", "he"), ("Zoe", "she"), ("Sam", "he"),
@@ -67,7 +68,8 @@ ANIMALS: dict[str, tuple[str, str, str, str]] = {
     "snail": ("tiny", "garden", "leaves", "a spiral shell"),
     "bat": ("small", "cave", "insects", "thin wings"),
 }
-# Aspect of an animal -> (noun used in the instruction, sentence variants). {S} is the subject
+# Aspect of an animal, in ANIMALS' column order -> (noun used in the instruction, sentence
+# variants). {S} is the subject
 # ("The fox" or "It"), {P} its possessive ("The fox's" or "Its").
 ASPECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "size": ("size", ("{S} is a {size} animal.", "{S} is {size} in size.")),
@@ -76,8 +78,8 @@ ASPECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "feature": ("appearance", ("{S} has {feature}.", "{S} is easy to recognise because it has {feature}.")),
 }
 
-# category (plural) -> (singular category, [(singular item, plural item)]).
-CATEGORIES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+# category (plural) -> (singular category, items).
+CATEGORIES: dict[str, tuple[str, tuple[Item, ...]]] = {
     "fruits": ("fruit", (
         ("apple", "apples"), ("banana", "bananas"), ("cherry", "cherries"), ("grape", "grapes"),
         ("lemon", "lemons"), ("mango", "mangoes"), ("pear", "pears"), ("peach", "peaches"),
@@ -163,7 +165,7 @@ def number_sequence(rng: random.Random) -> Row:
                 rationale=rationale, answer=str(following))
 
 
-def _mixed_items(rng: random.Random, category: str, n_targets: int, n_others: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _mixed_items(rng: random.Random, category: str, n_targets: int, n_others: int) -> tuple[list[Item], list[Item]]:
     """Targets from `category` and distractors from the other categories, shuffled together."""
     targets = rng.sample(CATEGORIES[category][1], n_targets)
     others = [item for name, (_, items) in CATEGORIES.items() if name != category for item in items]
@@ -189,7 +191,7 @@ def count_in_list(rng: random.Random) -> Row:
 def describe_animal(rng: random.Random) -> Row:
     """Recall 2-4 memorised facts about an animal, each in one of two phrasings."""
     animal = rng.choice(list(ANIMALS))
-    facts = dict(zip(("size", "habitat", "food", "feature"), ANIMALS[animal]))
+    facts = dict(zip(ASPECTS, ANIMALS[animal]))
     aspects = rng.sample(list(ASPECTS), rng.randint(2, 4))
     if len(aspects) == 4:
         instruction = rng.choice((f"Describe the {animal}.", f"Tell me about the {animal}."))
@@ -248,7 +250,7 @@ def prompt_key(row: Row) -> PromptKey:
 
 
 def _draw(rng: random.Random, n: int, families: Sequence[str], distinct_from: set[PromptKey] | None) -> list[Row]:
-    """n rows from uniformly chosen families; with `distinct_from`, rows have new, pairwise-distinct prompts."""
+    """n rows, families taken in turn (balanced splits); with `distinct_from`, new, pairwise-distinct prompts."""
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown families {unknown}; known: {sorted(FAMILIES)}")
@@ -257,7 +259,7 @@ def _draw(rng: random.Random, n: int, families: Sequence[str], distinct_from: se
     for _ in range(100 * n + 1000):
         if len(rows) == n:
             break
-        row = FAMILIES[rng.choice(families)](rng)
+        row = FAMILIES[families[len(rows) % len(families)]](rng)
         if seen is not None:
             if prompt_key(row) in seen:
                 continue

@@ -39,10 +39,11 @@ def build_world(root: Path) -> World:
     paths = load_tool("make_tiny_default").build_default(root, seed=0, n_train=400, n_dev=40, n_test=24,
                                                          n_pretrain=50, vocab_size=600)
     processed = root / "processed_data" / "tiny" / "full"
-    load_tool("process_data_dolly").main([
+    status = load_tool("process_data_dolly").main([
         "--data-dir", str(paths["data"]), "--processed-data-dir", str(processed),
         "--model-path", str(paths["tokenizer"]), "--model-type", "tiny", "--dev-num", "40",
         "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--max-length", str(MAX_LENGTH)])
+    assert status == 0, "processing the toy world failed"
     return World(root, paths["data"], processed / "tiny", paths["tokenizer"], paths["teacher"], paths["student"])
 
 

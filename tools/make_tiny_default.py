@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast  # noqa: E402
+from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from minillm.data.templates import build_prompt  # noqa: E402
 from minillm.fileio import atomic_directory  # noqa: E402
@@ -49,7 +51,7 @@ class ModelShape:
 
 TEACHER_SHAPE = ModelShape(n_layer=4, n_head=4, n_embd=128)
 STUDENT_SHAPE = ModelShape(n_layer=2, n_head=2, n_embd=64)
-VOCAB_SIZE = 3000
+VOCAB_SIZE = 2000
 N_POSITIONS = 256
 DATASET_SIZES = ("n_train", "n_dev", "n_test", "n_pretrain")  # write_default_dataset's size arguments
 
@@ -74,14 +76,15 @@ def train_tokenizer(data_dir: Path, out_dir: Path, vocab_size: int, model_max_le
 
 
 def build_model(tokenizer_dir: Path, out_dir: Path, shape: ModelShape, n_positions: int, seed: int) -> None:
-    """A seeded random GPT-2 over exactly the tokenizer's vocabulary, saved with the tokenizer."""
+    """A seeded random GPT-2 over exactly the tokenizer's vocabulary, with the tokenizer files copied in."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_layer=shape.n_layer,
                         n_head=shape.n_head, n_embd=shape.n_embd,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(seed)
     GPT2LMHeadModel(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    for path in tokenizer_dir.iterdir():
+        shutil.copy2(path, out_dir / path.name)
 
 
 def _ensure(path: Path, marker: str, build: Callable[[Path], None], force: bool) -> None:
@@ -157,7 +160,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for size in DATASET_SIZES:
         parser.add_argument(f"--{size.replace('_', '-')}", type=int, help="default: minillm.synthetic's")
     parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
-                        help="BPE target; the data may support fewer tokens")
+                        help="BPE target; the default corpus saturates near 1150 tokens (whole words)")
     parser.add_argument("--n-positions", type=int, default=N_POSITIONS)
     for role, shape in (("teacher", TEACHER_SHAPE), ("student", STUDENT_SHAPE)):
         parser.add_argument(f"--{role}-shape", type=int, nargs=3, metavar=("N_LAYER", "N_HEAD", "N_EMBD"),
@@ -167,6 +170,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    transformers_logging.disable_progress_bar()
     sizes = {size: getattr(args, size) for size in DATASET_SIZES if getattr(args, size) is not None}
     build_default(args.root.resolve(), seed=args.seed, force=args.force, vocab_size=args.vocab_size,
                   teacher=ModelShape(*args.teacher_shape), student=ModelShape(*args.student_shape),

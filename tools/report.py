@@ -1,4 +1,4 @@
-"""Print (and optionally save) the Rouge-L table of several evaluated models.
+"""Print (and optionally save) the Rouge-L and exact-match tables of several evaluated models.
 
   python tools/report.py results/tiny/teacher/eval results/tiny/student/eval [--out table.md]
 """
@@ -14,17 +14,19 @@ from minillm.report import load_summary, summary_table
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("eval_dirs", nargs="+", help="eval folders (or their summary.json)")
-    parser.add_argument("--metric", choices=("rougeL", "exact_match"), default="rougeL")
+    parser.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match"), default=["rougeL", "exact_match"])
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     try:
-        table = summary_table([load_summary(d) for d in args.eval_dirs], args.metric)
+        summaries = [load_summary(d) for d in args.eval_dirs]
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.metric} (mean ± std over generation seeds)\n{table}", end="")
+    text = "\n".join(f"{metric} (mean ± std over generation seeds)\n\n{summary_table(summaries, metric)}"
+                     for metric in args.metrics)
+    print(text, end="")
     if args.out:
-        atomic_write_text(args.out, table)
+        atomic_write_text(args.out, text)
     return 0
 
 

@@ -26,4 +26,4 @@ for entry in $MODELS; do
     --max-new-tokens "$MAX_NEW_TOKENS" --max-prompt-length "$MAX_PROMPT_LENGTH" --dtype "$DTYPE" $EXTRA_ARGS
   summaries+=("$SAVE_ROOT/$name")
 done
-python tools/report.py "${summaries[@]}" --out "$SAVE_ROOT/rougeL.md"
+python tools/report.py "${summaries[@]}" --out "$SAVE_ROOT/results.md"

@@ -1,0 +1,20 @@
+# Preset "tiny": the embedded default (generated data, BPE tokenizer, random-init GPT-2s),
+# sized for 2 CPU cores. Sourced by run_comparison.sh; each variable can be overridden.
+RESULTS=${RESULTS:-$BASE_PATH/results/tiny}
+RAW_DIR=${RAW_DIR:-$BASE_PATH/data/tiny}
+PROCESSED=${PROCESSED:-$BASE_PATH/processed_data/tiny}
+TOKENIZER=${TOKENIZER:-$BASE_PATH/checkpoints/tiny-tokenizer}
+TEACHER_INIT=${TEACHER_INIT:-$BASE_PATH/checkpoints/tiny-teacher}
+STUDENT_INIT=${STUDENT_INIT:-$BASE_PATH/checkpoints/tiny-student}
+DEV_NUM=${DEV_NUM:-200}
+TEACHER_LR=${TEACHER_LR:-2e-3} TEACHER_EPOCHS=${TEACHER_EPOCHS:-6}
+STUDENT_LR=${STUDENT_LR:-2e-3} STUDENT_EPOCHS=${STUDENT_EPOCHS:-6}
+EVAL_SEEDS=${EVAL_SEEDS:-"10 20 30"}
+# Shared by every training stage (read by scripts/lib/sft.sh).
+export DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp32.json}
+export MAX_LENGTH=${MAX_LENGTH:-128} MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-80}
+export BATCH_SIZE=${BATCH_SIZE:-32} MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-32}
+export EVAL_GEN_NUM=${EVAL_GEN_NUM:-100}
+make_preset_inputs() {
+  python tools/make_tiny_default.py --root "$BASE_PATH"
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The main command: every stage of the comparison for one preset, then the results table.
+#   bash scripts/run_comparison.sh [BASE_PATH]          (PRESET=tiny by default)
+# Stages: build the preset's inputs -> process data -> SFT teacher -> SFT student -> evaluate
+# the teacher, the student and the untrained student -> results/<preset>/eval/results.md
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" "${1:-.}"
+PRESET=${PRESET:-tiny}
+source "$BASE_PATH/scripts/presets/$PRESET.sh"
+SECONDS=0
+stage() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
+stage "inputs of preset $PRESET"
+make_preset_inputs
+
+stage "process data"
+DATA_DIR=$RAW_DIR PROCESSED_DIR=$PROCESSED/full PROMPT_PROCESSED_DIR=$PROCESSED/prompt MODEL_PATH=$TOKENIZER \
+  MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM WORKERS=1 bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
+
+stage "SFT teacher"
+DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$TEACHER_INIT SAVE_PATH=$RESULTS/sft/teacher \
+  LR=$TEACHER_LR EPOCHS=$TEACHER_EPOCHS MICRO_BATCH_SIZE=$MICRO_BATCH_SIZE bash scripts/sft/sft_xlarge.sh "$BASE_PATH"
+
+stage "SFT student"
+DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/sft/student \
+  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/gpt2/sft/sft_base.sh "$BASE_PATH"
+
+stage "evaluate"
+MODELS="teacher=$RESULTS/sft/teacher sft=$RESULTS/sft/student untrained=$STUDENT_INIT" \
+  DATA_ROOT=$(dirname "$RAW_DIR") EVAL_SETS=$PRESET SEEDS=$EVAL_SEEDS SAVE_ROOT=$RESULTS/eval \
+  MAX_NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH)) bash scripts/eval/run_eval.sh "$BASE_PATH"
+
+stage "done; results in $RESULTS (tables: $RESULTS/eval/results.md)"
