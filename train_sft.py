@@ -28,8 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = cli.validate(build_parser().parse_args(argv))
     setup = prepare_training(args, "train_sft")
-    trainer = TokenTrainer(args, setup.dist, setup.engine, setup.tokenizer, setup.train_set, setup.valid_set,
-                           setup.plan, sft_objective, setup.log, setup.sync_ranks)
+    trainer = TokenTrainer(args, setup, sft_objective)
     state = trainer.train()
     if setup.dist.is_main and state.step == trainer.total_steps:
         summary = {"steps": state.step, "tokens": state.tokens, "supervised_tokens": state.supervised_tokens,

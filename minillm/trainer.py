@@ -16,12 +16,12 @@ import torch
 
 from minillm import checkpoint
 from minillm.args import sampling_config
-from minillm.data.datasets import GlobalBatchSampler, TokenDataset, collate_sft, shard_for_rank
-from minillm.engine import BatchPlan, DistInfo, all_reduce_sum
+from minillm.data.datasets import collate_sft, shard_for_rank
+from minillm.engine import all_reduce_sum
 from minillm.evaluation import generate_texts
-from minillm.log import RunLogger
 from minillm.losses import IGNORE_INDEX, cross_entropy_sum
 from minillm.metrics import compute_metrics
+from minillm.training_setup import TrainingSetup
 
 
 class Objective(Protocol):
@@ -49,21 +49,19 @@ class TrainState:
 
 
 class TokenTrainer:
-    def __init__(self, args: argparse.Namespace, dist_info: DistInfo, engine, tokenizer,
-                 train_set: TokenDataset, valid_set: TokenDataset, plan: BatchPlan,
-                 objective: Objective, logger: RunLogger, sync_ranks: bool):
+    def __init__(self, args: argparse.Namespace, setup: TrainingSetup, objective: Objective):
         self.args = args
-        self.dist = dist_info
-        self.engine = engine
-        self.tokenizer = tokenizer
-        self.train_set = train_set
-        self.valid_set = valid_set
-        self.plan = plan
+        self.dist = setup.dist
+        self.engine = setup.engine
+        self.tokenizer = setup.tokenizer
+        self.train_set = setup.train_set
+        self.valid_set = setup.valid_set
+        self.plan = setup.plan
+        self.sampler = setup.sampler
+        self.total_steps = setup.total_steps
         self.objective = objective
-        self.log = logger
-        self.sync_ranks = sync_ranks
-        self.sampler = GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)
-        self.total_steps = args.total_steps or args.epochs * self.sampler.steps_per_epoch
+        self.log = setup.log
+        self.sync_ranks = setup.sync_ranks
         self.eval_interval = args.eval_interval or self.sampler.steps_per_epoch
         self.state = TrainState()
 

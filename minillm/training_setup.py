@@ -23,6 +23,8 @@ class TrainingSetup:
     plan: BatchPlan
     train_set: TokenDataset
     valid_set: TokenDataset
+    sampler: GlobalBatchSampler
+    total_steps: int
     ds_config: dict
 
     @property
@@ -45,7 +47,8 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     tokenizer = load_tokenizer(args.tokenizer_path)
     train_set = TokenDataset(args.data_dir, "train", args.max_length)
     valid_set = TokenDataset(args.data_dir, "valid", args.max_length)
-    GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)  # fail early on a too-small set
+    sampler = GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)
+    total_steps = args.total_steps or args.epochs * sampler.steps_per_epoch
     log.info(f"data {args.data_dir}: {len(train_set)} train / {len(valid_set)} valid items")
 
     model = load_model(args.model_path, dtype, dist_info.device)
@@ -56,9 +59,8 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
         model.gradient_checkpointing_enable()
     log.info(f"model {args.model_path}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
-    steps_per_epoch = len(train_set) // plan.global_batch
-    total_steps = args.total_steps or args.epochs * steps_per_epoch
     optimizer = build_optimizer(model, args.lr, args.weight_decay, tuple(args.adam_betas))
     scheduler = build_scheduler(optimizer, args.lr_scheduler, total_steps, args.warmup_steps, args.lr_min)
     engine = initialize_engine(model, optimizer, scheduler, ds_config)
-    return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_set, ds_config)
+    return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_set, sampler, total_steps,
+                         ds_config)
