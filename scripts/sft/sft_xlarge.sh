@@ -8,4 +8,4 @@ SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/sft/gpt2-xlarge}
 LR=${LR:-5e-5}
 EPOCHS=${EPOCHS:-10}
 MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-2}
-source "$BASE_PATH/scripts/lib/sft.sh"
+source "$BASE_PATH/scripts/lib/train_token.sh"

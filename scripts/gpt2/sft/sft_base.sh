@@ -5,4 +5,4 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../../lib/common.sh" "$@"
 MODEL_PATH=${MODEL_PATH:-$BASE_PATH/checkpoints/gpt2-base}
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/sft/gpt2-base}
-source "$BASE_PATH/scripts/lib/sft.sh"
+source "$BASE_PATH/scripts/lib/train_token.sh"

@@ -1,6 +1,8 @@
-# Launch train_sft.py from the variables the calling script set; the GPT-2 recipe of the
+# Launch a token-level training entrypoint (train_sft.py, or train_kd.py when a method script set
+# ENTRYPOINT and METHOD_ARGS) from the variables the calling script set; the GPT-2 recipe of the
 # MiniLLM paper (ref §3) fills in everything the caller leaves unset.
 : "${MODEL_PATH:?set MODEL_PATH}" "${SAVE_PATH:?set SAVE_PATH}"
+ENTRYPOINT=${ENTRYPOINT:-train_sft.py}
 DATA_DIR=${DATA_DIR:-$BASE_PATH/processed_data/dolly/full/gpt2}
 DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp16.json}
 LR=${LR:-5e-4}
@@ -12,12 +14,14 @@ MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
 EVAL_GEN_NUM=${EVAL_GEN_NUM:-0}          # validation prompts for sampled Rouge-L; 0 = all
 EVAL_INTERVAL=${EVAL_INTERVAL:-0}        # 0 = once per epoch
 SEED=${SEED:-10}
-EXTRA_ARGS=${EXTRA_ARGS:-}               # any other train_sft.py flags, e.g. "--resume"
+EXTRA_ARGS=${EXTRA_ARGS:-}               # any other flags of the entrypoint, e.g. "--resume"
+[[ -v METHOD_ARGS ]] || METHOD_ARGS=()
 
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
-launch train_sft.py \
+launch "$ENTRYPOINT" \
   --model-path "$MODEL_PATH" --data-dir "$DATA_DIR" --save "$SAVE_PATH" \
   --deepspeed-config "$DS_CONFIG" --lr "$LR" --epochs "$EPOCHS" \
   --batch-size "$BATCH_SIZE" --micro-batch-size "$MICRO_BATCH_SIZE" \
   --max-length "$MAX_LENGTH" --max-prompt-length "$MAX_PROMPT_LENGTH" \
-  --eval-gen-num "$EVAL_GEN_NUM" --eval-interval "$EVAL_INTERVAL" --seed "$SEED" $EXTRA_ARGS
+  --eval-gen-num "$EVAL_GEN_NUM" --eval-interval "$EVAL_INTERVAL" --seed "$SEED" \
+  "${METHOD_ARGS[@]}" $EXTRA_ARGS
