@@ -13,19 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from minillm import args as cli
+from minillm.checkpoint import resolve_checkpoint
 from minillm.engine import init_distributed
 from minillm.evaluation import DEFAULT_EVAL_SETS, eval_set_path, generate_texts, load_eval_set, mean_std
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger
 from minillm.metrics import compute_metrics
-from minillm.modeling import check_vocabulary, load_model, load_tokenizer
+from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
 from minillm.report import summary_table
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-prompt-length", type=int, default=256)
     parser.add_argument("--save", required=True, help="output folder for answers, metrics and the summary")
     parser.add_argument("--name", help="model name in summaries (default: the model folder's name)")
+    parser.add_argument("--pick", default="rougeL", choices=("rougeL", "valid_loss"),
+                        help="which best.json entry a training run folder given as --model-path resolves to")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.set_defaults(eval_sets=None)
@@ -63,20 +61,20 @@ def main(argv: list[str] | None = None) -> dict:
     if args.max_new_tokens == 0:
         args.max_new_tokens = 256
     args = cli.validate(args)
-    dtype = DTYPES[args.dtype]
     dist_info = init_distributed()
-    if dtype == torch.float16 and dist_info.device.type == "cpu":
-        raise SystemExit("error: --dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
+    dtype = inference_dtype(args.dtype, dist_info.device)
     save = Path(args.save)
     log = RunLogger(save, dist_info.rank, name="eval_log")
     log.config({"entrypoint": "evaluate", "world_size": dist_info.world_size, **vars(args)})
+    model_path = resolve_checkpoint(args.model_path, args.pick)
     name = args.name or Path(args.model_path).resolve().name
-    tokenizer = load_tokenizer(args.tokenizer_path)
-    model = load_model(args.model_path, dtype, dist_info.device).eval()
-    check_vocabulary(model, tokenizer, args.model_path)
+    log.info(f"model {name}: {model_path}")
+    tokenizer = load_tokenizer(args.tokenizer_path or model_path)
+    model = load_model(model_path, dtype, dist_info.device).eval()
+    check_vocabulary(model, tokenizer, str(model_path))
     config = cli.sampling_config(args)
 
-    summary = {"model": name, "model_path": str(args.model_path), "seeds": args.seeds,
+    summary = {"model": name, "model_path": str(model_path), "seeds": args.seeds,
                "sampling": vars(config), "sets": {}}
     for set_name in resolve_sets(args, log):
         eval_set = load_eval_set(args.data_root, set_name)

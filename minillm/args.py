@@ -9,6 +9,7 @@ from pathlib import Path
 
 from minillm.evaluation import DEFAULT_EVAL_SETS
 from minillm.generation import SamplingConfig
+from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,34 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
 
 
+def add_kd_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("knowledge distillation (loss = (1 - kd_ratio)·CE + kd_ratio·D)")
+    group.add_argument("--teacher-model-path", required=True,
+                       help="teacher: a model folder, or a training run folder (its best checkpoint is used)")
+    group.add_argument("--teacher-pick", default="rougeL", choices=("rougeL", "valid_loss"),
+                       help="which best.json entry a teacher run folder resolves to")
+    group.add_argument("--kd-ratio", type=float, default=0.5)
+    group.add_argument("--kd-loss", default="forward_kl", choices=sorted(DIVERGENCES), help="the divergence D")
+    group.add_argument("--kd-temperature", type=float, default=1.0)
+    group.add_argument("--kd-chunk-size", type=int, default=1024,
+                       help="tokens per chunk of full-vocabulary fp32 math (bounds memory)")
+    for name in sorted({p for params in DIVERGENCE_PARAMS.values() for p in params}):
+        users = ", ".join(d for d, params in DIVERGENCE_PARAMS.items() if name in params)
+        default = next(params[name] for params in DIVERGENCE_PARAMS.values() if name in params)
+        group.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
+                           help=f"parameter of {users} (default {default})")
+
+
+def kd_params(args: argparse.Namespace) -> dict[str, float]:
+    """The chosen divergence's parameters; one given for another divergence is an error."""
+    given = {name: getattr(args, name) for params in DIVERGENCE_PARAMS.values() for name in params
+             if getattr(args, name, None) is not None}
+    try:
+        return resolve_divergence_params(args.kd_loss, given)
+    except ValueError as err:
+        raise SystemExit(f"error: --kd-loss {args.kd_loss}: {err}") from None
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation (MiniLLM's protocol by default, ref §7)")
     group.add_argument("--max-new-tokens", type=int, default=0,
@@ -84,6 +113,15 @@ def add_eval_set_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-eval-rows", type=int, default=0, help="first N rows of each set; 0 = all")
 
 
+def token_training_parser(description: str, *extra_groups) -> argparse.ArgumentParser:
+    """The flags of a token-level training entrypoint, plus method-specific groups."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add_group in (add_model_args, *extra_groups, add_data_args, add_training_args, add_run_args,
+                      add_generation_args):
+        add_group(parser)
+    return parser
+
+
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     return SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size)
@@ -95,8 +133,6 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         if not condition:
             raise SystemExit(f"error: {message}")
 
-    if getattr(args, "tokenizer_path", "unset") is None:
-        args.tokenizer_path = args.model_path
     if hasattr(args, "max_length"):
         need(0 < args.max_prompt_length < args.max_length,
              f"--max-prompt-length ({args.max_prompt_length}) must be positive and below --max-length ({args.max_length})")
@@ -111,6 +147,10 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             need(getattr(args, flag) >= 0, f"--{flag.replace('_', '-')} must be ≥ 0")
     if hasattr(args, "lr"):
         need(args.lr > 0 and 0 <= args.lr_min <= args.lr, "need 0 ≤ --lr-min ≤ --lr and --lr > 0")
+    if hasattr(args, "kd_ratio"):
+        need(0 <= args.kd_ratio <= 1, "--kd-ratio must be in [0, 1]")
+        need(args.kd_temperature > 0 and args.kd_chunk_size > 0, "--kd-temperature and --kd-chunk-size must be positive")
+        kd_params(args)
     if getattr(args, "dropout", None) is not None:
         need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
     if hasattr(args, "deepspeed_config"):

@@ -75,6 +75,13 @@ def best_checkpoint(run_dir: str | Path, by: str) -> Path:
     return Path(best[by]["path"])
 
 
+def resolve_checkpoint(path: str | Path, by: str) -> Path:
+    """A training run folder (it has best.json) means its best checkpoint by `by`; any other
+    folder is taken as a model folder."""
+    path = Path(path)
+    return best_checkpoint(path, by) if (path / "best.json").is_file() else path
+
+
 def save_training_state(engine, run_dir: str | Path, step: int, client_state: dict, rank: int) -> None:
     """Collective. DeepSpeed writes the tag folder before updating `latest`, so a crash while
     saving leaves the previous state in force; only then are older states removed."""
@@ -124,9 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     best = sub.add_parser("best", help="print the path of a run's best checkpoint")
     best.add_argument("run_dir")
     best.add_argument("--by", default="rougeL", choices=sorted(METRIC_MODE))
+    resolve = sub.add_parser("resolve", help="a run folder -> its best checkpoint; a model folder -> itself")
+    resolve.add_argument("run_dir", metavar="path")
+    resolve.add_argument("--by", default="rougeL", choices=sorted(METRIC_MODE))
     args = parser.parse_args(argv)
+    pick = best_checkpoint if args.command == "best" else resolve_checkpoint
     try:
-        print(best_checkpoint(args.run_dir, args.by))
+        print(pick(args.run_dir, args.by))
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from minillm.data.datasets import collate_prompts, shard_for_rank
+from minillm.data.datasets import collate_prompts, collate_sft, shard_for_rank
 from minillm.data.templates import build_prompt
 from minillm.engine import DistInfo
 from minillm.generation import SamplingConfig, sample
 from minillm.log import RunLogger
+from minillm.losses import IGNORE_INDEX, divergence
 
 # MiniLLM keeps S-NI and UnNI under a references-length subfolder.
 EVAL_SET_DIRS = {"sinst": "sinst/11_", "uinst": "uinst/11_"}
@@ -124,3 +125,25 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
     return round(float(arr.mean()), 4), round(std, 4)
+
+
+@torch.no_grad()
+def token_divergences(student: torch.nn.Module, teacher: torch.nn.Module, dataset, names: Sequence[str],
+                      vocab_size: int, pad_id: int, batch_size: int = 16) -> dict[str, float]:
+    """Mean per-token divergence D(teacher ‖ student) over the response tokens of `dataset`
+    (a TokenDataset), for each divergence name of minillm.losses: how close a student is."""
+    device = next(student.parameters()).device
+    student.eval()
+    teacher.eval()
+    sums = dict.fromkeys(names, 0.0)
+    tokens = 0
+    for start in range(0, len(dataset), batch_size):
+        batch = collate_sft([dataset.example(i) for i in range(start, min(start + batch_size, len(dataset)))], pad_id)
+        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids")}
+        mask = (batch["labels"] != IGNORE_INDEX).to(device)
+        student_logits, teacher_logits = student(**inputs).logits, teacher(**inputs).logits
+        for name in names:
+            sums[name] += float(divergence(name, student_logits, teacher_logits, mask, reduction="sum",
+                                           vocab_size=vocab_size))
+        tokens += int(mask.sum())
+    return {name: total / max(tokens, 1) for name, total in sums.items()}

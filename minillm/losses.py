@@ -12,7 +12,6 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -255,7 +254,7 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     (nonzero/True = supervised) → scalar. p = softmax(teacher_logits / temperature),
     q = softmax(student_logits / temperature), both over the first `vocab_size` columns (default
     min(V_s, V_t)): model families pad the embedding past the tokenizer, and those padding columns
-    must not count. Pass the tokenizer length as `vocab_size` (see `check_same_tokenizer`).
+    must not count. Pass the tokenizer length as `vocab_size` (see `minillm.modeling.check_same_tokenizer`).
 
     `name` picks the per-token divergence from DIVERGENCES; `params` are its parameters
     (DIVERGENCE_PARAMS; e.g. skew_alpha, jsd_beta, akl_mu), validated by
@@ -294,27 +293,3 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     total = _ChunkedDivergence.apply(student_logits.flatten(0, 1), teacher_logits.flatten(0, 1),
                                      rows, per_token, vocab_size, temperature, chunk_size, compute_grad, dtype)
     return total if reduction == "sum" else total / max(rows.numel(), 1)
-
-
-def check_same_tokenizer(student_tokenizer: Any, teacher_tokenizer: Any) -> int:
-    """Refuse a teacher/student pair whose tokenizers differ; return the shared vocabulary size.
-
-    Word-level KD compares distributions column by column, so the token → id maps (`get_vocab()`,
-    added tokens included) and the eos ids must be identical. Raises ValueError naming the first
-    differing tokens. Returns max token id + 1, the `vocab_size` to pass to `divergence`.
-    """
-    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
-    problems = []
-    if student_vocab != teacher_vocab:
-        differing = sorted(token for token in student_vocab.keys() | teacher_vocab.keys()
-                           if student_vocab.get(token) != teacher_vocab.get(token))
-        examples = ", ".join(f"{token!r}: student {student_vocab.get(token)} vs teacher "
-                             f"{teacher_vocab.get(token)}" for token in differing[:5])
-        problems.append(f"{len(differing)} tokens map to different ids (None = absent), e.g. {examples}")
-    if student_tokenizer.eos_token_id != teacher_tokenizer.eos_token_id:
-        problems.append(f"eos ids differ: student {student_tokenizer.eos_token_id} vs "
-                        f"teacher {teacher_tokenizer.eos_token_id}")
-    if problems:
-        raise ValueError("teacher and student tokenizers differ, so their logits cannot be compared "
-                         "for word-level KD: " + "; ".join(problems))
-    return max(student_vocab.values()) + 1

@@ -7,6 +7,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def inference_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype of an inference-only model (`--dtype` of evaluate.py / tools)."""
+    if name == "fp16" and device.type == "cpu":
+        raise SystemExit("error: --dtype fp16 needs a GPU; use fp32 or bf16 on CPU")
+    return DTYPES[name]
+
+
 def _require_local_dir(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not (path / "config.json").exists() and not (path / "tokenizer_config.json").exists():
@@ -54,3 +64,27 @@ def set_dropout(model: torch.nn.Module, probability: float) -> None:
     for field in ("attn_pdrop", "attention_dropout"):
         if hasattr(model.config, field):
             setattr(model.config, field, probability)
+
+
+def check_same_tokenizer(student_tokenizer: PreTrainedTokenizerBase, teacher_tokenizer: PreTrainedTokenizerBase) -> int:
+    """Refuse a teacher/student pair whose tokenizers differ; return the shared vocabulary size.
+
+    Word-level KD compares distributions column by column, so the token → id maps (`get_vocab()`,
+    added tokens included) and the eos ids must be identical. Raises ValueError naming the first
+    differing tokens. Returns max token id + 1, the `vocab_size` to pass to `divergence`.
+    """
+    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    problems = []
+    if student_vocab != teacher_vocab:
+        differing = sorted(token for token in student_vocab.keys() | teacher_vocab.keys()
+                           if student_vocab.get(token) != teacher_vocab.get(token))
+        examples = ", ".join(f"{token!r}: student {student_vocab.get(token)} vs teacher "
+                             f"{teacher_vocab.get(token)}" for token in differing[:5])
+        problems.append(f"{len(differing)} tokens map to different ids (None = absent), e.g. {examples}")
+    if student_tokenizer.eos_token_id != teacher_tokenizer.eos_token_id:
+        problems.append(f"eos ids differ: student {student_tokenizer.eos_token_id} vs "
+                        f"teacher {teacher_tokenizer.eos_token_id}")
+    if problems:
+        raise ValueError("teacher and student tokenizers differ, so their logits cannot be compared "
+                         "for word-level KD: " + "; ".join(problems))
+    return max(student_vocab.values()) + 1

@@ -8,9 +8,9 @@ batch, whatever the device count.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
@@ -19,23 +19,11 @@ from minillm.args import sampling_config
 from minillm.data.datasets import collate_sft, shard_for_rank
 from minillm.engine import all_reduce_sum
 from minillm.evaluation import generate_texts
-from minillm.losses import IGNORE_INDEX, cross_entropy_sum
+from minillm.fileio import atomic_write_json
+from minillm.losses import IGNORE_INDEX
 from minillm.metrics import compute_metrics
+from minillm.objectives import Objective
 from minillm.training_setup import TrainingSetup
-
-
-class Objective(Protocol):
-    """Maps a batch to (loss summed over supervised tokens, named sums to log). The names must
-    include "ce", the language-modelling cross-entropy, which validation reports as valid_loss."""
-
-    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
-
-
-def sft_objective(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"]).logits
-    ce = cross_entropy_sum(logits, batch["labels"])
-    return ce, {"ce": ce.detach()}
 
 
 @dataclass
@@ -178,3 +166,13 @@ class TokenTrainer:
         checkpoint.save_training_state(self.engine, self.args.save, step,
                                        {"train_state": vars(self.state)}, self.dist.rank)
 
+
+def finish_run(setup: TrainingSetup, state: TrainState) -> None:
+    """After a complete run: `final.json` (steps, tokens, time, evaluations, best) for reports."""
+    if setup.dist.is_main and state.step == setup.total_steps:
+        summary = {"steps": state.step, "tokens": state.tokens, "supervised_tokens": state.supervised_tokens,
+                   "train_seconds": round(state.train_seconds, 1), "evaluations": state.history,
+                   "best": checkpoint.read_best(setup.log.run_dir)}
+        atomic_write_json(setup.log.run_dir / "final.json", summary)
+        setup.log.info(f"done: {state.step} steps; best: {json.dumps(summary['best'])}")
+    setup.log.close()

@@ -44,7 +44,7 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     log.info(f"{plan.describe()}; precision {dtype}, ZeRO stage {zero_stage(ds_config)}, "
              f"{os.environ.get('OMP_NUM_THREADS', 'default')} CPU thread(s) per rank")
 
-    tokenizer = load_tokenizer(args.tokenizer_path)
+    tokenizer = load_tokenizer(args.tokenizer_path or args.model_path)
     train_set = TokenDataset(args.data_dir, "train", args.max_length)
     valid_set = TokenDataset(args.data_dir, "valid", args.max_length)
     sampler = GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)

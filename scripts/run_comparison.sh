@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main command: every stage of the comparison for one preset, then the results table.
 #   bash scripts/run_comparison.sh [BASE_PATH]          (PRESET=tiny by default)
-# Stages: build the preset's inputs -> process data -> SFT teacher -> SFT student -> evaluate
-# the teacher, the student and the untrained student -> results/<preset>/eval/results.md
+# Stages: build the preset's inputs -> process data -> SFT teacher -> students from the same init:
+# SFT, word-level KD (KD_LOSS, forward KL by default), SeqKD (SFT on teacher samples) -> evaluate
+# the teacher, every student and the untrained student -> results/<preset>/eval/results.md
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" "${1:-.}"
 PRESET=${PRESET:-tiny}
 source "$BASE_PATH/scripts/presets/$PRESET.sh"
@@ -14,7 +15,7 @@ make_preset_inputs
 
 stage "process data"
 DATA_DIR=$RAW_DIR PROCESSED_DIR=$PROCESSED/full PROMPT_PROCESSED_DIR=$PROCESSED/prompt MODEL_PATH=$TOKENIZER \
-  MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM WORKERS=1 bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
+  MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
 
 stage "SFT teacher"
 DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$TEACHER_INIT SAVE_PATH=$RESULTS/sft/teacher \
@@ -24,8 +25,21 @@ stage "SFT student"
 DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/sft/student \
   LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/gpt2/sft/sft_base.sh "$BASE_PATH"
 
+stage "KD student ($KD_LOSS)"
+DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/kd/student TEACHER_PATH=$RESULTS/sft/teacher \
+  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/kd/kd_base.sh "$BASE_PATH"
+
+stage "SeqKD data: the teacher answers every training prompt"
+TEACHER_PATH=$RESULTS/sft/teacher DATA_DIR=$RAW_DIR SEQKD_DIR=$RESULTS/seqkd/data PROCESSED_DIR=$PROCESSED/seqkd/full \
+  PROMPT_PROCESSED_DIR=$PROCESSED/seqkd/prompt MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM \
+  MAX_NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH)) bash scripts/tools/generate_data_seqkd.sh "$BASE_PATH"
+
+stage "SeqKD student"
+DATA_DIR=$PROCESSED/seqkd/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/seqkd/student \
+  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/seqkd/seqkd_base.sh "$BASE_PATH"
+
 stage "evaluate"
-MODELS="teacher=$RESULTS/sft/teacher sft=$RESULTS/sft/student untrained=$STUDENT_INIT" \
+MODELS="teacher=$RESULTS/sft/teacher sft=$RESULTS/sft/student kd=$RESULTS/kd/student seqkd=$RESULTS/seqkd/student untrained=$STUDENT_INIT" \
   DATA_ROOT=$(dirname "$RAW_DIR") EVAL_SETS=$PRESET SEEDS=$EVAL_SEEDS SAVE_ROOT=$RESULTS/eval \
   MAX_NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH)) bash scripts/eval/run_eval.sh "$BASE_PATH"
 

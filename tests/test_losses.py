@@ -15,10 +15,10 @@ import torch
 from minillm.losses import (
     DIVERGENCE_PARAMS,
     DIVERGENCES,
-    check_same_tokenizer,
     divergence,
     resolve_divergence_params,
 )
+from minillm.modeling import check_same_tokenizer
 
 B, T, V = 2, 5, 7
 # 7 supervised positions of 10, so chunk_size=3 gives chunks 3 + 3 + 1.

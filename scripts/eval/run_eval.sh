@@ -18,10 +18,9 @@ EXTRA_ARGS=${EXTRA_ARGS:-}               # e.g. "--no-repeat-ngram-size 6" for t
 summaries=()
 for entry in $MODELS; do
   name=${entry%%=*}
-  path=$(resolve_model "${entry#*=}" "$PICK_BY")
-  echo "== evaluating $name: $path"
+  echo "== evaluating $name"
   # shellcheck disable=SC2086
-  launch evaluate.py --model-path "$path" --name "$name" --data-root "$DATA_ROOT" \
+  launch evaluate.py --model-path "${entry#*=}" --pick "$PICK_BY" --name "$name" --data-root "$DATA_ROOT" \
     ${EVAL_SETS:+--eval-sets $EVAL_SETS} --seeds $SEEDS --save "$SAVE_ROOT/$name" \
     --max-new-tokens "$MAX_NEW_TOKENS" --max-prompt-length "$MAX_PROMPT_LENGTH" --dtype "$DTYPE" $EXTRA_ARGS
   summaries+=("$SAVE_ROOT/$name")

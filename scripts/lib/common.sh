@@ -28,13 +28,3 @@ launch() {
     python "$@"
   fi
 }
-
-# resolve_model PATH [METRIC]: a training run folder resolves to its best checkpoint
-# (best.json, by METRIC, default rougeL); a model folder resolves to itself.
-resolve_model() {
-  if [[ -f "$1/best.json" ]]; then
-    python -m minillm.checkpoint best "$1" --by "${2:-rougeL}"
-  else
-    echo "$1"
-  fi
-}

@@ -10,11 +10,13 @@ DEV_NUM=${DEV_NUM:-200}
 TEACHER_LR=${TEACHER_LR:-2e-3} TEACHER_EPOCHS=${TEACHER_EPOCHS:-6}
 STUDENT_LR=${STUDENT_LR:-2e-3} STUDENT_EPOCHS=${STUDENT_EPOCHS:-6}
 EVAL_SEEDS=${EVAL_SEEDS:-"10 20 30"}
+export KD_LOSS=${KD_LOSS:-forward_kl}  # the divergence of the KD student
 # Shared by every training stage (read by scripts/lib/train_token.sh).
 export DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp32.json}
 export MAX_LENGTH=${MAX_LENGTH:-128} MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-80}
 export BATCH_SIZE=${BATCH_SIZE:-32} MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-32}
 export EVAL_GEN_NUM=${EVAL_GEN_NUM:-100}
+export WORKERS=${WORKERS:-1}  # tokenisation processes: one per core is plenty here
 make_preset_inputs() {
   python tools/make_tiny_default.py --root "$BASE_PATH"
 }

@@ -1,0 +1,59 @@
+"""Token-level training objectives: a batch → (loss summed over supervised tokens, named sums).
+
+Every objective reports "ce", the language-modelling cross-entropy, which validation logs as
+`valid_loss`; the trainer divides every sum by the supervised tokens of the global batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from minillm.losses import IGNORE_INDEX, cross_entropy_sum, divergence
+
+
+class Objective(Protocol):
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                 position_ids=batch["position_ids"]).logits
+
+
+def sft_objective(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ce = cross_entropy_sum(_forward(model, batch), batch["labels"])
+    return ce, {"ce": ce.detach()}
+
+
+@dataclass
+class KDObjective:
+    """(1 − kd_ratio)·CE + kd_ratio·D(teacher ‖ student) over the supervised (response) tokens.
+
+    The teacher is frozen (eval mode, no grad) and sees exactly the student's inputs, so its
+    logits align position by position. D is a divergence of `minillm.losses` (the true value,
+    teacher entropy included), compared over the shared `vocab_size` columns.
+    """
+    teacher: torch.nn.Module
+    kd_ratio: float
+    kd_loss: str
+    vocab_size: int
+    temperature: float = 1.0
+    chunk_size: int = 1024
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.teacher.eval()
+        self.teacher.requires_grad_(False)
+
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = _forward(model, batch)
+        ce = cross_entropy_sum(logits, batch["labels"])
+        with torch.no_grad():
+            teacher_logits = _forward(self.teacher, batch)
+        kd = divergence(self.kd_loss, logits, teacher_logits, batch["labels"] != IGNORE_INDEX, reduction="sum",
+                        temperature=self.temperature, vocab_size=self.vocab_size, chunk_size=self.chunk_size,
+                        **self.params)
+        loss = (1.0 - self.kd_ratio) * ce + self.kd_ratio * kd
+        return loss, {"ce": ce.detach(), "kd": kd.detach()}

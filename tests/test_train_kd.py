@@ -1,0 +1,91 @@
+"""train_kd.py and scripts/kd/kd_base.sh: KD pulls a student toward its teacher; bad pairs are refused."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+from minillm.checkpoint import best_checkpoint
+from minillm.data.datasets import TokenDataset
+from minillm.evaluation import token_divergences
+from minillm.modeling import load_tokenizer
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint
+
+pytestmark = pytest.mark.slow
+
+
+def train_args(entry: str, world, model, save, steps: int, *extra: str) -> list[str]:
+    return [entry, "--model-path", str(model), "--data-dir", str(world.processed), "--save", str(save),
+            "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+            "--batch-size", "16", "--micro-batch-size", "16", "--lr", "3e-3", "--total-steps", str(steps),
+            "--eval-interval", str(steps), "--eval-gen-num", "-1", "--log-interval", "5", "--dropout", "0",
+            "--deepspeed-config", "configs/deepspeed/zero1_fp32.json", *extra]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(world, tmp_path_factory):
+    """The toy teacher after a short SFT: a distribution the students can move toward."""
+    save = tmp_path_factory.mktemp("teacher") / "run"
+    run_entrypoint(train_args("train_sft.py", world, world.teacher, save, 60))
+    return save
+
+
+def test_kd_student_ends_closer_to_the_teacher_than_the_sft_student(world, teacher_run, tmp_path):
+    """Same init, same steps, same batches: adding the forward-KL term must lower the student's
+    forward KL to the teacher on the validation responses."""
+    run_entrypoint(train_args("train_sft.py", world, world.student, tmp_path / "sft", 30))
+    run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 30,
+                              "--teacher-model-path", str(teacher_run), "--teacher-pick", "valid_loss",
+                              "--kd-ratio", "0.5"))
+    records = [json.loads(line) for line in open(tmp_path / "kd" / "log.jsonl")]
+    assert {"ce", "kd", "loss"} <= set(records[0])
+    assert records[0]["loss"] == pytest.approx(0.5 * records[0]["ce"] + 0.5 * records[0]["kd"], rel=1e-6)
+
+    tokenizer = load_tokenizer(world.tokenizer)
+    valid = TokenDataset(world.processed, "valid", MAX_LENGTH)
+    teacher = AutoModelForCausalLM.from_pretrained(best_checkpoint(teacher_run, "valid_loss"))
+    distance = {}
+    for name in ("sft", "kd"):
+        student = AutoModelForCausalLM.from_pretrained(best_checkpoint(tmp_path / name, "valid_loss"))
+        distance[name] = token_divergences(student, teacher, valid, ["forward_kl", "reverse_kl"],
+                                           len(tokenizer), tokenizer.pad_token_id)
+    assert distance["kd"]["forward_kl"] < 0.95 * distance["sft"]["forward_kl"], distance
+
+
+def test_a_teacher_with_another_tokenizer_is_refused(world, tiny_tokenizer_dir, tmp_path):
+    other = tmp_path / "other-teacher"
+    tokenizer = load_tokenizer(tiny_tokenizer_dir)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=1, n_embd=8, n_positions=256)
+    GPT2LMHeadModel(config).save_pretrained(other)
+    tokenizer.save_pretrained(other)
+    with pytest.raises(AssertionError, match="tokenizers differ"):
+        run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
+                                  "--teacher-model-path", str(other)))
+
+
+def test_a_divergence_parameter_must_belong_to_the_chosen_divergence(world, tmp_path):
+    with pytest.raises(AssertionError, match="takes no parameter 'skew_alpha'"):
+        run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
+                                  "--teacher-model-path", str(world.teacher), "--skew-alpha", "0.2"))
+
+
+@pytest.mark.parametrize("kd_loss,kd_args", [("reverse_kl", ""), ("skew_forward_kl", "--skew-alpha 0.2")])
+def test_kd_base_script_picks_the_divergence_from_its_variables(world, tmp_path, kd_loss, kd_args):
+    save = tmp_path / kd_loss
+    env = {**os.environ, "KD_LOSS": kd_loss, "KD_ARGS": kd_args, "MODEL_PATH": str(world.student),
+           "TEACHER_PATH": str(world.teacher), "DATA_DIR": str(world.processed), "SAVE_PATH": str(save),
+           "DS_CONFIG": "configs/deepspeed/zero1_fp32.json", "MAX_LENGTH": str(MAX_LENGTH),
+           "MAX_PROMPT_LENGTH": str(MAX_PROMPT_LENGTH), "BATCH_SIZE": "8", "MICRO_BATCH_SIZE": "8",
+           "EVAL_GEN_NUM": "-1", "EXTRA_ARGS": "--total-steps 2 --log-interval 1"}
+    result = subprocess.run(["bash", "scripts/kd/kd_base.sh", "."], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    config = json.loads((save / "config.json").read_text())
+    assert config["entrypoint"] == "train_kd" and config["kd_loss"] == kd_loss
+    if kd_args:
+        assert config["skew_alpha"] == 0.2
+    assert f"D = {kd_loss}" in (save / "log.txt").read_text()
+    assert torch.isfinite(torch.tensor([json.loads(l)["kd"] for l in open(save / "log.jsonl") if '"kd"' in l])).all()
