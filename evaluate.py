@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in args.seeds:
             texts = generate_texts(model, tokenizer, prompts, config, seed=seed, dist_info=dist_info,
                                    max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
-                                   logger=log, desc=f"{set_name} seed {seed}")
+                                   logger=log, desc=f"{set_name} seed {seed}").texts
             metrics = compute_metrics(texts, eval_set.references[:rows])
             per_seed.append(metrics)
             if dist_info.is_main:

@@ -5,6 +5,7 @@ Defaults are the GPT-2 recipe of ref §3; every batch size is GLOBAL (see `engin
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from minillm.evaluation import DEFAULT_EVAL_SETS
@@ -91,6 +92,28 @@ def kd_params(args: argparse.Namespace) -> dict[str, float]:
         raise SystemExit(f"error: --kd-loss {args.kd_loss}: {err}") from None
 
 
+def add_minillm_args(parser: argparse.ArgumentParser) -> None:
+    """MiniLLM's algorithm (ref §6); each piece can be switched off for the paper's ablations.
+    --batch-size is the GLOBAL mini-batch of rollouts per optimizer step."""
+    group = parser.add_argument_group("MiniLLM")
+    group.add_argument("--num-rollouts", type=int, default=256, help="GLOBAL rollouts per collection")
+    group.add_argument("--ppo-epochs", type=int, default=4, help="passes over each collection")
+    group.add_argument("--rollout-batch-size", type=int, default=32, help="prompts per sampling batch, per rank")
+    group.add_argument("--teacher-mix-alpha", type=float, default=0.2,
+                       help="sample from α·p_teacher + (1 − α)·q_student; 0 = no teacher-mixed sampling")
+    group.add_argument("--reward-scaling", type=float, default=0.5)
+    group.add_argument("--reward-clip", type=float, default=100.0)
+    group.add_argument("--gamma", type=float, default=0.95, help="discount of the returns")
+    group.add_argument("--clip-eps", type=float, default=0.2, help="PPO ratio clipping")
+    group.add_argument("--no-length-norm", action="store_true", help="ablation: returns not divided by remaining length")
+    group.add_argument("--no-single-step-reg", action="store_true", help="ablation: drop the single-step reverse KL")
+    group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
+                                              "absent = no pretraining loss (ablation)")
+    group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
+    parser.set_defaults(batch_size=64, micro_batch_size=8, lr=5e-6, lr_scheduler="constant", warmup_steps=100,
+                        adam_betas=(0.9, 0.95), weight_decay=1e-6, total_steps=5000, eval_interval=100, dropout=0.0)
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation (MiniLLM's protocol by default, ref §7)")
     group.add_argument("--max-new-tokens", type=int, default=0,
@@ -151,6 +174,19 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.kd_ratio <= 1, "--kd-ratio must be in [0, 1]")
         need(args.kd_temperature > 0 and args.kd_chunk_size > 0, "--kd-temperature and --kd-chunk-size must be positive")
         kd_params(args)
+    if hasattr(args, "num_rollouts"):
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        need(args.total_steps > 0, "--total-steps must be set for MiniLLM")
+        need(args.num_rollouts % args.batch_size == 0,
+             f"--num-rollouts ({args.num_rollouts}) must be a multiple of --batch-size ({args.batch_size})")
+        need(args.num_rollouts % world == 0 and args.batch_size % world == 0,
+             f"--num-rollouts and --batch-size must be multiples of the number of ranks ({world})")
+        need(0 <= args.teacher_mix_alpha <= 1, "--teacher-mix-alpha must be in [0, 1]")
+        need(args.reward_scaling > 0 and 0 < args.gamma <= 1 and args.clip_eps > 0,
+             "need --reward-scaling > 0, 0 < --gamma ≤ 1, --clip-eps > 0")
+        need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
+        if args.ptx_batch_size == 0:
+            args.ptx_batch_size = args.batch_size
     if getattr(args, "dropout", None) is not None:
         need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
     if hasattr(args, "deepspeed_config"):

@@ -82,13 +82,15 @@ def resolve_checkpoint(path: str | Path, by: str) -> Path:
     return best_checkpoint(path, by) if (path / "best.json").is_file() else path
 
 
-def save_training_state(engine, run_dir: str | Path, step: int, client_state: dict, rank: int) -> None:
+def save_training_state(engine, run_dir: str | Path, step: int, client_state: dict, rank: int,
+                        rank_state: dict | None = None) -> None:
     """Collective. DeepSpeed writes the tag folder before updating `latest`, so a crash while
-    saving leaves the previous state in force; only then are older states removed."""
+    saving leaves the previous state in force; only then are older states removed.
+    `rank_state` is this rank's own (e.g. its share of MiniLLM's rollouts), saved with its RNG."""
     resume_dir = Path(run_dir) / "resume"
     tag = f"step{step}"
     engine.save_checkpoint(str(resume_dir), tag=tag, client_state=client_state)
-    torch.save(_rng_state(), resume_dir / tag / f"rng_rank{rank}.pt")
+    torch.save({"rng": _rng_state(), **(rank_state or {})}, resume_dir / tag / f"rank{rank}.pt")
     barrier()
     if rank == 0:
         for old in resume_dir.glob("step*"):
@@ -97,8 +99,9 @@ def save_training_state(engine, run_dir: str | Path, step: int, client_state: di
     barrier()
 
 
-def load_training_state(engine, run_dir: str | Path, rank: int) -> dict | None:
-    """Restore the newest training state if there is one; returns its client state."""
+def load_training_state(engine, run_dir: str | Path, rank: int) -> tuple[dict, dict] | None:
+    """Restore the newest training state if there is one (weights, optimizer, scheduler, RNG);
+    returns its client state and this rank's own state."""
     resume_dir = Path(run_dir) / "resume"
     if not (resume_dir / "latest").exists():
         return None
@@ -106,8 +109,9 @@ def load_training_state(engine, run_dir: str | Path, rank: int) -> dict | None:
     load_path, client_state = engine.load_checkpoint(str(resume_dir), tag=tag)
     if load_path is None:
         raise RuntimeError(f"{resume_dir}/{tag}: the training state named by 'latest' could not be loaded")
-    _set_rng_state(torch.load(resume_dir / tag / f"rng_rank{rank}.pt", weights_only=False))
-    return client_state
+    rank_state = torch.load(resume_dir / tag / f"rank{rank}.pt", weights_only=False)
+    _set_rng_state(rank_state.pop("rng"))
+    return client_state, rank_state
 
 
 def _rng_state() -> dict:

@@ -72,18 +72,32 @@ def decode_responses(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor, eos
     return texts
 
 
+@dataclass
+class Generations:
+    """One sampled response per prompt, in prompt order. With a teacher: per response, its
+    length and the summed log-probabilities of its tokens under the student and the teacher."""
+    texts: list[str]
+    lengths: list[int]
+    student_logprobs: list[float] | None = None
+    teacher_logprobs: list[float] | None = None
+
+
 @torch.no_grad()
 def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarray], config: SamplingConfig,
                    *, seed: int, dist_info: DistInfo, max_prompt_length: int, batch_tokens: int,
-                   sync_ranks: bool = False, logger: RunLogger | None = None, desc: str = "generate") -> list[str]:
-    """Sample one response per prompt (token arrays); every rank returns the full list."""
+                   sync_ranks: bool = False, logger: RunLogger | None = None, desc: str = "generate",
+                   teacher: torch.nn.Module | None = None) -> Generations:
+    """Sample one response per prompt (token arrays) from `model`; every rank returns them all.
+    A `teacher` only scores the samples (for reverse-KL and reward estimates), it never mixes."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     indices, real = shard_for_rank(len(prompts), dist_info.rank, dist_info.world_size)
     order = sorted(range(len(indices)), key=lambda k: -min(len(prompts[indices[k]]), max_prompt_length))
     generator = torch.Generator(device=dist_info.device).manual_seed(seed * 1009 + dist_info.rank)
-    was_training = model.training
-    model.eval()
-    local: dict[int, str] = {}
+    models = [m for m in (model, teacher) if m is not None]
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    local: dict[int, tuple] = {}
     if logger is not None:
         logger.progress(len(order), desc=desc)
     start = 0
@@ -95,22 +109,30 @@ def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarr
         chunk = order[start:start + rows]
         batch = collate_prompts([prompts[indices[k]] for k in chunk], pad, max_prompt_length)
         out = sample(model, batch["input_ids"].to(dist_info.device), batch["attention_mask"].to(dist_info.device),
-                     config, eos, pad, generator=generator, sync_ranks=sync_ranks)
-        for k, text in zip(chunk, decode_responses(tokenizer, out.tokens.cpu(), out.lengths.cpu(), eos)):
+                     config, eos, pad, generator=generator, sync_ranks=sync_ranks, teacher=teacher,
+                     record_logprobs=teacher is not None)
+        texts = decode_responses(tokenizer, out.tokens.cpu(), out.lengths.cpu(), eos)
+        scores = ([out.student_logprobs.sum(1).tolist(), out.teacher_logprobs.sum(1).tolist()]
+                  if teacher is not None else [[None] * len(chunk)] * 2)
+        for k, text, length, student_lp, teacher_lp in zip(chunk, texts, out.lengths.tolist(), *scores):
             if real[k]:
-                local[indices[k]] = text
+                local[indices[k]] = (text, length, student_lp, teacher_lp)
         start += len(chunk)
         if logger is not None:
             logger.advance(len(chunk))
     if logger is not None:
         logger.close_progress()
-    model.train(was_training)
-    return _gather_by_index(local, len(prompts))
+    for m, mode in zip(models, modes):
+        m.train(mode)
+    texts, lengths, student_lps, teacher_lps = zip(*_gather_by_index(local, len(prompts))) if prompts else ([],) * 4
+    if teacher is None:
+        return Generations(list(texts), list(lengths))
+    return Generations(list(texts), list(lengths), list(student_lps), list(teacher_lps))
 
 
-def _gather_by_index(local: dict[int, str], total: int) -> list[str]:
+def _gather_by_index(local: dict[int, tuple], total: int) -> list[tuple]:
     if dist.is_initialized() and dist.get_world_size() > 1:
-        parts: list[dict[int, str]] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        parts: list[dict[int, tuple]] = [None] * dist.get_world_size()  # type: ignore[list-item]
         dist.all_gather_object(parts, local)
         for part in parts:
             local.update(part)

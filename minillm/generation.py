@@ -1,8 +1,12 @@
-"""The batched KV-cache sampler shared by evaluation, validation and teacher-output generation.
+"""The batched KV-cache sampler shared by evaluation, validation, teacher-output generation and
+MiniLLM's rollouts.
 
 A hand-written loop instead of HF `generate` (8x slower for this workload, ref §9): one prefill
 over the left-padded prompts, then one single-token forward per step. Rows that emit EOS are
-dropped from the batch and the KV cache, so finished sequences stop costing compute.
+dropped from the batch and the KV cache, so finished sequences stop costing compute. With a
+teacher, both models step together, the token is drawn from α·p_teacher + (1 − α)·q_student,
+and both models' log-probabilities of the drawn token are recorded on the spot, so a rollout
+needs no second forward pass and stores no vocabulary-sized tensor.
 """
 from __future__ import annotations
 
@@ -39,6 +43,10 @@ class SamplingConfig:
 class SampleOutput:
     tokens: torch.Tensor  # [B, T] generated tokens; EOS kept, pad after it
     lengths: torch.Tensor  # [B] generated tokens per row, EOS included
+    # With record_logprobs: log q_student(y_t) and log p_teacher(y_t) of each drawn token at
+    # temperature 1, [B, T] float32, 0 after a row's end.
+    student_logprobs: torch.Tensor | None = None
+    teacher_logprobs: torch.Tensor | None = None
 
 
 def warp_logits(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
@@ -94,47 +102,65 @@ class KVStepper:
 @torch.no_grad()
 def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            config: SamplingConfig, eos_token_id: int, pad_token_id: int,
-           generator: torch.Generator | None = None, sync_ranks: bool = False) -> SampleOutput:
+           generator: torch.Generator | None = None, sync_ranks: bool = False,
+           teacher: torch.nn.Module | None = None, teacher_mix: float = 0.0,
+           record_logprobs: bool = False) -> SampleOutput:
     """Sample continuations of left-padded prompts (input_ids, attention_mask: [B, P]).
 
+    teacher / teacher_mix: draw each token from teacher_mix·p + (1 − teacher_mix)·q, where q is
+    the student's distribution after `config`'s filtering (MiniLLM's teacher-mixed sampling;
+    the teacher must share the tokenizer; vocabularies are compared over the shared columns).
+    record_logprobs: return both models' log-probabilities of the drawn tokens (the teacher's
+    only when one is given).
     sync_ranks: under ZeRO-3 every rank must run the same number of forwards, so ranks agree
     on when to stop and keep finished rows in the batch instead of dropping them.
     """
     device = input_ids.device
-    batch = input_ids.shape[0]
-    tokens = torch.full((batch, config.max_new_tokens), pad_token_id, dtype=torch.long, device=device)
-    lengths = torch.full((batch,), config.max_new_tokens, dtype=torch.long, device=device)
+    batch, steps = input_ids.shape[0], config.max_new_tokens
+    tokens = torch.full((batch, steps), pad_token_id, dtype=torch.long, device=device)
+    lengths = torch.full((batch,), steps, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     rows = torch.arange(batch, device=device)  # original row index of each row still in the cache
+    recorded = {name: torch.zeros((batch, steps), device=device)
+                for name in ("student", "teacher")[: 2 if teacher is not None else 1]} if record_logprobs else {}
     no_repeat = (NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size)
                  if config.no_repeat_ngram_size > 0 else None)
     history = input_ids
 
-    stepper = KVStepper(model)
-    logits = stepper.prefill(input_ids, attention_mask)
-    for t in range(config.max_new_tokens):
-        scores = logits.float()
+    steppers = [KVStepper(model)] + ([KVStepper(teacher)] if teacher is not None else [])
+    logits = [stepper.prefill(input_ids, attention_mask) for stepper in steppers]
+    vocab = min(step_logits.shape[-1] for step_logits in logits)
+    for t in range(steps):
+        step_logits = dict(zip(("student", "teacher"), (x[:, :vocab].float() for x in logits)))
+        scores = step_logits["student"]
         if no_repeat is not None:  # blocking first, as HF does, so top-k picks among allowed tokens
             scores = no_repeat(history, scores)
-        scores = warp_logits(scores, config)
-        drawn = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+        probs = warp_logits(scores, config).softmax(-1)
+        if teacher is not None and teacher_mix > 0:
+            probs = teacher_mix * step_logits["teacher"].softmax(-1) + (1.0 - teacher_mix) * probs
+        drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         drawn = torch.where(finished[rows], pad_token_id, drawn)
         tokens[rows, t] = drawn
-        just_done = (drawn == eos_token_id) & ~finished[rows]
+        live = ~finished[rows]
+        for name, store in recorded.items():
+            picked = step_logits[name].log_softmax(-1).gather(1, drawn[:, None]).squeeze(1)
+            store[rows, t] = torch.where(live, picked, 0.0)
+        just_done = (drawn == eos_token_id) & live
         lengths[rows[just_done]] = t + 1
         finished[rows[just_done]] = True
-        if _all_finished(finished, sync_ranks) or t + 1 == config.max_new_tokens:
+        if _all_finished(finished, sync_ranks) or t + 1 == steps:
             break
         if no_repeat is not None:
             history = torch.cat([history, drawn[:, None]], 1)
         if not sync_ranks and just_done.any():
             keep = (~just_done).nonzero().squeeze(1)
-            stepper.keep_rows(keep)
+            for stepper in steppers:
+                stepper.keep_rows(keep)
             rows, drawn = rows[keep], drawn[keep]
             if no_repeat is not None:
                 history = history[keep]
-        logits = stepper.step(drawn)
-    return SampleOutput(tokens, lengths)
+        logits = [stepper.step(drawn) for stepper in steppers]
+    return SampleOutput(tokens, lengths, recorded.get("student"), recorded.get("teacher"))
 
 
 def _all_finished(finished: torch.Tensor, sync_ranks: bool) -> bool:

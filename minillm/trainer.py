@@ -58,9 +58,9 @@ class TokenTrainer:
 
     def train(self) -> TrainState:
         if self.args.resume:
-            client = checkpoint.load_training_state(self.engine, self.args.save, self.dist.rank)
-            if client is not None:
-                self.state = TrainState(**client["train_state"])
+            restored = checkpoint.load_training_state(self.engine, self.args.save, self.dist.rank)
+            if restored is not None:
+                self.state = TrainState(**restored[0]["train_state"])
                 self.log.info(f"resumed from {self.args.save}/resume at step {self.state.step}")
         self.log.info(f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch, "
                       f"{self.total_steps} steps in all, evaluation every {self.eval_interval} steps")
@@ -149,7 +149,7 @@ class TokenTrainer:
                                seed=self.args.seed, dist_info=self.dist,
                                max_prompt_length=self.args.max_prompt_length,
                                batch_tokens=self.args.eval_batch_tokens, sync_ranks=self.sync_ranks,
-                               logger=self.log, desc="validate")
+                               logger=self.log, desc="validate").texts
         return compute_metrics(texts, self.valid_set.references()[:count])
 
     def _evaluate_and_save(self, step: int) -> None:

@@ -11,7 +11,8 @@ from minillm.engine import (BatchPlan, DistInfo, build_optimizer, build_schedule
                             initialize_engine, load_deepspeed_config, plan_batches, precision_dtype,
                             set_seed, zero_stage)
 from minillm.log import RunLogger
-from minillm.modeling import check_vocabulary, load_model, load_tokenizer, set_dropout
+from minillm.checkpoint import resolve_checkpoint
+from minillm.modeling import check_same_tokenizer, check_vocabulary, load_model, load_tokenizer, set_dropout
 
 
 @dataclass
@@ -64,3 +65,15 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     engine = initialize_engine(model, optimizer, scheduler, ds_config)
     return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_set, sampler, total_steps,
                          ds_config)
+
+
+def load_teacher(args: argparse.Namespace, setup: TrainingSetup):
+    """The frozen teacher (a model folder, or a run folder's best checkpoint) in the engine's
+    precision, a full replica per rank (not partitioned under ZeRO-3); refuses a teacher whose
+    tokenizer differs from the student's. Returns (teacher, shared vocabulary size)."""
+    path = resolve_checkpoint(args.teacher_model_path, args.teacher_pick)
+    vocab_size = check_same_tokenizer(setup.tokenizer, load_tokenizer(path))
+    teacher = load_model(path, precision_dtype(setup.ds_config), setup.dist.device).eval()
+    teacher.requires_grad_(False)
+    setup.log.info(f"teacher {path}: {sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M parameters")
+    return teacher, vocab_size

@@ -102,3 +102,48 @@ def test_bad_sampling_settings_are_refused():
         SamplingConfig(top_p=0)
     with pytest.raises(ValueError, match="temperature"):
         SamplingConfig(temperature=0)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(1)
+    config = GPT2Config(vocab_size=VOCAB + 3, n_layer=2, n_head=2, n_embd=48, n_positions=64,
+                        bos_token_id=EOS, eos_token_id=EOS)  # a padded teacher vocabulary
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.2, 1.0])
+def test_recorded_logprobs_equal_a_full_forward_over_the_samples(model, teacher, mix):
+    ids, mask = left_padded(PROMPTS)
+    out = sample(model, ids, mask, SamplingConfig(max_new_tokens=10), EOS, PAD, teacher=teacher,
+                 teacher_mix=mix, record_logprobs=True, generator=torch.Generator().manual_seed(3))
+    response_mask = torch.arange(10)[None, :] < out.lengths[:, None]
+    full_ids = torch.cat([ids, out.tokens], 1)
+    full_mask = torch.cat([mask, response_mask.long()], 1)
+    positions = (full_mask.cumsum(-1) - 1).clamp(min=0)
+    for net, recorded in ((model, out.student_logprobs), (teacher, out.teacher_logprobs)):
+        logits = net(input_ids=full_ids, attention_mask=full_mask, position_ids=positions).logits[:, :, :VOCAB]
+        expected = logits[:, ids.shape[1] - 1:-1].log_softmax(-1).gather(2, out.tokens[:, :, None]).squeeze(2)
+        torch.testing.assert_close(recorded[response_mask], expected[response_mask], rtol=1e-4, atol=1e-4)
+        assert (recorded[~response_mask] == 0).all()
+
+
+def test_without_mixing_the_teacher_does_not_change_the_samples(model, teacher):
+    ids, mask = left_padded(PROMPTS)
+    alone = sample(model, ids, mask, SamplingConfig(max_new_tokens=10), EOS, PAD, generator=torch.Generator().manual_seed(5))
+    paired = sample(model, ids, mask, SamplingConfig(max_new_tokens=10), EOS, PAD, teacher=teacher, teacher_mix=0.0,
+                    generator=torch.Generator().manual_seed(5))
+    assert torch.equal(alone.tokens, paired.tokens)
+
+
+def test_full_mixing_samples_from_the_teacher(model, teacher):
+    """With α = 1 and a teacher that is certain, every drawn token is the teacher's choice."""
+    ids, mask = left_padded(PROMPTS)
+    hook = teacher.lm_head.register_forward_hook(lambda m, a, out: torch.where(
+        torch.arange(out.shape[-1]) == 7, 1e4, -1e4).expand_as(out).to(out.dtype))
+    try:
+        out = sample(model, ids, mask, SamplingConfig(max_new_tokens=6), EOS, PAD, teacher=teacher, teacher_mix=1.0,
+                     generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert (out.tokens == 7).all()

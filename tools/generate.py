@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     texts = generate_texts(model, tokenizer, prompts, cli.sampling_config(args), seed=args.seed,
                            dist_info=dist_info, max_prompt_length=args.max_prompt_length,
-                           batch_tokens=args.eval_batch_tokens, logger=log, desc="teacher outputs")
+                           batch_tokens=args.eval_batch_tokens, logger=log, desc="teacher outputs").texts
     seconds = time.time() - started
     if dist_info.is_main:
         generated = [{**row, "output": text, "gold_output": row["output"]} for row, text in zip(rows[dev:], texts)]

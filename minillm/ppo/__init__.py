@@ -1,0 +1,1 @@
+"""MiniLLM policy-gradient distillation: PPO-style losses on student rollouts."""

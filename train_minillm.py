@@ -1,0 +1,41 @@
+"""MiniLLM: distil a teacher into a student by minimising the reverse KL KL(q_student ‖ p_teacher)
+with policy gradient (ref §6; DeepSpeed entrypoint).
+
+  deepspeed --num_gpus N train_minillm.py --model-path STUDENT_INIT --teacher-model-path TEACHER_RUN \\
+      --data-dir PROMPT_DATA --ptx-data-dir CORPUS --save RUN [options]
+Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 64, α = 0.2,
+γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/minillm/train_base_xl.sh.
+"""
+from __future__ import annotations
+
+import json
+
+from minillm import args as cli
+from minillm.data.datasets import TokenDataset
+from minillm.fileio import atomic_write_json
+from minillm.objectives import KDObjective
+from minillm.ppo.trainer import MiniLLMTrainer
+from minillm.training_setup import load_teacher, prepare_training
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_minillm_args)
+    args = cli.validate(parser.parse_args(argv))
+    setup = prepare_training(args, "train_minillm")
+    teacher, vocab_size = load_teacher(args, setup)
+    ptx = ptx_objective = None
+    if args.ptx_data_dir:
+        ptx = TokenDataset(args.ptx_data_dir, "train", args.max_length)
+        ptx_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
+                                    args.kd_chunk_size, cli.kd_params(args))
+    trainer = MiniLLMTrainer(args, setup, teacher, vocab_size, setup.train_set, ptx, ptx_objective)
+    state = trainer.train()
+    if setup.dist.is_main and state.step == args.total_steps:
+        atomic_write_json(setup.log.run_dir / "final.json", {
+            "steps": state.step, "rollout_tokens": state.rollout_tokens, "train_seconds": round(state.train_seconds, 1),
+            "evaluations": state.history, "best": json.loads((setup.log.run_dir / "best.json").read_text())})
+    setup.log.close()
+
+
+if __name__ == "__main__":
+    main()
