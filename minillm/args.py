@@ -137,10 +137,11 @@ def add_eval_set_args(parser: argparse.ArgumentParser) -> None:
 
 
 def token_training_parser(description: str, *extra_groups) -> argparse.ArgumentParser:
-    """The flags of a token-level training entrypoint, plus method-specific groups."""
+    """The flags of a training entrypoint, plus method-specific groups. Those come last, so the
+    recipe defaults they set (`parser.set_defaults`) override the shared groups' defaults."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for add_group in (add_model_args, *extra_groups, add_data_args, add_training_args, add_run_args,
-                      add_generation_args):
+    for add_group in (add_model_args, add_data_args, add_training_args, add_run_args, add_generation_args,
+                      *extra_groups):
         add_group(parser)
     return parser
 

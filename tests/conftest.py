@@ -53,3 +53,19 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     from world import build_world
 
     return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(world, tmp_path_factory):
+    """The toy teacher after a short SFT: a distribution that students can move toward."""
+    from world import sft_run
+
+    return sft_run(world, world.teacher, tmp_path_factory.mktemp("teacher") / "run", steps=60)
+
+
+@pytest.fixture(scope="session")
+def sft_student(world, tmp_path_factory):
+    """The toy student after a short SFT: MiniLLM's initialisation."""
+    from world import sft_run
+
+    return sft_run(world, world.student, tmp_path_factory.mktemp("student") / "run", steps=30)

@@ -13,33 +13,17 @@ from minillm.checkpoint import best_checkpoint
 from minillm.data.datasets import TokenDataset
 from minillm.evaluation import token_divergences
 from minillm.modeling import load_tokenizer
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint, token_training_args
 
 pytestmark = pytest.mark.slow
 
 
-def train_args(entry: str, world, model, save, steps: int, *extra: str) -> list[str]:
-    return [entry, "--model-path", str(model), "--data-dir", str(world.processed), "--save", str(save),
-            "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
-            "--batch-size", "16", "--micro-batch-size", "16", "--lr", "3e-3", "--total-steps", str(steps),
-            "--eval-interval", str(steps), "--eval-gen-num", "-1", "--log-interval", "5", "--dropout", "0",
-            "--deepspeed-config", "configs/deepspeed/zero1_fp32.json", *extra]
-
-
-@pytest.fixture(scope="module")
-def teacher_run(world, tmp_path_factory):
-    """The toy teacher after a short SFT: a distribution the students can move toward."""
-    save = tmp_path_factory.mktemp("teacher") / "run"
-    run_entrypoint(train_args("train_sft.py", world, world.teacher, save, 60))
-    return save
-
-
-def test_kd_student_ends_closer_to_the_teacher_than_the_sft_student(world, teacher_run, tmp_path):
+def test_kd_student_ends_closer_to_the_teacher_than_the_sft_student(world, trained_teacher, tmp_path):
     """Same init, same steps, same batches: adding the forward-KL term must lower the student's
     forward KL to the teacher on the validation responses."""
-    run_entrypoint(train_args("train_sft.py", world, world.student, tmp_path / "sft", 30))
-    run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 30,
-                              "--teacher-model-path", str(teacher_run), "--teacher-pick", "valid_loss",
+    run_entrypoint(token_training_args("train_sft.py", world, world.student, tmp_path / "sft", 30))
+    run_entrypoint(token_training_args("train_kd.py", world, world.student, tmp_path / "kd", 30,
+                              "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
                               "--kd-ratio", "0.5"))
     records = [json.loads(line) for line in open(tmp_path / "kd" / "log.jsonl")]
     assert {"ce", "kd", "loss"} <= set(records[0])
@@ -47,7 +31,7 @@ def test_kd_student_ends_closer_to_the_teacher_than_the_sft_student(world, teach
 
     tokenizer = load_tokenizer(world.tokenizer)
     valid = TokenDataset(world.processed, "valid", MAX_LENGTH)
-    teacher = AutoModelForCausalLM.from_pretrained(best_checkpoint(teacher_run, "valid_loss"))
+    teacher = AutoModelForCausalLM.from_pretrained(best_checkpoint(trained_teacher, "valid_loss"))
     distance = {}
     for name in ("sft", "kd"):
         student = AutoModelForCausalLM.from_pretrained(best_checkpoint(tmp_path / name, "valid_loss"))
@@ -63,13 +47,13 @@ def test_a_teacher_with_another_tokenizer_is_refused(world, tiny_tokenizer_dir, 
     GPT2LMHeadModel(config).save_pretrained(other)
     tokenizer.save_pretrained(other)
     with pytest.raises(AssertionError, match="tokenizers differ"):
-        run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
+        run_entrypoint(token_training_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
                                   "--teacher-model-path", str(other)))
 
 
 def test_a_divergence_parameter_must_belong_to_the_chosen_divergence(world, tmp_path):
     with pytest.raises(AssertionError, match="takes no parameter 'skew_alpha'"):
-        run_entrypoint(train_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
+        run_entrypoint(token_training_args("train_kd.py", world, world.student, tmp_path / "kd", 1,
                                   "--teacher-model-path", str(world.teacher), "--skew-alpha", "0.2"))
 
 

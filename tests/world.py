@@ -65,3 +65,17 @@ def run_entrypoint(args: list[str], ranks: int = 1, timeout: int = 600) -> subpr
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
                              f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
+
+
+def token_training_args(entry: str, world: World, model: Path, save: Path, steps: int, *extra: str) -> list[str]:
+    """A short, deterministic (dropout off) token-level run on the toy world."""
+    return [entry, "--model-path", str(model), "--data-dir", str(world.processed), "--save", str(save),
+            "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+            "--batch-size", "16", "--micro-batch-size", "16", "--lr", "3e-3", "--total-steps", str(steps),
+            "--eval-interval", str(steps), "--eval-gen-num", "-1", "--log-interval", "5", "--dropout", "0",
+            "--deepspeed-config", "configs/deepspeed/zero1_fp32.json", *extra]
+
+
+def sft_run(world: World, model: Path, save: Path, steps: int) -> Path:
+    run_entrypoint(token_training_args("train_sft.py", world, model, save, steps))
+    return save

@@ -158,8 +158,8 @@ class MiniLLMTrainer:
                       f"{self.steps_per_collection} steps per collection, {args.total_steps} steps in all; "
                       f"pretraining corpus: {'none' if self.ptx is None else f'{args.ptx_batch_size} chunks per step'}")
         stop_at = min(args.total_steps, self.state.step + args.stop_after_steps) if args.stop_after_steps else args.total_steps
-        if self.state.step == 0:
-            self._evaluate_and_save(0)  # the initialisation's numbers, the baseline of the run
+        if self.state.step == 0:  # the initialisation's numbers: the run's baseline (logged, not a candidate)
+            self.log.metrics({"event": "eval", "step": 0, **self.evaluate()})
         self.engine.train()
         self.log.progress(args.total_steps, initial=self.state.step)
         while self.state.step < stop_at:

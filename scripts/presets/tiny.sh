@@ -10,6 +10,10 @@ DEV_NUM=${DEV_NUM:-200}
 TEACHER_LR=${TEACHER_LR:-2e-3} TEACHER_EPOCHS=${TEACHER_EPOCHS:-6}
 STUDENT_LR=${STUDENT_LR:-2e-3} STUDENT_EPOCHS=${STUDENT_EPOCHS:-6}
 EVAL_SEEDS=${EVAL_SEEDS:-"10 20 30"}
+PTX_TEXT=${PTX_TEXT:-$RAW_DIR/pretrain.txt}  # MiniLLM's pretraining corpus, one document per line
+# MiniLLM at this scale: 128 steps = 16 collections of 128 rollouts, 2 PPO epochs of mini-batches of 32.
+MINILLM_LR=${MINILLM_LR:-5e-4} MINILLM_STEPS=${MINILLM_STEPS:-128} MINILLM_EVAL_INTERVAL=${MINILLM_EVAL_INTERVAL:-32}
+NUM_ROLLOUTS=${NUM_ROLLOUTS:-128} MINI_BATCH=${MINI_BATCH:-32} PPO_EPOCHS=${PPO_EPOCHS:-2}
 export KD_LOSS=${KD_LOSS:-forward_kl}  # the divergence of the KD student
 # Shared by every training stage (read by scripts/lib/train_token.sh).
 export DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp32.json}
