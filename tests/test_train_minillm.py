@@ -130,3 +130,17 @@ def test_collect_weights_and_length_normalisation(alpha):
             alpha * normed.teacher_logprobs.exp() + (1 - alpha) * normed.old_logprobs.exp())) * normed.mask
         torch.testing.assert_close(normed.weights, expected)
     assert normed.advantages[normed.mask.bool()].mean().abs() < 1e-5  # whitened
+
+
+def test_a_run_interrupted_mid_collection_resumes_exactly(world, trained_teacher, sft_student, prompt_data, tmp_path):
+    """Stopped at step 3 of a 4-step collection: the saved rollouts let the resumed run finish
+    with the same losses as an uninterrupted one."""
+    args = (best_checkpoint(sft_student, "valid_loss"), trained_teacher, prompt_data)
+    run_entrypoint(minillm_args(*args, tmp_path / "straight", 8))
+    run_entrypoint(minillm_args(*args, tmp_path / "resumed", 8, "--stop-after-steps", "3"))
+    run_entrypoint(minillm_args(*args, tmp_path / "resumed", 8, "--resume"))
+    straight, _ = records(tmp_path / "straight")
+    resumed, _ = records(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == list(range(1, 9))
+    for a, b in zip(straight, resumed):
+        assert (a["pg_loss"], a["reg_loss"]) == pytest.approx((b["pg_loss"], b["reg_loss"]), rel=1e-5), a["step"]
