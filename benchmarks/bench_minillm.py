@@ -66,7 +66,7 @@ class Shape:
 
 
 # name -> (student, teacher, vocabulary). gpt2-base-xl is the paper's GPT-2 124M <- 1.5B pair;
-# tiny matches the embedded default's models closely enough for a seconds-long CPU check.
+# tiny has the embedded default's shapes (tools/make_tiny_default.py), for a seconds-long CPU check.
 PRESETS: dict[str, tuple[Shape, Shape, int]] = {
     "gpt2-base-xl": (Shape(12, 12, 768), Shape(48, 25, 1600), 50257),
     "tiny": (Shape(2, 2, 64), Shape(4, 4, 128), 1144),
@@ -201,7 +201,7 @@ def random_prompts(args: argparse.Namespace, count: int, generator: torch.Genera
 
 
 def optimizer_step_runner(student: torch.nn.Module, teacher: torch.nn.Module, rollouts: Rollouts,
-                          args: argparse.Namespace) -> Callable[[], None]:
+                          pad_token_id: int, args: argparse.Namespace) -> Callable[[], None]:
     """One MiniLLM optimizer step on `--mini-batch` rollouts, without DeepSpeed.
 
     The loss is the trainer's own `_policy_terms` (student forward with grad, teacher forward,
@@ -215,7 +215,7 @@ def optimizer_step_runner(student: torch.nn.Module, teacher: torch.nn.Module, ro
     indices = np.arange(args.mini_batch)
 
     def step() -> None:
-        batch = collate_rollouts(rollouts, indices, NO_EOS, args.prompt_len, args.device)
+        batch = collate_rollouts(rollouts, indices, pad_token_id, args.prompt_len, args.device)
         loss, _ = MiniLLMTrainer._policy_terms(trainer, batch)
         (loss / batch["mask"].sum().clamp(min=1)).backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), CLIP_GRAD)
@@ -275,7 +275,7 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Figure], dict[str, int
                            tokens=args.num_rollouts * args.new_tokens, decode_steps=batches * args.new_tokens,
                            **timed))
     figures.append(measure(f"optimizer step on {args.mini_batch} rollouts",
-                           optimizer_step_runner(student, teacher, collected[-1], args),
+                           optimizer_step_runner(student, teacher, collected[-1], pad, args),
                            tokens=args.mini_batch * (args.prompt_len + args.new_tokens), decode_steps=None,
                            **timed))
     return figures, parameters
