@@ -8,13 +8,11 @@ Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 
 """
 from __future__ import annotations
 
-import json
-
 from minillm import args as cli
 from minillm.data.datasets import TokenDataset
-from minillm.fileio import atomic_write_json
 from minillm.objectives import KDObjective
 from minillm.ppo.trainer import MiniLLMTrainer
+from minillm.trainer import finish_run
 from minillm.training_setup import load_teacher, prepare_training
 
 
@@ -29,12 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         ptx_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
                                     args.kd_chunk_size, cli.kd_params(args))
     trainer = MiniLLMTrainer(args, setup, teacher, vocab_size, setup.train_set, ptx, ptx_objective)
-    state = trainer.train()
-    if setup.dist.is_main and state.step == args.total_steps:
-        atomic_write_json(setup.log.run_dir / "final.json", {
-            "steps": state.step, "rollout_tokens": state.rollout_tokens, "train_seconds": round(state.train_seconds, 1),
-            "evaluations": state.history, "best": json.loads((setup.log.run_dir / "best.json").read_text())})
-    setup.log.close()
+    finish_run(setup, trainer.train())
 
 
 if __name__ == "__main__":

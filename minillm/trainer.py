@@ -167,12 +167,13 @@ class TokenTrainer:
                                        {"train_state": vars(self.state)}, self.dist.rank)
 
 
-def finish_run(setup: TrainingSetup, state: TrainState) -> None:
-    """After a complete run: `final.json` (steps, tokens, time, evaluations, best) for reports."""
+def finish_run(setup: TrainingSetup, state) -> None:
+    """After a complete run: `final.json` (steps, the state's token counters, time, evaluations,
+    best) for reports. `state` is any run state with step, train_seconds and history."""
     if setup.dist.is_main and state.step == setup.total_steps:
-        summary = {"steps": state.step, "tokens": state.tokens, "supervised_tokens": state.supervised_tokens,
-                   "train_seconds": round(state.train_seconds, 1), "evaluations": state.history,
-                   "best": checkpoint.read_best(setup.log.run_dir)}
+        counters = {k: v for k, v in vars(state).items() if k not in ("step", "train_seconds", "history")}
+        summary = {"steps": state.step, **counters, "train_seconds": round(state.train_seconds, 1),
+                   "evaluations": state.history, "best": checkpoint.read_best(setup.log.run_dir)}
         atomic_write_json(setup.log.run_dir / "final.json", summary)
         setup.log.info(f"done: {state.step} steps; best: {json.dumps(summary['best'])}")
     setup.log.close()
