@@ -22,3 +22,13 @@ def build_prompt(instruction: str, input: str) -> str:
     if not input:
         return PROMPT_NO_INPUT.format(instruction=instruction)
     return PROMPT_WITH_INPUT.format(instruction=instruction, input=input)
+
+
+# Step-by-step distillation (ref §8): the same prompt, preceded by a task prefix, asks for the
+# label or for the rationale. The paper writes `[label]` / `[rationale]`.
+TASK_PREFIXES = {"label": "[label] ", "rationale": "[rationale] "}
+
+
+def build_task_prompt(prefix: str, instruction: str, input: str) -> str:
+    """The prompt of one task stream: `prefix` + the template (an empty prefix = plain prompt)."""
+    return prefix + build_prompt(instruction, input)
