@@ -2,11 +2,16 @@
 
 Rouge-L F-measure (Porter stemmer) and exact match, each the max over an example's references,
 averaged and scaled to 0-100, rounded to 4 decimals, so numbers compare with published ones.
+Reasoning tasks (distilling step-by-step, ref §8) add answer accuracy: the short answer a
+prediction states against a gold answer, by value for numbers (`answer_accuracy`), with a safe
+arithmetic evaluator for equation answers (`evaluate_expression`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import re
 import string
 
 from rouge_score import rouge_scorer
@@ -53,3 +58,271 @@ def compute_metrics(
         "exact_match": round(100.0 * exact_match_total / count, 4),
         "rougeL": round(100.0 * rouge_l_total / count, 4),
     }
+
+
+# ---------------------------------------------------------------- answer accuracy (step-by-step)
+#
+# Reasoning tasks are scored by the short answer a prediction states, not by Rouge-L: for a
+# numeric gold answer the predicted VALUE must match (so "$1,000", "1000.0" and "(500 * 2)" all
+# count as 1000); for a text answer (e.g. a CommonsenseQA choice) the stated label must match
+# after `normalize_answer`.
+
+# Phrases that introduce the answer in chain-of-thought text (ref §8), matched case-insensitively.
+ANSWER_MARKERS: tuple[str, ...] = ("So the answer is", "The answer is", "Answer:")
+
+# A number as written in text: optional minus and "$", digit groups with commas or plain digits,
+# optional decimals (".5" too). The minus only counts when it does not follow a word or ")", so
+# "10-5" holds the numbers 10 and 5, not 10 and -5.
+_NUMBER = re.compile(
+    r"(?<![\w.])(?:(?<![\w)])-)?\$?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
+)
+# A hallucinated next question ends an answer (few-shot continuations go on with "Q: ...").
+_NEXT_QUESTION = re.compile(r"Q:")
+# A multiple-choice letter in front of a label: "(b) bank".
+_CHOICE_LETTER = re.compile(r"^\([A-Za-z]\)\s*")
+_MAX_EXPRESSION_DEPTH = 100  # parentheses nesting; deeper input is refused, not recursed into
+_ABSOLUTE_TOLERANCE = 1e-6  # canonical answers carry 6 decimals (see `format_number`)
+
+
+def find_answer_marker(text: str, markers: tuple[str, ...] = ANSWER_MARKERS) -> tuple[int, int] | None:
+    """(start, end) of the earliest marker in `text` (case-insensitive; at equal starts the
+    longest marker), or None."""
+    lowered = text.lower()
+    best: tuple[int, int] | None = None
+    for marker in markers:
+        start = lowered.find(marker.lower())
+        if start < 0:
+            continue
+        candidate = (start, start + len(marker))
+        if best is None or start < best[0] or (start == best[0] and candidate[1] > best[1]):
+            best = candidate
+    return best
+
+
+def clean_label(text: str) -> str:
+    """The label in the text that follows an answer marker: up to the first newline or
+    hallucinated "Q:", stripped, without one final period ("(84 / 2)." -> "(84 / 2)")."""
+    end = len(text)
+    newline = text.find("\n")
+    if newline >= 0:
+        end = newline
+    next_question = _NEXT_QUESTION.search(text, 0, end)
+    if next_question:
+        end = next_question.start()
+    label = text[:end].strip()
+    if label.endswith("."):
+        label = label[:-1].rstrip()
+    return label
+
+
+def strip_choice_letter(label: str) -> str:
+    """'(b) bank' -> 'bank'; labels without a leading choice letter are returned unchanged."""
+    return _CHOICE_LETTER.sub("", label, count=1)
+
+
+def parse_number(text: str) -> float | None:
+    """The value of `text` when it is exactly one written number ("1,000", "$5", "-2.5", "5.0"),
+    else None."""
+    stripped = text.strip()
+    if not _NUMBER.fullmatch(stripped):
+        return None
+    return float(stripped.replace("$", "").replace(",", ""))
+
+
+def format_number(value: float) -> str:
+    """Canonical decimal string of an answer: 6 decimals at most, no trailing zeros, no
+    exponent ("42", "2.5", "0.333333", "-3")."""
+    if not math.isfinite(value):
+        raise ValueError(f"answer value {value} is not finite")
+    rounded = round(value, 6)
+    if rounded == int(rounded):
+        return str(int(rounded))  # also turns -0.0 into "0"
+    return f"{rounded:.6f}".rstrip("0")
+
+
+def evaluate_expression(text: str) -> float:
+    """The value of an arithmetic expression: decimal numbers (no commas), + - * /, unary minus,
+    parentheses; the usual precedence, left-associative. A recursive-descent parser, never
+    Python's eval. Raises ValueError naming the problem and its position on malformed input
+    (empty, unknown character, unbalanced parentheses, missing operand, division by zero)."""
+    return _ExpressionParser(text).parse()
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    """`text` quoted for an error message, shortened: a degenerate label can be very long."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class _ExpressionParser:
+    """expression := term (("+" | "-") term)*;  term := factor (("*" | "/") factor)*;
+    factor := "-" factor | number | "(" expression ")"."""
+
+    _TOKEN = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)|(?P<symbol>[-+*/()])")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.quoted = _quote(text)
+        self.tokens: list[tuple[str, str, int]] = []  # (kind, text, position)
+        position = 0
+        while True:
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position == len(text):
+                break
+            match = self._TOKEN.match(text, position)
+            if match is None:
+                raise ValueError(f"unexpected character {text[position]!r} at position {position} in {self.quoted}")
+            kind = match.lastgroup
+            self.tokens.append((kind, match.group(kind), position))
+            position = match.end()
+        self.index = 0
+        self.depth = 0
+
+    def parse(self) -> float:
+        if not self.tokens:
+            raise ValueError(f"empty expression {self.quoted}")
+        self._check_parentheses()
+        value = self._expression()
+        if self.index < len(self.tokens):
+            _, token, position = self.tokens[self.index]
+            raise ValueError(f"unexpected {token!r} at position {position} in {self.quoted}")
+        if not math.isfinite(value):
+            raise ValueError(f"expression {self.quoted} does not have a finite value")
+        return value
+
+    def _check_parentheses(self) -> None:
+        """Report unbalanced parentheses up front, with the position of the culprit."""
+        open_positions: list[int] = []
+        for kind, token, position in self.tokens:
+            if token == "(":
+                open_positions.append(position)
+            elif token == ")":
+                if not open_positions:
+                    raise ValueError(f"unbalanced parentheses: ')' at position {position} has no "
+                                     f"matching '(' in {self.quoted}")
+                open_positions.pop()
+        if open_positions:
+            raise ValueError(f"unbalanced parentheses: '(' at position {open_positions[-1]} is "
+                             f"never closed in {self.quoted}")
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.index][1] if self.index < len(self.tokens) else None
+
+    def _expression(self) -> float:
+        value = self._term()
+        while self._peek() in ("+", "-"):
+            operator = self.tokens[self.index][1]
+            self.index += 1
+            operand = self._term()
+            value = value + operand if operator == "+" else value - operand
+        return value
+
+    def _term(self) -> float:
+        value = self._factor()
+        while self._peek() in ("*", "/"):
+            _, operator, position = self.tokens[self.index]
+            self.index += 1
+            operand = self._factor()
+            if operator == "*":
+                value *= operand
+            elif operand == 0:
+                raise ValueError(f"division by zero at position {position} in {self.quoted}")
+            else:
+                value /= operand
+        return value
+
+    def _factor(self) -> float:
+        if self.index >= len(self.tokens):
+            raise ValueError(f"expression {self.quoted} ends where a number was expected")
+        kind, token, position = self.tokens[self.index]
+        self.index += 1
+        if kind == "number":
+            return float(token)
+        if token == "-":
+            return -self._factor()
+        if token == "(":
+            self.depth += 1
+            if self.depth > _MAX_EXPRESSION_DEPTH:
+                raise ValueError(f"parentheses nested deeper than {_MAX_EXPRESSION_DEPTH} in {self.quoted}")
+            value = self._expression()
+            self.index += 1  # the matching ")": balance was checked up front
+            self.depth -= 1
+            return value
+        raise ValueError(f"expected a number at position {position}, got {token!r} in {self.quoted}")
+
+
+def _value_of_label(label: str) -> float | None:
+    """A label that is a number or an arithmetic expression ("(84 / 2)"), else None."""
+    number = parse_number(label)
+    if number is not None:
+        return number
+    try:
+        return evaluate_expression(label)
+    except ValueError:
+        return None
+
+
+def _stated_label(prediction: str) -> tuple[str, bool]:
+    """(label, whether an answer marker introduced it): the text after the first marker, or the
+    whole prediction up to a hallucinated next question."""
+    marker = find_answer_marker(prediction)
+    if marker is not None:
+        return clean_label(prediction[marker[1]:]), True
+    next_question = _NEXT_QUESTION.search(prediction)
+    text = prediction[:next_question.start()] if next_question else prediction
+    label = text.strip()
+    return (label[:-1].rstrip() if label.endswith(".") else label), False
+
+
+def predicted_number(prediction: str) -> float | None:
+    """The number a prediction gives as its answer: the value of the stated label when it is a
+    number or an expression; else the first number after the answer marker when there is one,
+    else the last number in the prediction; None when there is none."""
+    label, has_marker = _stated_label(prediction)
+    value = _value_of_label(strip_choice_letter(label))
+    if value is not None:
+        return value
+    numbers = _NUMBER.findall(label if has_marker else prediction)
+    if not numbers:
+        return None
+    number = numbers[0] if has_marker else numbers[-1]
+    return float(number.replace("$", "").replace(",", ""))
+
+
+def extract_answer(prediction: str) -> str:
+    """The short answer a prediction states, as text: what follows the first answer marker (up
+    to a hallucinated next question), else the whole prediction, without a choice letter "(b)"
+    and the final period. A number or an arithmetic expression becomes its canonical value
+    (`format_number`): "So the answer is (84 / 2)." -> "42", "The answer is $1,000." -> "1000",
+    "So the answer is (b) bank." -> "bank"."""
+    label = strip_choice_letter(_stated_label(prediction)[0])
+    value = _value_of_label(label)
+    return format_number(value) if value is not None else label
+
+
+def is_numeric_answer(answer: str) -> bool:
+    return parse_number(answer) is not None
+
+
+def answer_correct(prediction: str, answer: str) -> bool:
+    """Whether `prediction` states the gold `answer`: by value (`predicted_number`, tolerance
+    1e-6) when the answer is a number, else by normalised exact match of `extract_answer`."""
+    gold_value = parse_number(answer)
+    if gold_value is not None:
+        value = predicted_number(prediction)
+        return value is not None and math.isclose(value, gold_value, rel_tol=1e-9,
+                                                  abs_tol=_ABSOLUTE_TOLERANCE)
+    return normalize_answer(extract_answer(prediction)) == normalize_answer(answer)
+
+
+def answer_accuracy(predictions: list[str], answers: list[str]) -> float:
+    """Percent (0-100, 4 decimals) of `answer_correct` predictions over the rows whose answer is
+    non-empty (open-ended rows have none). Raises ValueError on a length mismatch or when no
+    row has an answer."""
+    if len(predictions) != len(answers):
+        raise ValueError(f"{len(predictions)} predictions but {len(answers)} answers")
+    scored = [(prediction, answer) for prediction, answer in zip(predictions, answers) if answer.strip()]
+    if not scored:
+        raise ValueError("no row has a non-empty answer to score")
+    correct = sum(answer_correct(prediction, answer) for prediction, answer in scored)
+    return round(100.0 * correct / len(scored), 4)
