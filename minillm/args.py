@@ -25,6 +25,12 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="processed folder holding train_0.bin/.idx and valid_0.bin/.idx + valid.jsonl")
     group.add_argument("--max-length", type=int, default=512, help="prompt + response tokens per item")
     group.add_argument("--max-prompt-length", type=int, default=256)
+    group.add_argument("--rationale-data-dir",
+                       help="step-by-step distillation: the rationale task's processed folder; --data-dir is "
+                            "then the label task's, and loss = α·L_label + (1 − α)·L_rationale")
+    group.add_argument("--label-weight", type=float, default=0.5, help="α, with --rationale-data-dir")
+    group.add_argument("--train-fraction", type=float, default=1.0,
+                       help="train on this fixed random fraction of the training items (data-efficiency curves)")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +194,11 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
         if args.ptx_batch_size == 0:
             args.ptx_batch_size = args.batch_size
+    if hasattr(args, "train_fraction"):
+        need(0 < args.train_fraction <= 1, "--train-fraction must be in (0, 1]")
+        need(0 <= args.label_weight <= 1, "--label-weight must be in [0, 1]")
+        need(args.rationale_data_dir is None or Path(args.rationale_data_dir).is_dir(),
+             f"--rationale-data-dir {args.rationale_data_dir} does not exist")
     if getattr(args, "dropout", None) is not None:
         need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
     if hasattr(args, "deepspeed_config"):

@@ -1,7 +1,9 @@
 """Checkpoints: atomic Hugging Face saves, the `best.json` file, and resumable training state.
 
 Layout of a run folder:
-  {run}/{step}/            HF model + tokenizer (loadable by from_pretrained), written atomically
+  {run}/{step}/            HF model + tokenizer (loadable by from_pretrained), written atomically;
+                           + task.json {"prompt_prefix": ...} when the model answers behind a task
+                           prefix (step-by-step distillation), which evaluation then applies
   {run}/best.json          the best checkpoint by each tracked metric (later stages read this)
   {run}/resume/latest      DeepSpeed's pointer to the newest training state (optimizer,
   {run}/resume/step{N}/    scheduler, our client state, per-rank RNG); older states are pruned
@@ -33,7 +35,10 @@ def barrier() -> None:
         dist.barrier()
 
 
-def save_hf_checkpoint(engine, tokenizer, path: str | Path, is_main: bool) -> None:
+TASK_FILE = "task.json"
+
+
+def save_hf_checkpoint(engine, tokenizer, path: str | Path, is_main: bool, prompt_prefix: str = "") -> None:
     """Collective: every rank calls it (ZeRO-3 gathers the sharded weights first)."""
     stage = engine.zero_optimization_stage() if hasattr(engine, "zero_optimization_stage") else 0
     state_dict = engine._zero3_consolidated_16bit_state_dict() if stage == 3 else None
@@ -42,7 +47,15 @@ def save_hf_checkpoint(engine, tokenizer, path: str | Path, is_main: bool) -> No
         with atomic_directory(path) as tmp:
             model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+            if prompt_prefix:
+                atomic_write_json(Path(tmp) / TASK_FILE, {"prompt_prefix": prompt_prefix})
     barrier()
+
+
+def read_prompt_prefix(model_path: str | Path) -> str:
+    """The task prefix a checkpoint was trained to answer behind ("" for a plain model)."""
+    path = Path(model_path) / TASK_FILE
+    return json.loads(path.read_text())["prompt_prefix"] if path.is_file() else ""
 
 
 def read_best(run_dir: str | Path) -> dict:

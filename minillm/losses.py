@@ -19,13 +19,14 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
-def cross_entropy_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Σ over positions with labels != -100 of -log softmax(logits)[label].
+def cross_entropy_rows(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sequence, Σ over positions with labels != -100 of -log softmax(logits)[label].
 
-    logits: [B, T, V] (any float dtype; the math runs in fp32), labels: [B, T] → scalar.
+    logits: [B, T, V] (any float dtype; the math runs in fp32), labels: [B, T] → [B].
     """
-    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
-                           reduction="sum")
+    per_token = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
+                                reduction="none")
+    return per_token.view(labels.shape).sum(1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,20 +203,24 @@ def _scaled_logits(logits: torch.Tensor, rows: torch.Tensor, vocab_size: int, te
 
 
 class _ChunkedDivergence(torch.autograd.Function):
-    """Σ over the selected rows of a per-token divergence, computed chunk by chunk.
+    """Per sequence, Σ over its selected positions of a per-token divergence, chunk by chunk.
 
     The forward computes each chunk's values and its gradient w.r.t. the student logits at once,
     writing the gradient into a buffer shaped like the student logits; backward only scales that
-    buffer. Autograd therefore keeps no per-chunk intermediates: only the current chunk's (a
-    handful of [chunk_size, V] tensors in the math dtype) are alive at any time.
+    buffer (each sequence's positions by that sequence's incoming gradient). Autograd therefore
+    keeps no per-chunk intermediates: only the current chunk's (a handful of [chunk_size, V]
+    tensors in the math dtype) are alive at any time.
     """
 
     @staticmethod
     def forward(ctx, student_logits: torch.Tensor, teacher_logits: torch.Tensor, rows: torch.Tensor,
                 per_token: PerTokenDivergence, vocab_size: int, temperature: float, chunk_size: int,
                 compute_grad: bool, dtype: torch.dtype) -> torch.Tensor:
-        """student_logits [M, V_s], teacher_logits [M, V_t], rows [N] (indices into M) → scalar."""
-        total = torch.zeros((), dtype=dtype, device=student_logits.device)
+        """student_logits [B, T, V_s], teacher_logits [B, T, V_t], rows [N] (flat indices into
+        B·T) → [B]."""
+        batch, length = student_logits.shape[:2]
+        student_logits, teacher_logits = student_logits.flatten(0, 1), teacher_logits.flatten(0, 1)
+        totals = torch.zeros(batch, dtype=dtype, device=student_logits.device)
         grad_buffer = torch.zeros_like(student_logits) if compute_grad else None
         for start in range(0, rows.numel(), chunk_size):
             chunk_rows = rows[start:start + chunk_size]
@@ -224,14 +229,14 @@ class _ChunkedDivergence(torch.autograd.Function):
             student_chunk = _scaled_logits(student_logits, chunk_rows, vocab_size, temperature, dtype)
             with torch.enable_grad():
                 student_chunk.requires_grad_(compute_grad)
-                chunk_total = per_token(log_p, student_chunk.log_softmax(-1)).sum()
+                values = per_token(log_p, student_chunk.log_softmax(-1))
                 if compute_grad:
-                    (chunk_grad,) = torch.autograd.grad(chunk_total, student_chunk)
+                    (chunk_grad,) = torch.autograd.grad(values.sum(), student_chunk)
                     # d/d logits = d/d (logits / temperature) · 1 / temperature.
                     grad_buffer[chunk_rows, :vocab_size] = chunk_grad.div_(temperature).to(grad_buffer.dtype)
-            total += chunk_total.detach()
-        ctx.grad_buffer = grad_buffer
-        return total
+            totals.index_add_(0, chunk_rows // length, values.detach())
+        ctx.grad_buffer = None if grad_buffer is None else grad_buffer.view(batch, length, -1)
+        return totals
 
     @staticmethod
     def backward(ctx, grad_total: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -241,7 +246,7 @@ class _ChunkedDivergence(torch.autograd.Function):
                                "call divergence() again instead of retain_graph=True")
         # Scaling in place keeps a single logits-sized buffer (which is why a second backward
         # through the same graph is refused above).
-        return grad_buffer.mul_(grad_total), None, None, None, None, None, None, None, None
+        return grad_buffer.mul_(grad_total[:, None, None]), None, None, None, None, None, None, None, None
 
 
 def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -251,7 +256,7 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     """Word-level KD divergence between teacher p and student q, reduced over supervised positions.
 
     student_logits [B, T, V_s], teacher_logits [B, T, V_t] (any float dtypes), mask [B, T]
-    (nonzero/True = supervised) → scalar. p = softmax(teacher_logits / temperature),
+    (nonzero/True = supervised) → scalar ([B] for reduction="rows"). p = softmax(teacher_logits / temperature),
     q = softmax(student_logits / temperature), both over the first `vocab_size` columns (default
     min(V_s, V_t)): model families pad the embedding past the tokenizer, and those padding columns
     must not count. Pass the tokenizer length as `vocab_size` (see `minillm.modeling.check_same_tokenizer`).
@@ -259,7 +264,9 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     `name` picks the per-token divergence from DIVERGENCES; `params` are its parameters
     (DIVERGENCE_PARAMS; e.g. skew_alpha, jsd_beta, akl_mu), validated by
     `resolve_divergence_params`. reduction="mean" averages over the supervised positions (0 when
-    there are none); reduction="sum" sums them, for a trainer that divides by a global token count.
+    there are none); reduction="sum" sums them, for a trainer that divides by a global token count;
+    reduction="rows" gives each sequence's sum, [B], for a trainer that weights sequences
+    (task streams of step-by-step distillation).
     No temperature² factor is applied.
 
     Only rows with mask set are read, so masked positions contribute nothing even if their logits
@@ -271,8 +278,8 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     """
     params = resolve_divergence_params(name, params)
     per_token = functools.partial(DIVERGENCES[name], **params)
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if reduction not in ("mean", "sum", "rows"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'rows', got {reduction!r}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     if chunk_size < 1:
@@ -290,6 +297,9 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     dtype = torch.promote_types(torch.promote_types(student_logits.dtype, teacher_logits.dtype), torch.float32)
     rows = mask.reshape(-1).nonzero().squeeze(1)
     compute_grad = torch.is_grad_enabled() and student_logits.requires_grad
-    total = _ChunkedDivergence.apply(student_logits.flatten(0, 1), teacher_logits.flatten(0, 1),
-                                     rows, per_token, vocab_size, temperature, chunk_size, compute_grad, dtype)
+    per_sequence = _ChunkedDivergence.apply(student_logits, teacher_logits, rows, per_token, vocab_size,
+                                            temperature, chunk_size, compute_grad, dtype)
+    if reduction == "rows":
+        return per_sequence
+    total = per_sequence.sum()
     return total if reduction == "sum" else total / max(rows.numel(), 1)

@@ -1,7 +1,9 @@
-"""Token-level training objectives: a batch → (loss summed over supervised tokens, named sums).
+"""Token-level training objectives: a batch → (per-sequence loss sums [B], named per-sequence sums).
 
-Every objective reports "ce", the language-modelling cross-entropy, which validation logs as
-`valid_loss`; the trainer divides every sum by the supervised tokens of the global batch.
+Each value is a sum over a sequence's supervised tokens. Every objective reports "ce", the
+language-modelling cross-entropy, which validation logs as `valid_loss`. The trainer weights
+sequences (1 / supervised tokens of the global batch, times the weight of the sequence's task
+stream), so objectives know nothing about batch sizes, devices or streams.
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from typing import Protocol
 
 import torch
 
-from minillm.losses import IGNORE_INDEX, cross_entropy_sum, divergence
+from minillm.losses import IGNORE_INDEX, cross_entropy_rows, divergence
 
 
 class Objective(Protocol):
-    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """batch: input_ids, attention_mask, position_ids, labels, each [B, T] → ([B], {name: [B]})."""
 
 
 def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -23,7 +26,7 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Te
 
 
 def sft_objective(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    ce = cross_entropy_sum(_forward(model, batch), batch["labels"])
+    ce = cross_entropy_rows(_forward(model, batch), batch["labels"])
     return ce, {"ce": ce.detach()}
 
 
@@ -49,10 +52,10 @@ class KDObjective:
 
     def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = _forward(model, batch)
-        ce = cross_entropy_sum(logits, batch["labels"])
+        ce = cross_entropy_rows(logits, batch["labels"])
         with torch.no_grad():
             teacher_logits = _forward(self.teacher, batch)
-        kd = divergence(self.kd_loss, logits, teacher_logits, batch["labels"] != IGNORE_INDEX, reduction="sum",
+        kd = divergence(self.kd_loss, logits, teacher_logits, batch["labels"] != IGNORE_INDEX, reduction="rows",
                         temperature=self.temperature, vocab_size=self.vocab_size, chunk_size=self.chunk_size,
                         **self.params)
         loss = (1.0 - self.kd_ratio) * ce + self.kd_ratio * kd

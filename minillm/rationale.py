@@ -354,6 +354,12 @@ def convert_svamp_row(record: dict[str, Any], row_id: str, llm_output: str, labe
 PLACEHOLDERS: tuple[str, ...] = ("{prompt}", "{instruction}", "{input}")
 
 
+def check_template(template: str) -> None:
+    """A template must contain a placeholder, or every prompt would be the same text."""
+    if not any(placeholder in template for placeholder in PLACEHOLDERS):
+        raise ValueError(f"the template has none of the placeholders {', '.join(PLACEHOLDERS)}")
+
+
 def fill_template(template: str, instruction: str, input: str) -> str:
     """A prompt from a template file (prompts/rationales/README.md): {prompt} becomes the
     Alpaca prompt of build_prompt, {instruction} and {input} the fields; a line holding only

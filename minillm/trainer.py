@@ -1,9 +1,12 @@
-"""The token-level training loop (SFT today; KD, SeqKD and step-by-step plug in an objective).
+"""The token-level training loop: SFT, KD and SeqKD (one task stream), step-by-step and DSS-KD
+(a label and a rationale stream); the method is the objective plus the streams.
 
-One optimizer step = one GLOBAL batch from `GlobalBatchSampler`. Each micro-batch's loss SUM is
-scaled by world × accumulation / (supervised tokens in the global batch): after DeepSpeed's
-averaging over ranks and accumulation steps the gradient is the exact token mean of the global
-batch, whatever the device count.
+One optimizer step = one GLOBAL batch of items from `GlobalBatchSampler`; an item brings one row
+per task stream that has it, so both tasks of a question share a batch and a forward pass. The
+loss is Σ_s weight_s · (token mean of the objective over stream s's supervised tokens in the
+global batch): each sequence's loss sum is scaled by world × accumulation × weight_s / N_s, so
+after DeepSpeed's averaging over ranks and accumulation steps the gradient is exact whatever the
+device count. With one stream this is the plain token mean of the global batch.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class TokenTrainer:
         self.tokenizer = setup.tokenizer
         self.train_set = setup.train_set
         self.valid_set = setup.valid_set
+        self.valid_streams = setup.valid_streams
         self.plan = setup.plan
         self.sampler = setup.sampler
         self.total_steps = setup.total_steps
@@ -97,47 +101,66 @@ class TokenTrainer:
 
     def _train_step(self, step: int) -> dict[str, float]:
         micro = self.sampler.micro_batches(step, self.dist.rank, self.dist.world_size, self.plan.micro_batch)
-        pad = self.tokenizer.pad_token_id
-        batches = [collate_sft([self.train_set.example(int(i)) for i in indices], pad) for indices in micro]
-        local_supervised = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
-        local_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
-        supervised, tokens = all_reduce_sum([local_supervised, local_tokens], self.dist.device)
-        scale = self.dist.world_size * self.plan.accumulation / max(supervised, 1.0)
-        sums: dict[str, float] = {}
+        pad, streams = self.tokenizer.pad_token_id, len(self.train_set.names)
+        batches = []
+        for indices in micro:
+            rows = [row for i in indices for row in self.train_set.examples(int(i))]
+            batch = collate_sft([example for _, example in rows], pad)
+            batch["stream"] = torch.tensor([stream for stream, _ in rows])
+            batches.append(batch)
+        supervised_rows = [(batch["labels"] != IGNORE_INDEX).sum(1) for batch in batches]
+        local = [sum(values) for values in zip(*(per_stream_sums(b["stream"], rows, streams)
+                                                 for b, rows in zip(batches, supervised_rows)))]
+        local.append(sum(float(b["attention_mask"].sum()) for b in batches))  # input tokens
+        totals = all_reduce_sum(local, self.dist.device)
+        supervised, tokens = totals[:streams], totals[streams]
+        row_scale = torch.tensor([self.dist.world_size * self.plan.accumulation * w / max(n, 1.0)
+                                  for w, n in zip(self.train_set.weights, supervised)])
+        sums: dict[str, list[float]] = {}
         for batch in batches:
-            loss_sum, parts = self.objective(self.engine, self._to_device(batch))
-            self.engine.backward(loss_sum * scale)
+            batch = self._to_device(batch)
+            loss_rows, parts = self.objective(self.engine, batch)
+            self.engine.backward((loss_rows * row_scale.to(loss_rows.device)[batch["stream"]]).sum())
             self.engine.step()
-            for name, value in {"loss": loss_sum.detach(), **parts}.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+            for name, rows in {"loss": loss_rows.detach(), **parts}.items():
+                added = per_stream_sums(batch["stream"], rows, streams)
+                sums[name] = [a + b for a, b in zip(sums.get(name, [0.0] * streams), added)]
         names = sorted(sums)
-        totals = all_reduce_sum([sums[n] for n in names], self.dist.device)
+        reduced = all_reduce_sum([v for n in names for v in sums[n]], self.dist.device)
+        sums = {n: reduced[k * streams:(k + 1) * streams] for k, n in enumerate(names)}
         self.state.tokens += int(tokens)
-        self.state.supervised_tokens += int(supervised)
-        return {name: total / max(supervised, 1.0) for name, total in zip(names, totals)}
+        self.state.supervised_tokens += int(sum(supervised))
+        return combine_streams(self.train_set.names, self.train_set.weights, supervised, sums)
 
     @torch.no_grad()
     def validation_loss(self) -> dict[str, float]:
-        """Token-mean of every objective part over the whole validation split."""
+        """Every objective part over each task's whole validation split, combined as in training."""
         self.engine.eval()
-        indices, real = shard_for_rank(len(self.valid_set), self.dist.rank, self.dist.world_size)
-        pad = self.tokenizer.pad_token_id
-        sums: dict[str, float] = {}
-        count = 0.0
-        size = self.plan.micro_batch
-        for start in range(0, len(indices), size):
-            batch = collate_sft([self.valid_set.example(i) for i in indices[start:start + size]], pad)
-            fake = torch.tensor([not r for r in real[start:start + size]])
-            batch["labels"][fake] = IGNORE_INDEX  # rank padding must not count
-            count += float((batch["labels"] != IGNORE_INDEX).sum())
-            _, parts = self.objective(self.engine, self._to_device(batch))
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+        pad, size = self.tokenizer.pad_token_id, self.plan.micro_batch
+        counts, sums = [], {}
+        for k, stream in enumerate(self.valid_streams):
+            dataset = stream.dataset
+            indices, real = shard_for_rank(len(dataset), self.dist.rank, self.dist.world_size)
+            count, stream_sums = 0.0, {}
+            for start in range(0, len(indices), size):
+                batch = collate_sft([dataset.example(i) for i in indices[start:start + size]], pad)
+                fake = torch.tensor([not r for r in real[start:start + size]])
+                batch["labels"][fake] = IGNORE_INDEX  # rank padding must not count
+                count += float((batch["labels"] != IGNORE_INDEX).sum())
+                _, parts = self.objective(self.engine, self._to_device(batch))
+                for name, rows in parts.items():
+                    stream_sums[name] = stream_sums.get(name, 0.0) + float(rows.sum())
+            counts.append(count)
+            for name, value in stream_sums.items():
+                sums.setdefault(name, [0.0] * len(self.valid_streams))[k] = value
         names = sorted(sums)
-        totals = all_reduce_sum([count] + [sums[n] for n in names], self.dist.device)
+        totals = all_reduce_sum(counts + [v for n in names for v in sums[n]], self.dist.device)
+        streams = len(self.valid_streams)
+        sums = {n: totals[streams + k * streams:streams + (k + 1) * streams] for k, n in enumerate(names)}
         self.engine.train()
-        return {("valid_loss" if n == "ce" else f"valid_{n}"): t / max(totals[0], 1.0)
-                for n, t in zip(names, totals[1:])}
+        stats = combine_streams([s.name for s in self.valid_streams], [s.weight for s in self.valid_streams],
+                                    totals[:streams], sums)
+        return {("valid_loss" if n == "ce" else f"valid_{n}"): v for n, v in stats.items()}
 
     def validation_generation(self) -> dict[str, float]:
         """Sampled Rouge-L / exact match on validation prompts against the gold responses."""
@@ -158,13 +181,33 @@ class TokenTrainer:
         self.state.history.append(record)
         self.log.metrics({"event": "eval", **record})
         path = f"{self.args.save}/{step}"
-        checkpoint.save_hf_checkpoint(self.engine, self.tokenizer, path, self.dist.is_main)
+        checkpoint.save_hf_checkpoint(self.engine, self.tokenizer, path, self.dist.is_main,
+                                      self.valid_set.task["prefix"])
         if self.dist.is_main:
             improved = checkpoint.update_best(self.args.save, metrics, step, path)
             if improved:
                 self.log.info(f"step {step}: new best by {', '.join(improved)} -> {path}")
         checkpoint.save_training_state(self.engine, self.args.save, step,
                                        {"train_state": vars(self.state)}, self.dist.rank)
+
+
+def per_stream_sums(stream: torch.Tensor, rows: torch.Tensor, streams: int) -> list[float]:
+    """Σ of per-sequence values `rows` [B] by task stream (`stream` [B]) → `streams` floats."""
+    totals = torch.zeros(streams, dtype=torch.float64).index_add_(0, stream.cpu(), rows.detach().double().cpu())
+    return totals.tolist()
+
+
+def combine_streams(names: list[str], weights: list[float], counts: list[float],
+                    sums: dict[str, list[float]]) -> dict[str, float]:
+    """Per part, Σ_s weight_s · sum_s / count_s (the training objective's combination), plus each
+    stream's own mean as `{part}_{stream}` when there are several streams."""
+    stats = {}
+    for part, per_stream in sums.items():
+        means = [total / max(count, 1.0) for total, count in zip(per_stream, counts)]
+        stats[part] = sum(w * m for w, m in zip(weights, means))
+        if len(names) > 1:
+            stats.update({f"{part}_{name}": m for name, m in zip(names, means)})
+    return stats
 
 
 def finish_run(setup: TrainingSetup, state) -> None:

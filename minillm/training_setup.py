@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from minillm.data.datasets import GlobalBatchSampler, TokenDataset
+from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TaskStream, TokenDataset, fraction_subset
 from minillm.engine import (BatchPlan, DistInfo, build_optimizer, build_scheduler, init_distributed,
                             initialize_engine, load_deepspeed_config, plan_batches, precision_dtype,
                             set_seed, zero_stage)
@@ -22,11 +22,16 @@ class TrainingSetup:
     tokenizer: object
     engine: object
     plan: BatchPlan
-    train_set: TokenDataset
-    valid_set: TokenDataset
+    train_set: PairedStreams
+    valid_streams: list[TaskStream]
     sampler: GlobalBatchSampler
     total_steps: int
     ds_config: dict
+
+    @property
+    def valid_set(self) -> TokenDataset:
+        """The primary (label) task's validation data: generation is scored on it."""
+        return self.valid_streams[0].dataset
 
     @property
     def sync_ranks(self) -> bool:
@@ -46,11 +51,17 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
              f"{os.environ.get('OMP_NUM_THREADS', 'default')} CPU thread(s) per rank")
 
     tokenizer = load_tokenizer(args.tokenizer_path or args.model_path)
-    train_set = TokenDataset(args.data_dir, "train", args.max_length)
-    valid_set = TokenDataset(args.data_dir, "valid", args.max_length)
+    train_streams, valid_streams = task_streams(args, "train"), task_streams(args, "valid")
+    primary = train_streams[0].dataset
+    subset = fraction_subset(len(primary), args.train_fraction) if args.train_fraction < 1 else None
+    train_set = PairedStreams(train_streams, subset)
     sampler = GlobalBatchSampler(len(train_set), plan.global_batch, args.seed)
     total_steps = args.total_steps or args.epochs * sampler.steps_per_epoch
-    log.info(f"data {args.data_dir}: {len(train_set)} train / {len(valid_set)} valid items")
+    for train, valid in zip(train_streams, valid_streams):
+        log.info(f"task {train.name!r} (weight {train.weight:g}, prompt prefix {train.dataset.task['prefix']!r}): "
+                 f"{len(train.dataset)} train / {len(valid.dataset)} valid items from {train.dataset.data_dir}")
+    if subset is not None:
+        log.info(f"training on {len(subset)} of {len(primary)} items (--train-fraction {args.train_fraction})")
 
     model = load_model(args.model_path, dtype, dist_info.device)
     check_vocabulary(model, tokenizer, args.model_path)
@@ -63,8 +74,18 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     optimizer = build_optimizer(model, args.lr, args.weight_decay, tuple(args.adam_betas))
     scheduler = build_scheduler(optimizer, args.lr_scheduler, total_steps, args.warmup_steps, args.lr_min)
     engine = initialize_engine(model, optimizer, scheduler, ds_config)
-    return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_set, sampler, total_steps,
+    return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_streams, sampler, total_steps,
                          ds_config)
+
+
+def task_streams(args: argparse.Namespace, split: str) -> list[TaskStream]:
+    """The task streams of a run: the data folder alone (weight 1), or with --rationale-data-dir
+    the label task (weight α) and the rationale task (weight 1 − α)."""
+    primary = TokenDataset(args.data_dir, split, args.max_length)
+    if not args.rationale_data_dir:
+        return [TaskStream(primary.task["task"], primary, 1.0)]
+    rationale = TokenDataset(args.rationale_data_dir, split, args.max_length)
+    return [TaskStream("label", primary, args.label_weight), TaskStream("rationale", rationale, 1.0 - args.label_weight)]
 
 
 def load_teacher(args: argparse.Namespace, setup: TrainingSetup):

@@ -26,13 +26,19 @@ class Example:
 
 
 class TokenDataset:
-    """`{data_dir}/{split}_0.bin/.idx` read by memory map, items split at the separator."""
+    """`{data_dir}/{split}_0.bin/.idx` read by memory map, items split at the separator.
+
+    A folder written for one task of step-by-step distillation also holds `task.json`
+    ({"task", "prefix", "target_field"}): its prompts start with that task prefix.
+    """
 
     def __init__(self, data_dir: str | Path, split: str, max_length: int):
         self.data_dir = Path(data_dir)
         self.split = split
         self.max_length = max_length
         self.indexed = IndexedDataset(str(self.data_dir / f"{split}_0"))
+        task_file = self.data_dir / "task.json"
+        self.task = json.loads(task_file.read_text()) if task_file.is_file() else {"task": "default", "prefix": ""}
 
     def __len__(self) -> int:
         return len(self.indexed)
@@ -53,15 +59,94 @@ class TokenDataset:
         where = np.flatnonzero(ids == self.indexed.split_id)
         return (ids[: int(where[0])] if len(where) else ids).astype(np.int64)
 
-    def references(self) -> list:
-        """Gold responses from the `{split}.jsonl` written beside the binary files."""
+    def rows(self) -> list[dict]:
+        """The `{split}.jsonl` rows written beside the binary files, one per item."""
         path = self.data_dir / f"{self.split}.jsonl"
         with open(path) as handle:
-            refs = [json.loads(line)["output"] for line in handle if line.strip()]
-        if len(refs) != len(self):
-            raise ValueError(f"{path} has {len(refs)} rows but {self.data_dir}/{self.split}_0.bin "
+            rows = [json.loads(line) for line in handle if line.strip()]
+        if len(rows) != len(self):
+            raise ValueError(f"{path} has {len(rows)} rows but {self.data_dir}/{self.split}_0.bin "
                              f"has {len(self)} items; reprocess the data")
-        return refs
+        return rows
+
+    def references(self) -> list:
+        """Gold responses (the `output` field of the rows)."""
+        return [row["output"] for row in self.rows()]
+
+    def answers(self) -> list[str]:
+        """Short gold answers for accuracy ("" where a row has none)."""
+        return [row.get("answer", "") for row in self.rows()]
+
+    def source_rows(self) -> list[int]:
+        """Each item's line in the raw split it was processed from: how task streams pair up."""
+        rows = self.rows()
+        if any("row" not in row for row in rows):
+            raise ValueError(f"{self.data_dir}/{self.split}.jsonl has no 'row' field; reprocess it with "
+                             f"tools/process_data_dolly.py to train several task streams")
+        return [row["row"] for row in rows]
+
+
+@dataclass(frozen=True)
+class TaskStream:
+    """One task of multi-task training: its data, and its weight in the loss."""
+    name: str
+    dataset: TokenDataset
+    weight: float
+
+
+class PairedStreams:
+    """Multi-task items: item i is row i of the first (primary) stream's data together with the
+    same source row in every other stream that has it (a question without a rationale has no
+    rationale task). Epochs run over the primary stream, optionally a fixed subset of it.
+
+    `examples(i)` → [(stream index, Example)]: both tasks of a question land in the same batch.
+    """
+
+    def __init__(self, streams: Sequence[TaskStream], subset: np.ndarray | None = None):
+        self.streams = list(streams)
+        primary_rows = self.streams[0].dataset.source_rows() if len(self.streams) > 1 else []
+        self.partners: list[np.ndarray] = []
+        for stream in self.streams[1:]:
+            where = {row: k for k, row in enumerate(stream.dataset.source_rows())}
+            self.partners.append(np.array([where.get(row, -1) for row in primary_rows], dtype=np.int64))
+        self.items = np.arange(len(self.streams[0].dataset)) if subset is None else np.asarray(subset)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def names(self) -> list[str]:
+        return [stream.name for stream in self.streams]
+
+    @property
+    def weights(self) -> list[float]:
+        return [stream.weight for stream in self.streams]
+
+    def pooled(self) -> list[tuple[int, int]]:
+        """Every (stream index, dataset index) of the chosen items, each task separately: the
+        prompts of on-policy training, which samples tasks independently."""
+        pool = [(0, int(item)) for item in self.items]
+        for k, partners in enumerate(self.partners, start=1):
+            pool += [(k, int(partners[item])) for item in self.items if partners[item] >= 0]
+        return pool
+
+    def examples(self, index: int) -> list[tuple[int, Example]]:
+        item = int(self.items[index])
+        found = [(0, self.streams[0].dataset.example(item))]
+        for k, partners in enumerate(self.partners, start=1):
+            if partners[item] >= 0:
+                found.append((k, self.streams[k].dataset.example(int(partners[item]))))
+        return found
+
+
+def fraction_subset(num_items: int, fraction: float) -> np.ndarray:
+    """A fixed random `fraction` of the items (at least one) for the data-efficiency curves of
+    step-by-step distillation. It depends on nothing else (not the training seed), so every method
+    and seed sees the same items, and smaller fractions are subsets of larger ones."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"the training-data fraction must be in (0, 1], got {fraction}")
+    keep = max(1, round(fraction * num_items))
+    return np.sort(np.random.default_rng(7919).permutation(num_items)[:keep])
 
 
 def collate_sft(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:

@@ -109,7 +109,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_w
     """PPO-clipped policy loss with the teacher-mixing weight folded into the ratio; [B, T] inputs.
 
     ρ_t = exp(log q_θ − log q_old) · w_t; per token max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε)), summed
-    over the mask → scalar. The gradient flows through `logprobs` only (the other inputs are
+    over the mask → scalar. `mask` is 0 on padding; a positive value weights its token (1 for a
+    plain sum; the trainer passes its normalisation and task-stream weights this way). The gradient flows through `logprobs` only (the other inputs are
     detached). Stats (detached scalars, sums over masked tokens so the caller can normalise):
     "clip_fraction", the number of tokens where the clipped term was taken and differs from the
     unclipped one; "ratio", Σ ρ_t.
@@ -123,7 +124,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_w
     ratio = log_ratio.exp() * weights
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
-    loss = torch.where(valid, torch.maximum(unclipped, clipped), 0.0).sum()
+    loss = (torch.where(valid, torch.maximum(unclipped, clipped), 0.0) * mask).sum()
     stats = {
         "clip_fraction": (valid & (clipped > unclipped)).sum().detach().to(ratio.dtype),
         "ratio": torch.where(valid, ratio, 0.0).sum().detach(),
@@ -132,11 +133,14 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_w
 
 
 def single_step_regulariser(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                            vocab_size: int) -> torch.Tensor:
+                            vocab_size: int, row_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Exact per-position reverse KL Σ_v q(v)(log q(v) − log p(v)), summed over masked positions.
 
-    student_logits [B, T, V], teacher_logits [B, T, V'], mask [B, T] → scalar. Both distributions
-    are over the first `vocab_size` columns (the tokenizer length). Delegates to the chunked
-    `minillm.losses.divergence`, so backward may run once per call.
+    student_logits [B, T, V], teacher_logits [B, T, V'], mask [B, T] → scalar; `row_weights` [B]
+    weights each sequence's sum (default 1). Both distributions are over the first `vocab_size`
+    columns (the tokenizer length). Delegates to the chunked `minillm.losses.divergence`, so
+    backward may run once per call.
     """
-    return divergence("reverse_kl", student_logits, teacher_logits, mask, reduction="sum", vocab_size=vocab_size)
+    per_sequence = divergence("reverse_kl", student_logits, teacher_logits, mask, reduction="rows",
+                              vocab_size=vocab_size)
+    return per_sequence.sum() if row_weights is None else (per_sequence * row_weights).sum()

@@ -26,6 +26,7 @@ class Rollouts:
     teacher_logprobs: torch.Tensor  # [N, T] log p(y_t)
     weights: torch.Tensor  # [N, T] importance weights q(y_t) / p̃(y_t) of teacher-mixed sampling
     advantages: torch.Tensor  # [N, T] whitened length-normalised discounted returns
+    streams: torch.Tensor  # [N] task stream of each prompt (0 unless step-by-step)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -46,9 +47,11 @@ class Rollouts:
 def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np.ndarray], *, config: SamplingConfig,
             teacher_mix: float, reward_scaling: float, reward_clip: float, gamma: float, length_norm: bool,
             eos_token_id: int, pad_token_id: int, max_prompt_length: int, batch_size: int,
-            generator: torch.Generator, device: torch.device, sync_ranks: bool) -> Rollouts:
+            generator: torch.Generator, device: torch.device, sync_ranks: bool,
+            streams: list[int] | None = None) -> Rollouts:
     """Sample one response per prompt with the current policy (mixed with the teacher), then
-    rewards → returns → advantages whitened across all ranks."""
+    rewards → returns → advantages whitened across all ranks (over every task stream at once).
+    `streams`: each prompt's task stream, kept for the loss weights (default all 0)."""
     student.eval()  # dropout is off for the whole MiniLLM run; eval() also keeps it so here
     parts = []
     for start in range(0, len(prompts), batch_size):
@@ -64,7 +67,9 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     returns = ppo.discounted_returns(ppo.rewards(teacher_lp, old, mask, reward_scaling, reward_clip), mask,
                                      gamma, length_norm)
     advantages = ppo.whiten(returns.to(device), mask.to(device)).cpu()
-    return Rollouts([np.asarray(p) for p in prompts], responses, mask, old, teacher_lp, weights * mask, advantages)
+    stream_ids = torch.as_tensor(streams if streams is not None else [0] * len(prompts), dtype=torch.long)
+    return Rollouts([np.asarray(p) for p in prompts], responses, mask, old, teacher_lp, weights * mask, advantages,
+                    stream_ids)
 
 
 def collate_rollouts(rollouts: Rollouts, indices: np.ndarray, pad_token_id: int, max_prompt_length: int,
@@ -83,6 +88,7 @@ def collate_rollouts(rollouts: Rollouts, indices: np.ndarray, pad_token_id: int,
              "responses": rollouts.responses[index, :width]}
     for name in ("old_logprobs", "weights", "advantages"):
         batch[name] = getattr(rollouts, name)[index, :width]
+    batch["stream"] = rollouts.streams[index]
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["response_start"] = prompt["input_ids"].shape[1]
     return batch

@@ -7,7 +7,9 @@ corpus when given):
        + single-step reverse KL over the vocabulary      (token means over response tokens)
        + (1 − kd_ratio)·CE + kd_ratio·KD on the corpus   (token mean, weight 1)
 Token means are over the global mini-batch (the trainer scales sums as in trainer.py), so the
-algorithm is the same on any number of ranks.
+algorithm is the same on any number of ranks. With step-by-step task streams (DSS-MiniLLM) the
+prompts of every task form one pool; the rollout terms become Σ_s weight_s · (token mean over
+stream s's response tokens).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 
 from minillm import checkpoint
 from minillm.args import sampling_config
-from minillm.data.datasets import GlobalBatchSampler, TokenDataset, collate_sft
+from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TokenDataset, collate_sft
 from minillm.engine import BatchPlan, all_reduce_sum
 from minillm.evaluation import generate_texts
 from minillm.generation import SamplingConfig
@@ -29,6 +31,7 @@ from minillm.metrics import compute_metrics
 from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect
+from minillm.trainer import per_stream_sums
 from minillm.training_setup import TrainingSetup
 
 
@@ -42,17 +45,18 @@ class MiniLLMState:
 
 class MiniLLMTrainer:
     def __init__(self, args: argparse.Namespace, setup: TrainingSetup, teacher: torch.nn.Module, vocab_size: int,
-                 prompts: TokenDataset, ptx: TokenDataset | None, ptx_objective: KDObjective | None):
+                 prompts: PairedStreams, ptx: TokenDataset | None, ptx_objective: KDObjective | None):
         self.args, self.setup = args, setup
         self.dist, self.engine, self.log = setup.dist, setup.engine, setup.log
         self.teacher, self.vocab_size = teacher, vocab_size
         self.prompts, self.ptx, self.ptx_objective = prompts, ptx, ptx_objective
+        self.prompt_pool = prompts.pooled()  # (stream, item) of every task's prompts
         self.plan: BatchPlan = setup.plan  # the GLOBAL mini-batch of rollouts per optimizer step
         world = self.dist.world_size
         self.rollouts_per_rank = args.num_rollouts // world
         self.minibatches_per_epoch = args.num_rollouts // args.batch_size
         self.steps_per_collection = args.ppo_epochs * self.minibatches_per_epoch
-        self.prompt_sampler = GlobalBatchSampler(len(prompts), args.num_rollouts, args.seed)
+        self.prompt_sampler = GlobalBatchSampler(len(self.prompt_pool), args.num_rollouts, args.seed)
         self.ptx_sampler = (GlobalBatchSampler(len(ptx), args.ptx_batch_size, args.seed)
                             if ptx is not None else None)
         self.ptx_micro = args.ptx_batch_size // (world * self.plan.accumulation) if ptx is not None else 0
@@ -68,8 +72,10 @@ class MiniLLMTrainer:
         generator = torch.Generator(device=self.dist.device).manual_seed(
             (self.args.seed * 1_000_003 + collection) * 1009 + self.dist.rank)
         started = time.time()
+        chosen = [self.prompt_pool[int(i)] for i in share]
         self.rollouts = collect(
-            self.engine.module, self.teacher, [self.prompts.prompt(int(i)) for i in share], config=self.config,
+            self.engine.module, self.teacher, [self.prompts.streams[s].dataset.prompt(i) for s, i in chosen],
+            streams=[s for s, _ in chosen], config=self.config,
             teacher_mix=self.args.teacher_mix_alpha, reward_scaling=self.args.reward_scaling,
             reward_clip=self.args.reward_clip, gamma=self.args.gamma, length_norm=not self.args.no_length_norm,
             eos_token_id=self.setup.tokenizer.eos_token_id, pad_token_id=self.setup.tokenizer.pad_token_id,
@@ -95,18 +101,19 @@ class MiniLLMTrainer:
         return [mine[i:i + self.plan.micro_batch] for i in range(0, per_rank, self.plan.micro_batch)]
 
     # -- one optimizer step -------------------------------------------------------------------
-    def _policy_terms(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _policy_terms(self, batch: dict, row_scale: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The rollout terms, each sequence weighted by `row_scale` [B] (normalisation × stream weight)."""
         start, width = batch["response_start"], batch["mask"].shape[1]
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
         logits = self.engine(**inputs).logits[:, start - 1:start - 1 + width]
         logprobs = logits.float().log_softmax(-1).gather(2, batch["responses"][:, :, None]).squeeze(2)
         pg, stats = ppo.policy_loss(logprobs, batch["old_logprobs"], batch["weights"], batch["advantages"],
-                                    batch["mask"], self.args.clip_eps)
+                                    batch["mask"] * row_scale[:, None], self.args.clip_eps)
         total, parts = pg, {"pg_loss": pg.detach(), **stats}
         if not self.args.no_single_step_reg:
             with torch.no_grad():
                 teacher_logits = self.teacher(**inputs).logits[:, start - 1:start - 1 + width]
-            reg = ppo.single_step_regulariser(logits, teacher_logits, batch["mask"], self.vocab_size)
+            reg = ppo.single_step_regulariser(logits, teacher_logits, batch["mask"], self.vocab_size, row_scale)
             total = total + reg
             parts["reg_loss"] = reg.detach()
         return total, parts
@@ -122,25 +129,33 @@ class MiniLLMTrainer:
             ptx_batches = [{k: v.to(self.dist.device) for k, v in
                             collate_sft([self.ptx.example(int(i)) for i in ids], tok.pad_token_id).items()}
                            for ids in ptx_ids]
-        local = [sum(float(b["mask"].sum()) for b in batches),
-                 sum(float((b["labels"] != IGNORE_INDEX).sum()) for b in ptx_batches)]
-        rl_tokens, ptx_tokens = all_reduce_sum(local, self.dist.device)
+        streams = len(self.prompts.streams)
+        local = [sum(values) for values in zip(*(per_stream_sums(b["stream"], b["mask"].sum(1), streams)
+                                                 for b in batches))]
+        local.append(sum(float((b["labels"] != IGNORE_INDEX).sum()) for b in ptx_batches))
+        totals = all_reduce_sum(local, self.dist.device)
+        rl_tokens, ptx_tokens = totals[:streams], totals[streams]
         scale = self.dist.world_size * self.plan.accumulation
+        stream_scale = torch.tensor([scale * w / max(n, 1.0) for w, n in zip(self.prompts.weights, rl_tokens)],
+                                    device=self.dist.device)
         sums: dict[str, float] = {}
         for k, batch in enumerate(batches):
-            loss, parts = self._policy_terms(batch)
-            loss = loss * (scale / max(rl_tokens, 1.0))
+            loss, parts = self._policy_terms(batch, stream_scale[batch["stream"]])
             if ptx_batches:
-                pt_loss, pt_parts = self.ptx_objective(self.engine, ptx_batches[k])
-                loss = loss + pt_loss * (scale / max(ptx_tokens, 1.0))
-                parts = {**parts, "pt_loss": pt_loss.detach(), **{f"pt_{n}": v for n, v in pt_parts.items()}}
+                pt_rows, pt_parts = self.ptx_objective(self.engine, ptx_batches[k])
+                loss = loss + pt_rows.sum() * (scale / max(ptx_tokens, 1.0))
+                parts = {**parts, "pt_loss": pt_rows.detach().sum(),
+                         **{f"pt_{n}": v.sum() for n, v in pt_parts.items()}}
             self.engine.backward(loss)
             self.engine.step()
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value)
         names = sorted(sums)
-        totals = all_reduce_sum([sums[n] for n in names], self.dist.device)
-        return {n: t / max(ptx_tokens if n.startswith("pt_") else rl_tokens, 1.0) for n, t in zip(names, totals)}
+        reduced = dict(zip(names, all_reduce_sum([sums[n] for n in names], self.dist.device)))
+        # pg_loss / reg_loss arrive weighted and normalised (× scale); the other stats are token sums.
+        weighted = {"pg_loss", "reg_loss"}
+        return {n: t / (scale if n in weighted else max(ptx_tokens if n.startswith("pt_") else sum(rl_tokens), 1.0))
+                for n, t in reduced.items()}
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> MiniLLMState:
@@ -213,7 +228,8 @@ class MiniLLMTrainer:
         self.state.history.append(record)
         self.log.metrics({"event": "eval", **record})
         path = f"{self.args.save}/{step}"
-        checkpoint.save_hf_checkpoint(self.engine, self.setup.tokenizer, path, self.dist.is_main)
+        checkpoint.save_hf_checkpoint(self.engine, self.setup.tokenizer, path, self.dist.is_main,
+                                      self.setup.valid_set.task["prefix"])
         if self.dist.is_main:
             improved = checkpoint.update_best(self.args.save, metrics, step, path)
             if improved:
