@@ -1,0 +1,165 @@
+"""Teacher rationales and labels for distilling step-by-step, from any local causal LM.
+
+  python tools/generate_rationales.py --model-path LLM --input rows.jsonl --out teacher.jsonl \\
+      --template prompts/rationales/fewshot_cot.txt --max-prompt-length 768
+  python tools/generate_rationales.py --model-path DSS_TEACHER_RUN --input rows.jsonl --out teacher.jsonl \\
+      --template prompts/rationales/dss_rationale.txt --label-template prompts/rationales/dss_label.txt
+  deepspeed --num_gpus N tools/generate_rationales.py ...     (prompts are sharded over ranks)
+
+Input: rows in the rationale format (minillm/rationale.py) or any instruction JSON-lines file
+(`instruction`, `input`, `output`). Each prompt is a template file filled with the row
+(prompts/rationales/README.md). With `--template` alone, the continuation is chain-of-thought
+text cut at its answer marker (few-shot prompting of a pretrained LLM); with
+`--label-template` too, the first continuation is the whole rationale and a second generation
+gives the label (a teacher trained with the `[rationale]` / `[label]` task prefixes).
+
+Output FILE.jsonl: the first `--dev-num` rows (the validation split) as they are, gold; then
+every row whose generation gave a rationale and a label, with `output` = the teacher's label,
+`rationale`, `answer` = the teacher's answer, `gold_answer` and `gold_output` = the input's,
+`rationale_source` = the model path, `label_source` = "teacher". Rows whose generation fails
+are dropped and counted by reason in FILE.stats.json (the failure rate is printed);
+FILE.meta.json records the model, the settings and each template's path, full text and
+SHA-256. Sampling is the evaluation protocol's unless flags change it (`--top-k 1` = greedy).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from minillm import args as cli
+from minillm.checkpoint import resolve_checkpoint
+from minillm.data.processing import DataFormatError, normalize_instruction_record, read_jsonl
+from minillm.engine import init_distributed
+from minillm.evaluation import generate_texts
+from minillm.fileio import atomic_write_json, atomic_write_jsonl
+from minillm.log import RunLogger
+from minillm.metrics import answer_correct
+from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
+from minillm.rationale import (ParseStats, as_rationale_row, check_template, fill_template, parse_teacher_outputs,
+                               sidecar_path, teacher_row)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_model_args(parser)
+    cli.add_generation_args(parser)
+    parser.add_argument("--batch-tokens", dest="eval_batch_tokens", type=int, default=argparse.SUPPRESS,
+                        help="same as --eval-batch-tokens")
+    parser.add_argument("--pick", default="rougeL", choices=("rougeL", "valid_loss"),
+                        help="which best.json entry a run folder given as --model-path resolves to")
+    parser.add_argument("--input", required=True, type=Path, help="JSON-lines rows (rationale format or instruction data)")
+    parser.add_argument("--out", required=True, type=Path, help="output FILE.jsonl (+ FILE.stats.json, FILE.meta.json)")
+    parser.add_argument("--template", required=True, type=Path, help="prompt template of the rationale (or CoT) pass")
+    parser.add_argument("--label-template", type=Path,
+                        help="prompt template of a separate label pass; absent = parse the label from the CoT text")
+    parser.add_argument("--dev-num", type=int, default=0, help="the first N rows (validation) stay gold")
+    parser.add_argument("--max-prompt-length", type=int, default=512,
+                        help="longer prompts keep their last tokens (counted as truncated_prompts)")
+    parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    return parser
+
+
+def read_template(path: Path) -> dict[str, str]:
+    """A template file's path, full text and SHA-256 (of its bytes), as recorded in the meta."""
+    data = path.read_bytes()
+    return {"path": str(path), "text": data.decode("utf-8"), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def template_body(template: dict[str, str]) -> str:
+    """The template proper: the newline that ends the file is not part of it."""
+    text = template["text"]
+    return text[:-1] if text.endswith("\n") else text
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Input rows in the rationale format (missing fields get gold / no-rationale defaults)."""
+    return [as_rationale_row(normalize_instruction_record(record, str(path), line), path.stem,
+                             f"{path.stem}-{index}")
+            for index, (line, record) in enumerate(read_jsonl(path))]
+
+
+def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str], label_texts: list[str] | None,
+                 model: str) -> tuple[list[dict[str, Any]], ParseStats]:
+    """Rows relabelled from the generations, and the failures: a row whose generation gives no
+    rationale or no label is dropped, never blanked."""
+    stats = ParseStats()
+    kept = []
+    for index, (row, rationale_text) in enumerate(zip(rows, rationale_texts)):
+        label_text = label_texts[index] if label_texts is not None else None
+        parsed = parse_teacher_outputs(rationale_text, label_text)
+        shown = rationale_text if label_text is None else f"{rationale_text}\n[label] {label_text}"
+        gold_answer = row["gold_answer"]
+        correct = answer_correct(parsed.label, gold_answer) if parsed.ok and gold_answer else None
+        stats.record(row["id"], shown, parsed.failure, correct)
+        if parsed.ok:
+            kept.append(teacher_row(row, parsed.rationale, parsed.label, model))
+    return kept, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.max_new_tokens == 0:
+        args.max_new_tokens = 256
+    args = cli.validate(args)
+    try:
+        templates = {"template": read_template(args.template)}
+        if args.label_template is not None:
+            templates["label_template"] = read_template(args.label_template)
+        for template in templates.values():  # a bad template fails here, before any model loads
+            check_template(template_body(template))
+        rows = read_rows(args.input)
+    except (DataFormatError, OSError, UnicodeDecodeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    dist_info = init_distributed()
+    log = RunLogger(args.out.parent, dist_info.rank, name=sidecar_path(args.out, "log").stem)
+    model_path = resolve_checkpoint(args.model_path, args.pick)
+    tokenizer = load_tokenizer(args.tokenizer_path or model_path)
+    model = load_model(model_path, inference_dtype(args.dtype, dist_info.device), dist_info.device).eval()
+    check_vocabulary(model, tokenizer, str(model_path))
+
+    dev = max(args.dev_num, 0)
+    generated_rows = rows[dev:]
+    sampling = cli.sampling_config(args)
+    log.info(f"teacher {model_path}: {len(generated_rows)} rows to generate ({min(dev, len(rows))} validation "
+             f"rows stay gold); {'two passes (rationale, label)' if len(templates) == 2 else 'chain of thought'}")
+    started = time.time()
+    texts: dict[str, list[str]] = {}
+    truncated: dict[str, int] = {}  # per pass: prompts longer than --max-prompt-length
+    for name, template in templates.items():
+        body = template_body(template)
+        prompts = [tokenizer.encode(fill_template(body, row["instruction"], row["input"]), add_special_tokens=False,
+                                    verbose=False)  # long few-shot prompts are expected; they are counted below
+                   for row in generated_rows]
+        truncated[name] = sum(1 for prompt in prompts if len(prompt) > args.max_prompt_length)
+        texts[name] = generate_texts(model, tokenizer, prompts, sampling, seed=args.seed, dist_info=dist_info,
+                                     max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
+                                     logger=log, desc=name.replace("_", " ")).texts
+    seconds = time.time() - started
+    if dist_info.is_main:
+        kept, stats = teacher_rows(generated_rows, texts["template"], texts.get("label_template"), str(model_path))
+        atomic_write_jsonl(args.out, rows[:dev] + kept)
+        counts = {"rows": len(rows), "gold_rows": len(rows[:dev]), "generated_rows": len(generated_rows),
+                  "teacher_rows_written": len(kept), "rows_dropped": len(generated_rows) - len(kept)}
+        atomic_write_json(sidecar_path(args.out, "stats"), {**counts, "parse": stats.to_json()})
+        atomic_write_json(sidecar_path(args.out, "meta"), {
+            "model": str(model_path), "input": str(args.input), **templates,
+            "mode": "two_task" if len(templates) == 2 else "chain_of_thought", **counts,
+            "truncated_prompts": truncated, "max_prompt_length": args.max_prompt_length, "seed": args.seed,
+            "sampling": vars(sampling), "dtype": args.dtype, "seconds": round(seconds, 1),
+            "world_size": dist_info.world_size})
+        log.info(f"wrote {args.out}: {len(rows[:dev])} gold rows + {len(kept)} teacher rows; "
+                 f"{stats.summary()}" + (f"; prompts longer than --max-prompt-length {args.max_prompt_length} "
+                                         f"lost their beginning: {truncated}" if any(truncated.values()) else ""))
+    log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
