@@ -5,6 +5,12 @@ into `{processed_data_dir}/{model_type}/`, byte-identical to MiniLLM's own
 `tools/process_data_dolly.py` for the same input and tokenizer (but always in input order).
 The whole input is validated before anything is written, and each file appears only once it is
 complete, so bad input never leaves partial output.
+
+Step-by-step distillation processes the same rationale rows once per task: `--task label`
+(target `output`) and `--task rationale` (target `rationale`), each prompt preceded by the task
+prefix; rows with an empty target have no such task and are skipped (and counted). The `.jsonl`
+rows then also record `row`, the input line within the split, so the tasks of a question pair up,
+and `answer` (accuracy). `task.json` records the task and its prefix.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from minillm.data.indexed import IndexedDatasetWriter, best_dtype, split_id_for
-from minillm.fileio import atomic_open
+from minillm.data.templates import TASK_PREFIXES
+from minillm.fileio import atomic_open, atomic_write_json
 from minillm.modeling import load_tokenizer
 from minillm.data.processing import (
     DataFormatError,
@@ -30,6 +37,8 @@ from minillm.data.processing import (
     normalize_instruction_record,
     read_jsonl,
 )
+
+TASK_FIELDS = {"label": "output", "rationale": "rationale"}  # the target of each task
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,7 +53,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--dev-num", type=int, default=1000, help="first N lines form 'valid'")
     parser.add_argument("--only-prompt", action="store_true", help="write prompt tokens only")
-    return parser.parse_args(argv)
+    parser.add_argument("--task", choices=sorted(TASK_PREFIXES),
+                        help="step-by-step distillation: write this task's stream (target field and prefix)")
+    parser.add_argument("--task-prefix", help="override the task's prompt prefix (default: TASK_PREFIXES)")
+    args = parser.parse_args(argv)
+    if args.task_prefix is not None and args.task is None:
+        parser.error("--task-prefix needs --task")
+    args.target_field = TASK_FIELDS.get(args.task, "output")
+    if args.task_prefix is None:
+        args.task_prefix = TASK_PREFIXES.get(args.task, "")
+    return args
 
 
 @dataclass
@@ -53,6 +71,7 @@ class SplitReport:
 
     name: str
     read: int = 0
+    skipped_empty_target: int = 0
     dropped_long_prompt: int = 0
     dropped_not_shorter_than_max_length: int = 0
     prompt_lengths: list[int] = field(default_factory=list)
@@ -66,8 +85,11 @@ class SplitReport:
 
         kept = len(self.prompt_lengths)
         dropped = self.dropped_long_prompt + self.dropped_not_shorter_than_max_length
-        report = [
-            f"[{self.name}] rows read {self.read}, kept {kept}, dropped {dropped}",
+        report = [f"[{self.name}] rows read {self.read}, kept {kept}, dropped {dropped}"]
+        if args.task:
+            report.append(f"[{self.name}]   no {args.target_field} (no {args.task} task; not counted as dropped): "
+                          f"{self.skipped_empty_target}")
+        report += [
             f"[{self.name}]   prompt longer than {args.max_prompt_length} tokens: "
             f"{self.dropped_long_prompt}",
         ]
@@ -88,6 +110,14 @@ def load_records(path: str) -> list[dict[str, Any]]:
     return [normalize_instruction_record(record, path, line) for line, record in read_jsonl(path)]
 
 
+def check_target_field(records: list[dict[str, Any]], path: str, field_name: str, first_line: int = 1) -> None:
+    """Every record needs the target of the chosen task, as a string (empty = no such task)."""
+    for line, record in enumerate(records, start=first_line):
+        if not isinstance(record.get(field_name), str):
+            problem = "missing" if field_name not in record else f"expected a string, got {type(record[field_name]).__name__}"
+            raise DataFormatError(path, line, field_name, problem)
+
+
 def write_split(
     name: str,
     records: list[dict[str, Any]],
@@ -98,17 +128,20 @@ def write_split(
     """Encode one split and publish its .bin/.idx/.jsonl; nothing is left behind on failure."""
     dtype = best_dtype(len(tokenizer))
     split_id = split_id_for(dtype)
-    encode = functools.partial(encode_instruction_example, max_prompt_length=args.max_prompt_length)
-    encoded = map_with_tokenizer(
-        encode, records, args.model_path, args.data_process_workers, tokenizer=tokenizer
-    )
     report = SplitReport(name, read=len(records))
+    rows_with_target = [(k, r) for k, r in enumerate(records) if r[args.target_field] or not args.task]
+    report.skipped_empty_target = len(records) - len(rows_with_target)
+    encode = functools.partial(encode_instruction_example, max_prompt_length=args.max_prompt_length,
+                               target_field=args.target_field, task_prefix=args.task_prefix)
+    encoded = map_with_tokenizer(
+        encode, [r for _, r in rows_with_target], args.model_path, args.data_process_workers, tokenizer=tokenizer
+    )
     prefix = os.path.join(output_dir, f"{name}_0")
     with (
         IndexedDatasetWriter(prefix, dtype) as writer,
         atomic_open(os.path.join(output_dir, f"{name}.jsonl")) as rows,
     ):
-        for record, example in zip(records, encoded):
+        for (row_index, record), example in zip(rows_with_target, encoded):
             if example is None:
                 report.dropped_long_prompt += 1
                 continue
@@ -123,8 +156,10 @@ def write_split(
                 "instruction": record["instruction"],
                 "prompt": example.prompt,
                 "input": record["input"],
-                "output": record["output"],
+                "output": record[args.target_field],
             }
+            if args.task:  # plain processing keeps MiniLLM's exact .jsonl
+                row.update(row=row_index, answer=record.get("answer", ""))
             rows.write(json.dumps(row) + "\n")
             report.prompt_lengths.append(len(example.prompt_ids))
             report.response_lengths.append(len(example.response_ids))
@@ -137,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw_path = os.path.join(args.data_dir, "raw.jsonl")
     try:
         records = load_records(raw_path)
+        if args.task:
+            check_target_field(records, raw_path, args.target_field)
         tokenizer = load_tokenizer(args.model_path)
     except (DataFormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -150,10 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(output_dir, exist_ok=True)
     variant = "prompt-only" if args.only_prompt else "full"
     dtype_name = best_dtype(len(tokenizer)).name
-    print(f"{raw_path}: {len(records)} rows -> {output_dir} ({variant}, dtype {dtype_name})")
+    task = f", task {args.task} (prefix {args.task_prefix!r})" if args.task else ""
+    print(f"{raw_path}: {len(records)} rows -> {output_dir} ({variant}, dtype {dtype_name}{task})")
     for name, split_records in splits.items():
         report = write_split(name, split_records, output_dir, args, tokenizer)
         print("\n".join(report.lines(args)))
+    if args.task:
+        atomic_write_json(os.path.join(output_dir, "task.json"),
+                          {"task": args.task, "prefix": args.task_prefix, "target_field": args.target_field})
     return 0
 
 

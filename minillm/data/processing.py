@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from transformers import PreTrainedTokenizerBase
 
-from minillm.data.templates import build_prompt
+from minillm.data.templates import build_task_prompt
 from minillm.modeling import load_tokenizer
 
 Item = TypeVar("Item")
@@ -101,21 +101,27 @@ class EncodedExample:
 
 
 def encode_instruction_example(
-    tokenizer: PreTrainedTokenizerBase, record: dict[str, Any], max_prompt_length: int
+    tokenizer: PreTrainedTokenizerBase,
+    record: dict[str, Any],
+    max_prompt_length: int,
+    target_field: str = "output",
+    task_prefix: str = "",
 ) -> EncodedExample | None:
     """Tokenise as MiniLLM does; None when the prompt exceeds `max_prompt_length` tokens.
 
-    The response ids are taken from the encoding of prompt + response (not of the response
-    alone) so that merges across the boundary match MiniLLM's token ids exactly.
+    The response is `record[target_field]`; the prompt is the template preceded by `task_prefix`
+    (step-by-step distillation's task streams). The response ids are taken from the encoding of
+    prompt + response (not of the response alone) so that merges across the boundary match
+    MiniLLM's token ids exactly.
     """
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token")
-    prompt = build_prompt(record["instruction"], record["input"])
+    prompt = build_task_prompt(task_prefix, record["instruction"], record["input"])
     # verbose=False: the "longer than the model's maximum length" warning is irrelevant here.
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False, verbose=False)
     if len(prompt_ids) > max_prompt_length:
         return None
-    full_ids = tokenizer.encode(prompt + record["output"], add_special_tokens=False, verbose=False)
+    full_ids = tokenizer.encode(prompt + record[target_field], add_special_tokens=False, verbose=False)
     full_ids.append(tokenizer.eos_token_id)
     return EncodedExample(prompt, prompt_ids, full_ids[len(prompt_ids) :])
 
