@@ -6,6 +6,8 @@
 Writes {save}/{set}/{seed}/answers.jsonl and metrics.json, then {save}/summary.json and
 summary.md (mean ± sample std over seeds per set). Protocol: temperature 1, top-k off, top-p 1,
 no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens (left-truncated), seeds 10..50.
+Rows with an `answer` field are also scored by accuracy (step-by-step tasks). A checkpoint
+trained behind a task prefix (its task.json) gets that prefix in front of every prompt.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import sys
 from pathlib import Path
 
 from minillm import args as cli
-from minillm.checkpoint import resolve_checkpoint
+from minillm.checkpoint import read_prompt_prefix, resolve_checkpoint
 from minillm.engine import init_distributed
-from minillm.evaluation import DEFAULT_EVAL_SETS, eval_set_path, generate_texts, load_eval_set, mean_std
+from minillm.evaluation import (DEFAULT_EVAL_SETS, eval_set_path, generate_texts, load_eval_set, mean_std,
+                                score_generations)
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger
-from minillm.metrics import compute_metrics
 from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
 from minillm.report import summary_table
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pick", default="rougeL", choices=("rougeL", "valid_loss"),
                         help="which best.json entry a training run folder given as --model-path resolves to")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--prompt-prefix", default=None,
+                        help="text before every prompt (default: the checkpoint's task.json prefix, else none)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.set_defaults(eval_sets=None)
     return parser
@@ -73,11 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_model(model_path, dtype, dist_info.device).eval()
     check_vocabulary(model, tokenizer, str(model_path))
     config = cli.sampling_config(args)
+    prefix = read_prompt_prefix(model_path) if args.prompt_prefix is None else args.prompt_prefix
+    if prefix:
+        log.info(f"prompts are preceded by the task prefix {prefix!r}")
 
-    summary = {"model": name, "model_path": str(model_path), "seeds": args.seeds,
+    summary = {"model": name, "model_path": str(model_path), "seeds": args.seeds, "prompt_prefix": prefix,
                "sampling": vars(config), "sets": {}}
     for set_name in resolve_sets(args, log):
-        eval_set = load_eval_set(args.data_root, set_name)
+        eval_set = load_eval_set(args.data_root, set_name, prefix)
         rows = len(eval_set.rows) if not args.max_eval_rows else min(args.max_eval_rows, len(eval_set.rows))
         prompts = [tokenizer.encode(p, add_special_tokens=False) for p in eval_set.prompts[:rows]]
         per_seed = []
@@ -85,17 +92,17 @@ def main(argv: list[str] | None = None) -> dict:
             texts = generate_texts(model, tokenizer, prompts, config, seed=seed, dist_info=dist_info,
                                    max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
                                    logger=log, desc=f"{set_name} seed {seed}").texts
-            metrics = compute_metrics(texts, eval_set.references[:rows])
+            metrics = score_generations(texts, eval_set.references[:rows], eval_set.answers[:rows])
             per_seed.append(metrics)
             if dist_info.is_main:
                 out = save / set_name / str(seed)
                 atomic_write_jsonl(out / "answers.jsonl", [
-                    {"prompt": p, "reference": r, "prediction": t}
-                    for p, r, t in zip(eval_set.prompts, eval_set.references, texts)])
+                    {"prompt": p, "reference": r, "prediction": t, **({"answer": a} if a else {})}
+                    for p, r, t, a in zip(eval_set.prompts, eval_set.references, texts, eval_set.answers)])
                 atomic_write_json(out / "metrics.json", {"set": set_name, "seed": seed, "rows": rows, **metrics})
             log.metrics({"event": "eval", "set": set_name, "seed": seed, "rows": rows, **metrics})
         entry = {"rows": rows, "path": str(eval_set.path)}
-        for metric in ("rougeL", "exact_match"):
+        for metric in [m for m in ("rougeL", "exact_match", "accuracy") if m in per_seed[0]]:
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([m[metric] for m in per_seed])
             entry[f"{metric}_per_seed"] = [m[metric] for m in per_seed]
         summary["sets"][set_name] = entry

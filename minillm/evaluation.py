@@ -20,6 +20,7 @@ from minillm.engine import DistInfo
 from minillm.generation import SamplingConfig, sample
 from minillm.log import RunLogger
 from minillm.losses import IGNORE_INDEX, divergence
+from minillm.metrics import answer_accuracy, compute_metrics
 
 # MiniLLM keeps S-NI and UnNI under a references-length subfolder.
 EVAL_SET_DIRS = {"sinst": "sinst/11_", "uinst": "uinst/11_"}
@@ -34,13 +35,28 @@ class EvalSet:
     prompts: list[str]
     references: list  # str or list[str] per row
 
+    @property
+    def answers(self) -> list[str]:
+        """Short gold answers for accuracy ("" for open-ended rows)."""
+        return [row.get("answer", "") for row in self.rows]
+
+
+def score_generations(texts: list[str], references: list, answers: Sequence[str] = ()) -> dict[str, float]:
+    """Rouge-L and exact match against the references; with any non-empty answer also
+    "accuracy" (the answer's value or normalised text, over the rows that have an answer)."""
+    metrics = compute_metrics(texts, references)
+    if any(answer.strip() for answer in answers):
+        metrics["accuracy"] = answer_accuracy(texts, list(answers))
+    return metrics
+
 
 def eval_set_path(data_root: str | Path, name: str) -> Path:
     return Path(data_root) / EVAL_SET_DIRS.get(name, name) / "valid.jsonl"
 
 
-def load_eval_set(data_root: str | Path, name: str) -> EvalSet:
-    """Rows with `output` (str or list) and either `prompt` or `instruction` (+ `input`)."""
+def load_eval_set(data_root: str | Path, name: str, prompt_prefix: str = "") -> EvalSet:
+    """Rows with `output` (str or list) and either `prompt` or `instruction` (+ `input`); every
+    prompt is preceded by `prompt_prefix` (the task prefix of a step-by-step student)."""
     path = eval_set_path(data_root, name)
     rows, prompts, refs = [], [], []
     with open(path) as handle:
@@ -56,7 +72,7 @@ def load_eval_set(data_root: str | Path, name: str) -> EvalSet:
             if "prompt" not in row and "instruction" not in row:
                 raise ValueError(f"{path}:{line_no}: field 'prompt' (or 'instruction'): missing")
             rows.append(row)
-            prompts.append(row.get("prompt") or build_prompt(row["instruction"], row.get("input", "")))
+            prompts.append(prompt_prefix + (row.get("prompt") or build_prompt(row["instruction"], row.get("input", ""))))
             refs.append(row["output"])
     return EvalSet(name, path, rows, prompts, refs)
 

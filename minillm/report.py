@@ -23,6 +23,7 @@ def summary_table(summaries: list[dict], metric: str = "rougeL") -> str:
         cells = []
         for s in sets:
             entry = summary["sets"].get(s)
-            cells.append(f"{entry[metric + '_mean']:.2f} ± {entry[metric + '_std']:.2f}" if entry else "–")
+            cells.append(f"{entry[metric + '_mean']:.2f} ± {entry[metric + '_std']:.2f}"
+                         if entry and metric + "_mean" in entry else "–")
         lines.append(f"| {summary['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

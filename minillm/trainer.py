@@ -21,10 +21,9 @@ from minillm import checkpoint
 from minillm.args import sampling_config
 from minillm.data.datasets import collate_sft, shard_for_rank
 from minillm.engine import all_reduce_sum
-from minillm.evaluation import generate_texts
+from minillm.evaluation import generate_texts, score_generations
 from minillm.fileio import atomic_write_json
 from minillm.losses import IGNORE_INDEX
-from minillm.metrics import compute_metrics
 from minillm.objectives import Objective
 from minillm.training_setup import TrainingSetup
 
@@ -173,7 +172,7 @@ class TokenTrainer:
                                max_prompt_length=self.args.max_prompt_length,
                                batch_tokens=self.args.eval_batch_tokens, sync_ranks=self.sync_ranks,
                                logger=self.log, desc="validate").texts
-        return compute_metrics(texts, self.valid_set.references()[:count])
+        return score_generations(texts, self.valid_set.references()[:count], self.valid_set.answers()[:count])
 
     def _evaluate_and_save(self, step: int) -> None:
         metrics = {**self.validation_loss(), **self.validation_generation()}

@@ -14,7 +14,8 @@ from minillm.report import load_summary, summary_table
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("eval_dirs", nargs="+", help="eval folders (or their summary.json)")
-    parser.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match"), default=["rougeL", "exact_match"])
+    parser.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match", "accuracy"),
+                        default=["rougeL", "exact_match", "accuracy"])
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     try:

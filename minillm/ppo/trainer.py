@@ -24,10 +24,9 @@ from minillm import checkpoint
 from minillm.args import sampling_config
 from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TokenDataset, collate_sft
 from minillm.engine import BatchPlan, all_reduce_sum
-from minillm.evaluation import generate_texts
+from minillm.evaluation import generate_texts, score_generations
 from minillm.generation import SamplingConfig
 from minillm.losses import IGNORE_INDEX
-from minillm.metrics import compute_metrics
 from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect
@@ -218,7 +217,7 @@ class MiniLLMTrainer:
                              sync_ranks=self.setup.sync_ranks, logger=self.log, desc="validate", teacher=self.teacher)
         log_ratio = np.asarray(out.teacher_logprobs) - np.asarray(out.student_logprobs)
         lengths = np.asarray(out.lengths, dtype=np.float64)
-        return {**compute_metrics(out.texts, valid.references()[:count]),
+        return {**score_generations(out.texts, valid.references()[:count], valid.answers()[:count]),
                 "rev_kl": float(-log_ratio.mean()), "reward": float(log_ratio.sum() / max(lengths.sum(), 1.0)),
                 "response_len": float(lengths.mean())}
 
