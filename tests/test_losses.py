@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from minillm.losses import (
+    IGNORE_INDEX,
+    cross_entropy_rows,
     DIVERGENCE_PARAMS,
     DIVERGENCES,
     divergence,
@@ -292,6 +294,30 @@ def test_reduction_sum_is_mean_times_count():
     count = MASK.sum()
     torch.testing.assert_close(total, mean * count)
     torch.testing.assert_close(sum_grad, mean_grad * count)
+
+
+def test_reduction_rows_gives_per_sequence_sums_and_weighted_gradients():
+    """reduction="rows" → [B] sums over each sequence's masked positions; a weighted sum of them
+    back-propagates each sequence's weight into its own positions only."""
+    student, teacher = _logits(13)
+    weights = torch.arange(1.0, student.shape[0] + 1, dtype=student.dtype)
+    leaf = student.clone().requires_grad_()
+    rows = divergence("forward_kl", leaf, teacher, MASK, reduction="rows", chunk_size=3)
+    (rows * weights).sum().backward()
+    naive_leaf = student.clone().requires_grad_()
+    log_p, log_q = teacher.log_softmax(-1), naive_leaf.log_softmax(-1)
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1) * MASK
+    torch.testing.assert_close(rows, per_position.sum(1).detach())
+    (per_position.sum(1) * weights).sum().backward()
+    torch.testing.assert_close(leaf.grad, naive_leaf.grad)
+
+
+def test_cross_entropy_rows_sums_each_sequence():
+    logits = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[1, IGNORE_INDEX, 4], [IGNORE_INDEX, IGNORE_INDEX, 0]])
+    log_q = logits.log_softmax(-1)
+    expected = torch.stack([-(log_q[0, 0, 1] + log_q[0, 2, 4]), -log_q[1, 2, 0]])
+    torch.testing.assert_close(cross_entropy_rows(logits, labels), expected)
 
 
 def test_empty_mask_gives_zero():

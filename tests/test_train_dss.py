@@ -1,0 +1,159 @@
+"""Step-by-step distillation in the two loops: paired task streams, α weighting, DSS-KD and
+DSS-MiniLLM, the task prefix carried to evaluation, and the DSS learning test."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+
+from minillm.checkpoint import best_checkpoint, read_prompt_prefix
+from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TaskStream, TokenDataset, collate_sft
+from minillm.losses import IGNORE_INDEX
+from minillm.modeling import load_tokenizer
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint, token_training_args
+
+pytestmark = pytest.mark.slow
+BATCH = 16  # token_training_args' global batch
+
+
+def process_task(world, out: Path, task: str, *extra: str) -> Path:
+    assert load_tool("process_data_dolly").main([
+        "--data-dir", str(world.data), "--processed-data-dir", str(out), "--model-path", str(world.tokenizer),
+        "--model-type", "tiny", "--dev-num", "40", "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+        "--max-length", str(MAX_LENGTH), "--task", task, *extra]) == 0
+    return out / "tiny"
+
+
+@pytest.fixture(scope="module")
+def dss_data(world, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dss")
+    return {task: process_task(world, root / task, task) for task in ("label", "rationale")}
+
+
+@pytest.fixture(scope="module")
+def dss_prompts(world, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dss-prompts")
+    return {task: process_task(world, root / task, task, "--only-prompt") for task in ("label", "rationale")}
+
+
+def dss_args(entry: str, world, data: dict[str, Path], save: Path, steps: int, *extra: str) -> list[str]:
+    args = token_training_args(entry, world, world.student, save, steps, "--rationale-data-dir",
+                               str(data["rationale"]), *extra)
+    args[args.index("--data-dir") + 1] = str(data["label"])
+    return args
+
+
+def log_records(save: Path) -> list[dict]:
+    return [json.loads(line) for line in open(save / "log.jsonl")]
+
+
+def test_streams_pair_the_tasks_of_each_question(world, dss_data):
+    tokenizer = load_tokenizer(world.tokenizer)
+    label, rationale = (TokenDataset(dss_data[t], "train", MAX_LENGTH) for t in ("label", "rationale"))
+    assert label.task["prefix"] == "[label] " and rationale.task["prefix"] == "[rationale] "
+    assert 0 < len(rationale) < len(label)  # only the reasoning families have a rationale
+    streams = PairedStreams([TaskStream("label", label, 0.5), TaskStream("rationale", rationale, 0.5)])
+    raw = [json.loads(line) for line in open(world.data / "raw.jsonl")][40:]  # after the 40 dev rows
+    paired = 0
+    for index in range(len(streams)):
+        examples = streams.examples(index)
+        row = raw[label.source_rows()[index]]
+        if not row["rationale"]:  # (a rationale prompt over the length limit is dropped too)
+            assert [stream for stream, _ in examples] == [0]
+        for stream, example in examples:
+            prompt = tokenizer.decode(example.tokens[:example.prompt_len])
+            target = tokenizer.decode(example.tokens[example.prompt_len:-1])
+            assert prompt.startswith(("[label] ", "[rationale] ")[stream]) and row["instruction"] in prompt
+            assert target == (row["output"], row["rationale"])[stream]
+            batch = collate_sft([example], tokenizer.pad_token_id)  # supervision = target + EOS only
+            assert int((batch["labels"] != IGNORE_INDEX).sum()) == len(example.tokens) - example.prompt_len
+        paired += len(examples) == 2
+    assert paired == len(rationale)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.8])
+def test_the_loss_is_alpha_weighted_token_means_of_the_two_tasks(world, dss_data, tmp_path, alpha):
+    """The logged first-step loss equals α·mean CE(label tokens) + (1 − α)·mean CE(rationale
+    tokens) of the step's batch, computed here by hand from the initial model."""
+    save = tmp_path / "run"
+    run_entrypoint(dss_args("train_sft.py", world, dss_data, save, 1, "--label-weight", str(alpha),
+                            "--log-interval", "1"))
+    first = log_records(save)[0]
+    streams = PairedStreams([TaskStream(t, TokenDataset(dss_data[t], "train", MAX_LENGTH), 0.0)
+                             for t in ("label", "rationale")])
+    indices = GlobalBatchSampler(len(streams), BATCH, seed=10).global_indices(0)
+    model = AutoModelForCausalLM.from_pretrained(world.student).eval()
+    pad = load_tokenizer(world.tokenizer).pad_token_id
+    means = []
+    with torch.no_grad():
+        for stream in (0, 1):
+            examples = [ex for i in indices for s, ex in streams.examples(int(i)) if s == stream]
+            batch = collate_sft(examples, pad)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            means.append(float(F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(),
+                                               ignore_index=IGNORE_INDEX)))
+    assert first["ce_label"] == pytest.approx(means[0], rel=1e-4)
+    assert first["ce_rationale"] == pytest.approx(means[1], rel=1e-4)
+    assert first["loss"] == pytest.approx(alpha * means[0] + (1 - alpha) * means[1], rel=1e-4)
+
+
+def test_dss_student_learns_both_tasks_and_answers_behind_the_label_prefix(world, dss_data, tmp_path):
+    save = tmp_path / "dss"
+    run_entrypoint(dss_args("train_sft.py", world, dss_data, save, 40))
+    records = [r for r in log_records(save) if "ce_rationale" in r and "event" not in r]
+    assert records[-1]["ce_rationale"] < 0.7 * records[0]["ce_rationale"], records
+    assert records[-1]["ce_label"] < 0.7 * records[0]["ce_label"], records
+    evaluation = [r for r in log_records(save) if r.get("event") == "eval"][-1]
+    assert {"valid_loss", "valid_ce_label", "valid_ce_rationale"} <= set(evaluation)
+    checkpoint = best_checkpoint(save, "valid_loss")
+    assert read_prompt_prefix(checkpoint) == "[label] "
+
+    run_entrypoint(["evaluate.py", "--model-path", str(save), "--pick", "valid_loss", "--data-root",
+                    str(world.data.parent), "--eval-sets", world.data.name, "--seeds", "1", "--max-new-tokens", "24",
+                    "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--save", str(tmp_path / "eval")])
+    answers = [json.loads(line) for line in open(tmp_path / "eval" / world.data.name / "1" / "answers.jsonl")]
+    assert all(a["prompt"].startswith("[label] ") for a in answers)
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["prompt_prefix"] == "[label] " and "accuracy_mean" in summary["sets"][world.data.name]
+
+
+def test_train_fraction_trains_on_a_fixed_subset(world, dss_data, tmp_path):
+    run_entrypoint(dss_args("train_sft.py", world, dss_data, tmp_path / "run", 1, "--train-fraction", "0.5"))
+    log = (tmp_path / "run" / "log.txt").read_text()
+    total = len(TokenDataset(dss_data["label"], "train", MAX_LENGTH))
+    assert f"training on {round(total / 2)} of {total} items" in log
+
+
+def test_dss_kd_mixes_ce_and_divergence_in_each_stream(world, trained_teacher, dss_data, tmp_path):
+    save = tmp_path / "dss-kd"
+    run_entrypoint(dss_args("train_kd.py", world, dss_data, save, 2, "--teacher-model-path", str(trained_teacher),
+                            "--teacher-pick", "valid_loss", "--kd-ratio", "0.3", "--label-weight", "0.6",
+                            "--log-interval", "1"))
+    first = log_records(save)[0]
+    for part in ("loss", "ce", "kd"):  # each part combines the streams with weights α, 1 − α
+        assert first[part] == pytest.approx(0.6 * first[f"{part}_label"] + 0.4 * first[f"{part}_rationale"], rel=1e-6)
+    for stream in ("label", "rationale"):
+        assert first[f"loss_{stream}"] == pytest.approx(0.7 * first[f"ce_{stream}"] + 0.3 * first[f"kd_{stream}"],
+                                                        rel=1e-6)
+
+
+def test_dss_minillm_samples_both_tasks(world, trained_teacher, dss_prompts, tmp_path):
+    save = tmp_path / "dss-minillm"
+    run_entrypoint(["train_minillm.py", "--model-path", str(world.student), "--teacher-model-path",
+                    str(trained_teacher), "--teacher-pick", "valid_loss", "--data-dir", str(dss_prompts["label"]),
+                    "--rationale-data-dir", str(dss_prompts["rationale"]), "--save", str(save),
+                    "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+                    "--max-new-tokens", "16", "--num-rollouts", "32", "--batch-size", "16", "--micro-batch-size", "16",
+                    "--ppo-epochs", "1", "--rollout-batch-size", "32", "--total-steps", "2", "--eval-interval", "2",
+                    "--eval-gen-num", "8", "--log-interval", "1", "--warmup-steps", "0",
+                    "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"])
+    log = (save / "log.txt").read_text()
+    assert "task 'rationale' (weight 0.5" in log
+    assert read_prompt_prefix(best_checkpoint(save, "rougeL")) == "[label] "
+    steps = [r for r in log_records(save) if "pg_loss" in r]
+    assert len(steps) == 2 and all(np.isfinite(r["pg_loss"]) and np.isfinite(r["reg_loss"]) for r in steps)
