@@ -358,3 +358,26 @@ def test_generate_rationales_fewshot_template_counts_parse_failures(world, tmp_p
     parse = stats["parse"]
     assert parse["total"] == 20 and 0 < parse["failed"] == stats["rows_dropped"] == sum(parse["failures"].values())
     assert parse["examples"] and len(out) == 4 + stats["teacher_rows_written"] == 4 + 20 - parse["failed"]
+
+
+@pytest.mark.slow
+def test_generate_rationales_only_for_rows_with_a_rationale(world, tmp_path):
+    out, stats, meta, rows = run_generation(world, tmp_path, "--template", str(PROMPTS / "dss_rationale.txt"),
+                                            "--label-template", str(PROMPTS / "dss_label.txt"),
+                                            "--rationale-rows", "with-rationale")
+    assert meta["rationale_rows"] == "with-rationale"
+    gold_by_prompt = {(row["instruction"], row["input"]): row for row in rows}
+    teacher = out[4:]
+    assert teacher and all(row["label_source"] == "teacher" and row["output"] for row in teacher)
+    # open-ended questions get a teacher label but no rationale; reasoning questions get both
+    assert all(bool(row["rationale"]) == bool(gold_by_prompt[(row["instruction"], row["input"])]["rationale"])
+               for row in teacher)
+    assert {bool(row["rationale"]) for row in teacher} == {True, False}
+
+
+def test_rationale_rows_with_rationale_needs_a_label_template(world, tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps({"instruction": "q", "input": "", "output": "a"}) + "\n")
+    assert generator.main(["--model-path", str(world.teacher), "--input", str(source), "--out", str(tmp_path / "o.jsonl"),
+                           "--template", str(PROMPTS / "dss_rationale.txt"), "--rationale-rows", "with-rationale"]) == 1
+    assert not (tmp_path / "o.jsonl").exists()

@@ -39,7 +39,7 @@ from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
 from minillm.metrics import answer_correct
 from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
-from minillm.rationale import (ParseStats, as_rationale_row, check_template, fill_template, parse_teacher_outputs,
+from minillm.rationale import (EMPTY_LABEL, ParsedChainOfThought, ParseStats, as_rationale_row, check_template, fill_template, parse_teacher_outputs,
                                sidecar_path, teacher_row)
 
 
@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-template", type=Path,
                         help="prompt template of a separate label pass; absent = parse the label from the CoT text")
     parser.add_argument("--dev-num", type=int, default=0, help="the first N rows (validation) stay gold")
+    parser.add_argument("--rationale-rows", choices=("all", "with-rationale"), default="all",
+                        help="with-rationale: only rows whose input has a rationale get a teacher rationale; "
+                             "the others (open-ended questions) get only a teacher label (needs --label-template)")
     parser.add_argument("--max-prompt-length", type=int, default=512,
                         help="longer prompts keep their last tokens (counted as truncated_prompts)")
     parser.add_argument("--seed", type=int, default=10)
@@ -84,15 +87,21 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             for index, (line, record) in enumerate(read_jsonl(path))]
 
 
-def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str], label_texts: list[str] | None,
+def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str | None], label_texts: list[str] | None,
                  model: str) -> tuple[list[dict[str, Any]], ParseStats]:
     """Rows relabelled from the generations, and the failures: a row whose generation gives no
-    rationale or no label is dropped, never blanked."""
+    rationale or no label is dropped, never blanked. A rationale text of None means the row was
+    not asked for one (--rationale-rows with-rationale): it keeps rationale "" and needs a label."""
     stats = ParseStats()
     kept = []
     for index, (row, rationale_text) in enumerate(zip(rows, rationale_texts)):
         label_text = label_texts[index] if label_texts is not None else None
-        parsed = parse_teacher_outputs(rationale_text, label_text)
+        if rationale_text is None:  # not asked for a rationale: only the label counts
+            label = (label_text or "").strip()
+            parsed = ParsedChainOfThought("", label) if label else ParsedChainOfThought("", "", EMPTY_LABEL)
+            rationale_text = ""
+        else:
+            parsed = parse_teacher_outputs(rationale_text, label_text)
         shown = rationale_text if label_text is None else f"{rationale_text}\n[label] {label_text}"
         gold_answer = row["gold_answer"]
         correct = answer_correct(parsed.label, gold_answer) if parsed.ok and gold_answer else None
@@ -124,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(model_path, inference_dtype(args.dtype, dist_info.device), dist_info.device).eval()
     check_vocabulary(model, tokenizer, str(model_path))
 
+    if args.rationale_rows == "with-rationale" and args.label_template is None:
+        print("error: --rationale-rows with-rationale needs --label-template", file=sys.stderr)
+        return 1
     dev = max(args.dev_num, 0)
     generated_rows = rows[dev:]
+    asked = {"template": [args.rationale_rows == "all" or bool(row["rationale"]) for row in generated_rows],
+             "label_template": [True] * len(generated_rows)}
     sampling = cli.sampling_config(args)
     log.info(f"teacher {model_path}: {len(generated_rows)} rows to generate ({min(dev, len(rows))} validation "
              f"rows stay gold); {'two passes (rationale, label)' if len(templates) == 2 else 'chain of thought'}")
@@ -134,13 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     truncated: dict[str, int] = {}  # per pass: prompts longer than --max-prompt-length
     for name, template in templates.items():
         body = template_body(template)
+        chosen = [row for row, ask in zip(generated_rows, asked[name]) if ask]
         prompts = [tokenizer.encode(fill_template(body, row["instruction"], row["input"]), add_special_tokens=False,
                                     verbose=False)  # long few-shot prompts are expected; they are counted below
-                   for row in generated_rows]
+                   for row in chosen]
         truncated[name] = sum(1 for prompt in prompts if len(prompt) > args.max_prompt_length)
-        texts[name] = generate_texts(model, tokenizer, prompts, sampling, seed=args.seed, dist_info=dist_info,
-                                     max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
-                                     logger=log, desc=name.replace("_", " ")).texts
+        generated = iter(generate_texts(model, tokenizer, prompts, sampling, seed=args.seed, dist_info=dist_info,
+                                        max_prompt_length=args.max_prompt_length,
+                                        batch_tokens=args.eval_batch_tokens, logger=log,
+                                        desc=name.replace("_", " ")).texts)
+        texts[name] = [next(generated) if ask else None for ask in asked[name]]
     seconds = time.time() - started
     if dist_info.is_main:
         kept, stats = teacher_rows(generated_rows, texts["template"], texts.get("label_template"), str(model_path))
@@ -151,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(sidecar_path(args.out, "meta"), {
             "model": str(model_path), "input": str(args.input), **templates,
             "mode": "two_task" if len(templates) == 2 else "chain_of_thought", **counts,
+            "rationale_rows": args.rationale_rows,
             "truncated_prompts": truncated, "max_prompt_length": args.max_prompt_length, "seed": args.seed,
             "sampling": vars(sampling), "dtype": args.dtype, "seconds": round(seconds, 1),
             "world_size": dist_info.world_size})
