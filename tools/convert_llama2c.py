@@ -119,9 +119,10 @@ def read_header(path: Path, data: bytes) -> Llama2cConfig:
     dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len = values
     config = Llama2cConfig(dim, hidden_dim, n_layers, n_heads, n_kv_heads, abs(vocab_size), seq_len,
                            shared_classifier=vocab_size > 0)
+    # vocab_size's sign only says whether the classifier is shared.
     problems = [f"{name}={value} must be positive" for name, value in
-                zip(("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"),
-                    (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len)) if value <= 0]
+                zip(("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "|vocab_size|", "seq_len"),
+                    (dim, hidden_dim, n_layers, n_heads, n_kv_heads, abs(vocab_size), seq_len)) if value <= 0]
     if not problems:
         if dim % n_heads or (dim // n_heads) % 2:
             problems.append(f"dim={dim} must split into n_heads={n_heads} heads of even size (rotary pairs)")
