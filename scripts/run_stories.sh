@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Preset "stories": a real pretrained teacher on CPU. llama2.c's stories260K (a Llama trained on
+# TinyStories) is distilled into a smaller random-init Llama of the same vocabulary; each method
+# gets the same init and the same budget (STEPS optimizer steps of BATCH_SIZE sequences):
+#   seqkd     SFT on the teacher's sampled continuations (black box)
+#   kd_fwd    word-level KD, (1 - KD_RATIO)·CE + KD_RATIO·KL(teacher ‖ student), same data
+#   kd_rev    the same with the reverse KL(student ‖ teacher)
+#   minillm   MiniLLM (reverse-KL policy gradient); like the paper it starts from an SFT'd
+#             student: the SeqKD run's checkpoint at STEPS/2, then STEPS/2 MiniLLM steps
+# then measures each student's forward/reverse KL to the teacher on held-out teacher samples and
+# Rouge-L against the teacher's continuations -> results/stories/comparison.{md,json}.
+#   bash scripts/run_stories.sh [BASE_PATH]         (needs ../shared/data/models/stories260K)
+# Every variable below can be set from the environment.
+
+# These models (40K-260K parameters) run several times faster on one thread than on two: set it
+# before common.sh, which would otherwise give each process every core.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" "${1:-.}"
+LLAMA2C_DIR=${LLAMA2C_DIR:-$BASE_PATH/../shared/data/models/stories260K}
+TEACHER=${TEACHER:-$BASE_PATH/checkpoints/stories260K}
+STUDENT_INIT=${STUDENT_INIT:-$BASE_PATH/checkpoints/stories-student}
+PROCESSED=${PROCESSED:-$BASE_PATH/processed_data/stories}
+RESULTS=${RESULTS:-$BASE_PATH/results/stories}
+# Student: 2 layers x 32 wide, 4 heads (2 KV heads), SwiGLU 86: 39K parameters (teacher: 260K).
+STUDENT_SHAPE=${STUDENT_SHAPE:-"--layers 2 --dim 32 --heads 4 --kv-heads 2 --hidden-dim 86 --seed 0"}
+# Data: the teacher samples PROMPT_TOKENS (the opening, after BOS) + CONTINUATION_TOKENS per story.
+NUM_TRAIN=${NUM_TRAIN:-2048} NUM_VALID=${NUM_VALID:-64} NUM_TEST=${NUM_TEST:-256}
+PROMPT_TOKENS=${PROMPT_TOKENS:-24} CONTINUATION_TOKENS=${CONTINUATION_TOKENS:-40}
+STEPS=${STEPS:-400}
+KD_RATIO=${KD_RATIO:-0.5}
+MINILLM_LR=${MINILLM_LR:-1e-3}
+EVAL_SEEDS=${EVAL_SEEDS:-"10 20 30"}
+# Shared by every training stage (read by the stage scripts).
+export DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp32.json}
+export MAX_PROMPT_LENGTH=$((PROMPT_TOKENS + 1)) MAX_LENGTH=$((PROMPT_TOKENS + 1 + CONTINUATION_TOKENS))
+export LR=${LR:-3e-3} BATCH_SIZE=${BATCH_SIZE:-32} MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-32}
+export EVAL_INTERVAL=$((STEPS / 2)) EVAL_GEN_NUM=-1  # checkpoints at STEPS/2 (MiniLLM's init) and STEPS
+export EXTRA_ARGS="--total-steps $STEPS"
+
+SECONDS=0
+stage() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
+stage "teacher: convert llama2.c stories260K -> $TEACHER"
+python tools/convert_llama2c.py --checkpoint "$LLAMA2C_DIR/stories260K.bin" --tokenizer "$LLAMA2C_DIR/tok512.bin" \
+  --out "$TEACHER"
+
+stage "student init and story data (openings + continuations sampled by the teacher)"
+# shellcheck disable=SC2086  # STUDENT_SHAPE is a list of flags
+python tools/make_llama_student.py --teacher "$TEACHER" --out "$STUDENT_INIT" $STUDENT_SHAPE
+python tools/make_stories_data.py --teacher "$TEACHER" --out "$PROCESSED" --num-train "$NUM_TRAIN" \
+  --num-valid "$NUM_VALID" --num-test "$NUM_TEST" --prompt-tokens "$PROMPT_TOKENS" \
+  --continuation-tokens "$CONTINUATION_TOKENS"
+
+# Runs start fresh: a previous run's best.json and logs would otherwise carry over.
+rm -rf "$RESULTS/seqkd" "$RESULTS/kd_forward_kl" "$RESULTS/kd_reverse_kl" "$RESULTS/minillm"
+
+stage "SeqKD student"
+DATA_DIR=$PROCESSED/full MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/seqkd KD_RATIO=0 \
+  bash scripts/seqkd/seqkd_base.sh "$BASE_PATH"
+
+for KD_LOSS in forward_kl reverse_kl; do
+  stage "KD student ($KD_LOSS, kd_ratio $KD_RATIO)"
+  DATA_DIR=$PROCESSED/full MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/kd_$KD_LOSS TEACHER_PATH=$TEACHER \
+    KD_LOSS=$KD_LOSS KD_RATIO=$KD_RATIO bash scripts/kd/kd_base.sh "$BASE_PATH"
+done
+
+stage "MiniLLM student ($((STEPS / 2)) steps from the SeqKD student at step $((STEPS / 2)))"
+# One collection = 128 rollouts, 2 PPO epochs of mini-batches of BATCH_SIZE: 8 steps.
+INIT_PATH=$RESULTS/seqkd/$((STEPS / 2)) TEACHER_PATH=$TEACHER PROMPT_DATA_DIR=$PROCESSED/prompt PTX=0 \
+  SAVE_PATH=$RESULTS/minillm LR=$MINILLM_LR WARMUP_STEPS=0 TOTAL_STEPS=$((STEPS / 2)) NUM_ROLLOUTS=128 \
+  MINI_BATCH=$BATCH_SIZE PPO_EPOCHS=2 ROLLOUT_BATCH_SIZE=128 EVAL_INTERVAL=$((STEPS / 2)) EVAL_GEN_NUM=$NUM_VALID \
+  EXTRA_ARGS= bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
+
+stage "compare the students to the teacher on $NUM_TEST held-out teacher samples"
+# shellcheck disable=SC2086  # EVAL_SEEDS is a list
+python tools/compare_to_teacher.py --teacher "$TEACHER" --data-dir "$PROCESSED/full" --split test \
+  --models "init=$STUDENT_INIT" "seqkd=$RESULTS/seqkd" "kd_forward_kl=$RESULTS/kd_forward_kl" \
+  "kd_reverse_kl=$RESULTS/kd_reverse_kl" "minillm=$RESULTS/minillm" \
+  --seeds $EVAL_SEEDS --max-new-tokens "$CONTINUATION_TOKENS" --out "$RESULTS"
+
+stage "done; table in $RESULTS/comparison.md"
