@@ -1,34 +1,115 @@
-"""Print (and optionally save) the Rouge-L and exact-match tables of several evaluated models.
+"""The comparison report of a results folder, or plain tables of evaluated models.
 
-  python tools/report.py results/tiny/teacher/eval results/tiny/student/eval [--out table.md]
+  python tools/report.py results/tiny [--out-dir DIR] [--readme README.md --readme-tag tiny] [--no-plots]
+      reads results/tiny/{eval,runs,stages} (trains nothing; layout in minillm/report.py) and
+      writes DIR/comparison.{md,csv,json} and DIR/plots/*.png (DIR defaults to the results
+      folder); with --readme, replaces the text between `<!-- results:TAG:start -->` and
+      `<!-- results:TAG:end -->` in that file by the main and budget tables and the Rouge-L plot.
+      Prints the tables.
+
+  python tools/report.py EVAL_DIR... [--metrics rougeL ...] [--out table.md]
+      every argument an evaluate.py output folder (or its summary.json): one table per metric,
+      one row per model, mean ± std over generation seeds.
+
+Exit status 1, with the reason, when nothing is evaluated or an input is unreadable.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from minillm.fileio import atomic_write_text
-from minillm.report import load_summary, summary_table
+from minillm.fileio import atomic_write_json, atomic_write_text
+from minillm.plots import ROUGE_PLOT, write_plots
+from minillm.report import (ReportError, build_comparison, comparison_csv, comparison_markdown, load_results,
+                            load_summary, relative_link, replace_readme_section, results_section, summary_table)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("eval_dirs", nargs="+", help="eval folders (or their summary.json)")
-    parser.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match", "accuracy"),
+    parser.add_argument("paths", nargs="+", metavar="RESULTS_DIR | EVAL_DIR...",
+                        help="a results folder, or evaluate.py output folders (or their summary.json)")
+    report = parser.add_argument_group("comparison report (RESULTS_DIR)")
+    report.add_argument("--out-dir", help="where comparison.{md,csv,json} and plots/ go (default: RESULTS_DIR)")
+    report.add_argument("--readme", help="a markdown file whose results:TAG section gets the tables")
+    report.add_argument("--readme-tag", help="TAG of the README's <!-- results:TAG:start/end --> markers")
+    report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    tables = parser.add_argument_group("plain tables (EVAL_DIR...)")
+    tables.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match", "accuracy"),
                         default=["rougeL", "exact_match", "accuracy"])
-    parser.add_argument("--out", help="also write the table to this file")
-    args = parser.parse_args(argv)
-    try:
-        summaries = [load_summary(d) for d in args.eval_dirs]
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    tables.add_argument("--out", help="also write the tables to this file")
+    return parser
+
+
+def is_evaluation_output(path: Path) -> bool:
+    return path.name == "summary.json" or (path / "summary.json").is_file()
+
+
+def plain_tables(args: argparse.Namespace) -> int:
+    summaries = [load_summary(path) for path in args.paths]
     text = "\n".join(f"{metric} (mean ± std over generation seeds)\n\n{summary_table(summaries, metric)}"
                      for metric in args.metrics)
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
     return 0
+
+
+def comparison_report(args: argparse.Namespace) -> int:
+    results = load_results(args.paths[0])
+    out_dir = Path(args.out_dir or args.paths[0])
+    comparison = build_comparison(results)
+    plots_dir = out_dir / "plots"
+    readme_text = None
+    if args.readme:
+        # Settle the README before writing anything, so missing markers leave no half-updated outputs.
+        readme = Path(args.readme)
+        if not readme.is_file():
+            raise ReportError(f"no README at {readme}")
+        section = results_section(
+            comparison, plot_link=None if args.no_plots else relative_link(plots_dir / ROUGE_PLOT, readme.parent),
+            report_link=relative_link(out_dir / "comparison.md", readme.parent))
+        readme_text = replace_readme_section(readme.read_text(), args.readme_tag, section, str(readme))
+    plots = {}
+    if not args.no_plots:
+        plot_paths = write_plots(comparison, results, plots_dir)
+        plots = {title: relative_link(path, out_dir) for title, path in plot_paths.items()}
+        comparison["plots"] = plots
+    atomic_write_json(out_dir / "comparison.json", comparison)
+    atomic_write_text(out_dir / "comparison.csv", comparison_csv(comparison))
+    atomic_write_text(out_dir / "comparison.md", comparison_markdown(comparison, plots))
+    if readme_text is not None:
+        atomic_write_text(args.readme, readme_text)
+    written = [str(out_dir / f"comparison.{ext}") for ext in ("md", "csv", "json")]
+    written += [str(out_dir / path) for path in plots.values()]
+    if readme_text is not None:
+        written.append(f"the results:{args.readme_tag} section of {args.readme}")
+    print("wrote " + ", ".join(written))
+    print()
+    print(results_section(comparison), end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    paths = [Path(p) for p in args.paths]
+    plain = all(is_evaluation_output(path) for path in paths)
+    if not plain and len(paths) > 1:
+        parser.error("several paths must each be an evaluate.py output folder (with summary.json); "
+                     f"these are not: {', '.join(str(p) for p in paths if not is_evaluation_output(p))}")
+    if plain and (args.out_dir or args.readme or args.readme_tag or args.no_plots):
+        parser.error("--out-dir, --readme, --readme-tag and --no-plots are for a results folder, not EVAL_DIRs")
+    if not plain and args.out:
+        parser.error("--out is for EVAL_DIRs; a results folder's report goes to --out-dir")
+    if bool(args.readme) != bool(args.readme_tag):
+        parser.error("--readme and --readme-tag go together")
+    try:
+        return plain_tables(args) if plain else comparison_report(args)
+    except (ReportError, FileNotFoundError, json.JSONDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The comparison report's figures (PNG, matplotlib's Agg canvas: no display, no global pyplot state).
+
+  rougeL.png           Rouge-L per eval set and method, error bars = the table's ±
+  accuracy.png         answer accuracy, for the sets that have it
+  training_curves.png  training loss (token-level runs), reverse-KL estimate and reward (MiniLLM
+                       family), validation Rouge-L, each against the optimizer step
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from minillm.fileio import sibling_temporary_path
+from minillm.report import METRIC_LABELS, Results
+
+ROUGE_PLOT = "rougeL.png"
+ACCURACY_PLOT = "accuracy.png"
+CURVES_PLOT = "training_curves.png"
+# (panel title, record kind, key): token-level training records carry "loss", MiniLLM-family
+# ones "rev_kl" and "reward", evaluation records ("event": "eval") "rougeL".
+CURVE_PANELS = (
+    ("Training loss (token-level runs; each method's own objective)", "train", "loss"),
+    ("Reverse-KL estimate (MiniLLM family)", "train", "rev_kl"),
+    ("Reward (MiniLLM family)", "train", "reward"),
+    ("Validation Rouge-L", "eval", "rougeL"),
+)
+
+
+def method_colors(comparison: dict) -> dict[str, tuple]:
+    """The same colour for a method in every figure."""
+    keys = [method["key"] for method in comparison["methods"]]
+    cmap = colormaps["tab10" if len(keys) <= 10 else "tab20"]
+    return {key: cmap(index % cmap.N) for index, key in enumerate(keys)}
+
+
+def write_png(figure: Figure, path: Path) -> None:
+    """Render, then rename into place, so a reader never sees half a PNG."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure)
+    figure.savefig(buffer, format="png", dpi=120)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = sibling_temporary_path(path)
+    try:
+        Path(temporary).write_bytes(buffer.getvalue())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def metric_bars(comparison: dict, metric: str, sets: list[str], colors: dict[str, tuple]) -> Figure:
+    """Grouped bars: one group per eval set, one bar per method that has the metric there."""
+    methods = [m for m in comparison["methods"] if any(metric in m["results"].get(s, {}) for s in sets)]
+    figure = Figure(figsize=(max(6.0, 1.2 + 0.35 * len(methods) * len(sets)), 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.8 / len(methods)
+    for index, method in enumerate(methods):
+        cells = [method["results"].get(s, {}).get(metric) for s in sets]
+        positions = [i + (index - (len(methods) - 1) / 2) * width for i, cell in enumerate(cells) if cell]
+        present = [cell for cell in cells if cell]
+        axes.bar(positions, [c["mean"] for c in present], width, yerr=[c["std"] for c in present], capsize=3,
+                 color=colors[method["key"]], label=method["label"])
+    axes.set_xticks(np.arange(len(sets)), sets)
+    axes.set_ylabel(f"{METRIC_LABELS[metric]} (0-100)")
+    axes.set_title(f"{METRIC_LABELS[metric]} per eval set (error bars: the table's ±)")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def last_record_per_step(records) -> list[dict]:
+    """A resumed run appends to its log and repeats the steps after its checkpoint: keep the latest."""
+    by_step = {record["step"]: record for record in records if "step" in record}
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def training_curves(comparison: dict, results: Results, colors: dict[str, tuple]) -> Figure:
+    figure = Figure(figsize=(12, 8), layout="constrained")
+    grid = figure.subplots(2, 2).ravel()
+    for axes, (title, kind, key) in zip(grid, CURVE_PANELS):
+        labelled = set()
+        for method in comparison["methods"]:
+            for run, training in results.training.get(method["key"], {}).items():
+                records = [r for r in training.records
+                           if (r.get("event") == "eval" if kind == "eval" else "event" not in r)]
+                points = [(r["step"], r[key]) for r in last_record_per_step(records) if key in r]
+                if not points:
+                    continue
+                steps, values = zip(*points)
+                label = None if method["key"] in labelled else method["label"]
+                labelled.add(method["key"])
+                axes.plot(steps, values, color=colors[method["key"]], label=label, alpha=0.85, linewidth=1.2,
+                          marker="o" if kind == "eval" or len(points) == 1 else None, markersize=3)
+        axes.set_title(title)
+        axes.set_xlabel("step")
+        axes.grid(alpha=0.3)
+        if labelled:
+            axes.legend(fontsize="small")
+        else:
+            axes.text(0.5, 0.5, "no runs log this", ha="center", va="center", transform=axes.transAxes, color="gray")
+    figure.suptitle("Training curves (one line per training run; x: the run's optimizer steps)")
+    return figure
+
+
+def write_plots(comparison: dict, results: Results, plots_dir: Path) -> dict[str, Path]:
+    """Write the figures that have data; returns title → path."""
+    colors = method_colors(comparison)
+    written = {"Rouge-L per eval set": plots_dir / ROUGE_PLOT}
+    write_png(metric_bars(comparison, "rougeL", comparison["sets"], colors), written["Rouge-L per eval set"])
+    if comparison["accuracy_sets"]:
+        written["Answer accuracy"] = plots_dir / ACCURACY_PLOT
+        write_png(metric_bars(comparison, "accuracy", comparison["accuracy_sets"], colors), written["Answer accuracy"])
+    if any(run.records for runs in results.training.values() for run in runs.values()):
+        written["Training curves"] = plots_dir / CURVES_PLOT
+        write_png(training_curves(comparison, results, colors), written["Training curves"])
+    return written
