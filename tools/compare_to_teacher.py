@@ -84,7 +84,7 @@ def compare(teacher_dir: str | Path, data_dir: str | Path, split: str, models: d
     return rows
 
 
-def markdown_table(rows: list[dict], items: int, seeds: list[int]) -> str:
+def markdown_table(rows: list[dict], items: int, seeds: list[int], notes: list[str]) -> str:
     lines = [f"Distance to the teacher on {items} held-out teacher samples (nats per token; lower is nearer); "
              f"Rouge-L against the teacher's continuation, mean ± std over seeds {' '.join(map(str, seeds))}.",
              "",
@@ -94,7 +94,7 @@ def markdown_table(rows: list[dict], items: int, seeds: list[int]) -> str:
         lines.append(f"| {row['model']} | {row['parameters'] / 1e3:.1f}K | {row.get('steps', '–')} | "
                      f"{row.get('train_seconds') or '–'} | {row['forward_kl']:.3f} | {row['reverse_kl']:.3f} | "
                      f"{row['reverse_kl_own_samples']:.3f} | {row['rougeL_mean']:.2f} ± {row['rougeL_std']:.2f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[10, 20, 30])
     parser.add_argument("--max-new-tokens", type=int, required=True, help="sampled continuation length")
     parser.add_argument("--out", required=True, help="folder for comparison.md and comparison.json")
+    parser.add_argument("--note", action="append", default=[], help="a line printed under the table (repeatable)")
     args = parser.parse_args(argv)
     pairs = [entry.split("=", 1) for entry in args.models]
     models = dict(pair for pair in pairs if len(pair) == 2)
@@ -114,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--models needs distinct NAME=PATH entries (the teacher is added as 'teacher')")
     rows = compare(args.teacher, args.data_dir, args.split, models, args.seeds, args.max_new_tokens)
     items = len(TokenDataset(args.data_dir, args.split, max_length=10**9))
-    table = markdown_table(rows, items, args.seeds)
+    table = markdown_table(rows, items, args.seeds, args.note)
     out = Path(args.out)
     atomic_write_text(out / "comparison.md", table)
     atomic_write_json(out / "comparison.json", {"teacher": args.teacher, "data_dir": args.data_dir,
-                                                "split": args.split, "seeds": args.seeds, "rows": rows})
+                                                "split": args.split, "seeds": args.seeds, "notes": args.note,
+                                                "rows": rows})
     print(table, end="")
     return 0
 
