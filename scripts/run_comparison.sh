@@ -1,57 +1,161 @@
 #!/usr/bin/env bash
-# The main command: every stage of the comparison for one preset, then the results table.
-#   bash scripts/run_comparison.sh [BASE_PATH]          (PRESET=tiny by default)
-# Stages: build the preset's inputs -> process data (instructions, pretraining corpus) -> SFT
-# teacher -> students from the same init: SFT, word-level KD (KD_LOSS, forward KL by default),
-# SeqKD (SFT on teacher samples), MiniLLM (from the SFT student) -> evaluate the teacher, every
-# student and the untrained student -> results/<preset>/eval/results.md
-source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" "${1:-.}"
+# The main command: every stage of the comparison for one preset, then the comparison report.
+#   bash scripts/run_comparison.sh [BASE_PATH] [--force]       PRESET=tiny (default) | gpt2 | custom
+# Methods, each student from the same initialisation: SFT on gold labels; word-level KD (one run
+# per divergence in KD_LOSSES); SeqKD (SFT on the teacher's answers); MiniLLM (from the SFT
+# student); step-by-step DSS (black box: the teacher's labels + rationales), DSS-KD (white-box KD
+# in both task streams) and DSS-MiniLLM (from the DSS student). The teacher and the two-task DSS
+# teacher are trained once; every student once per seed in TRAIN_SEEDS. Everything is evaluated
+# on the preset's eval sets with several generation seeds; results/<preset>/comparison.md (+ .csv,
+# .json, plots/) is written by tools/report.py, which can regenerate it without training.
+# A stage whose outputs exist and whose inputs are unchanged is skipped (minillm/stages.py); an
+# interrupted one resumes; --force (or FORCE=1) reruns everything.
+force=${FORCE:-0}
+positional=()
+for arg in "$@"; do
+  if [[ $arg == --force ]]; then force=1; else positional+=("$arg"); fi
+done
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" "${positional[@]}"
 PRESET=${PRESET:-tiny}
+TRAIN_SEEDS=${TRAIN_SEEDS:-10}          # several ("10 20 30") = the spread across training runs
+KD_LOSSES=${KD_LOSSES:-forward_kl}      # e.g. "forward_kl reverse_kl skew_forward_kl"
+PTX_DATA_DIR=${PTX_DATA_DIR:-}
 source "$BASE_PATH/scripts/presets/$PRESET.sh"
+export MASTER_PORT GPUS_PER_NODE NNODES HOSTFILE
+# Knobs that change results without appearing on a stage's command line.
+export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_SIZE EVAL_GEN_NUM"
+RUNS=$RESULTS/runs
+FIRST_SEED=${TRAIN_SEEDS%% *}
+NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH))
+# Generation keeps a prompt's LAST tokens: room for a task prefix ("[label] ") in front of the
+# longest prompts, so that it is never the part cut off.
+PREFIXED_PROMPT_LENGTH=$((MAX_PROMPT_LENGTH + 16))
+EVAL_INPUTS=$(for set in $EVAL_SETS; do printf '%s ' "$EVAL_DATA_ROOT/$set"; done)
+FORCE_FLAG=()
+(( force )) && FORCE_FLAG=(--force)
 SECONDS=0
-stage() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 
-stage "inputs of preset $PRESET"
-make_preset_inputs
+# stage NAME "INPUT PATHS" "OUTPUT PATHS" COMMAND...   (run, skip or resume; see minillm/stages.py)
+stage() {
+  local name=$1 inputs=$2 outputs=$3
+  shift 3
+  echo
+  echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $name"
+  # shellcheck disable=SC2086  # the path lists split on spaces
+  python -m minillm.stages --name "$name" --state-dir "$RESULTS/stages" --inputs $inputs --outputs $outputs \
+    "${FORCE_FLAG[@]}" -- "$@"
+}
+require_inputs() {
+  local path
+  for path in "$@"; do
+    [[ -e $path ]] || { echo "error: preset $PRESET needs $path (see the README's paper-scale how-to)" >&2; exit 1; }
+  done
+}
+# evaluate METHOD RUN MODEL: best checkpoint by validation Rouge-L on every eval set and seed.
+evaluate() {
+  stage "eval-$1-$2" "$3 $EVAL_INPUTS" "$RESULTS/eval/$1/$2" env MODELS="$1/$2=$3" DATA_ROOT="$EVAL_DATA_ROOT" \
+    EVAL_SETS="$EVAL_SETS" SEEDS="$EVAL_SEEDS" SAVE_ROOT="$RESULTS/eval" REPORT= MAX_NEW_TOKENS="$NEW_TOKENS" \
+    MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" bash scripts/eval/run_eval.sh "$BASE_PATH"
+}
+train_env=(env EXTRA_ARGS=--resume)  # an interrupted training stage continues where it stopped
 
-stage "process data"
-DATA_DIR=$RAW_DIR PROCESSED_DIR=$PROCESSED/full PROMPT_PROCESSED_DIR=$PROCESSED/prompt MODEL_PATH=$TOKENIZER \
-  MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
+echo "preset $PRESET: results in $RESULTS; training seeds $TRAIN_SEEDS; generation seeds $EVAL_SEEDS"
+echo "budget: teacher $TEACHER_EPOCHS epochs; DSS teacher +$DSS_TEACHER_EPOCHS epochs; every token-level student" \
+     "$STUDENT_EPOCHS epochs of global batch $BATCH_SIZE questions; MiniLLM / DSS-MiniLLM +$MINILLM_STEPS steps" \
+     "($NUM_ROLLOUTS rollouts per collection, mini-batch $MINI_BATCH) from the SFT / DSS student"
+preset_inputs
 
-stage "process the pretraining corpus (MiniLLM's pretraining loss)"
-DATA_PATH=$PTX_TEXT PROCESSED_DIR=$PROCESSED/pretrain MODEL_PATH=$TOKENIZER MODEL_TYPE=$PRESET \
-  CHUNK_LENGTH=$MAX_LENGTH DEV_NUM=10 bash scripts/tools/process_data_pretrain.sh "$BASE_PATH"
+FULL=$PROCESSED/full/$PRESET PROMPTS=$PROCESSED/prompt/$PRESET
+stage process "$RAW_DIR $TOKENIZER" "$PROCESSED/full $PROCESSED/prompt" env DATA_DIR="$RAW_DIR" \
+  PROCESSED_DIR="$PROCESSED/full" PROMPT_PROCESSED_DIR="$PROCESSED/prompt" MODEL_PATH="$TOKENIZER" \
+  MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
+if [[ -n $PTX_TEXT ]]; then
+  PTX_DATA_DIR=$PROCESSED/pretrain/$PRESET
+  stage process-pretrain "$PTX_TEXT $TOKENIZER" "$PROCESSED/pretrain" env DATA_PATH="$PTX_TEXT" \
+    PROCESSED_DIR="$PROCESSED/pretrain" MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" CHUNK_LENGTH="$MAX_LENGTH" \
+    DEV_NUM=10 bash scripts/tools/process_data_pretrain.sh "$BASE_PATH"
+fi
+PTX_ENV=(PTX=0)
+[[ -n $PTX_DATA_DIR ]] && PTX_ENV=(PTX=1 PTX_DATA_DIR="$PTX_DATA_DIR")
 
-stage "SFT teacher"
-DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$TEACHER_INIT SAVE_PATH=$RESULTS/sft/teacher \
-  LR=$TEACHER_LR EPOCHS=$TEACHER_EPOCHS MICRO_BATCH_SIZE=$MICRO_BATCH_SIZE bash scripts/sft/sft_xlarge.sh "$BASE_PATH"
+TEACHER=$RUNS/teacher/seed$FIRST_SEED
+stage teacher "$FULL $TEACHER_INIT" "$TEACHER" "${train_env[@]}" DATA_DIR="$FULL" MODEL_PATH="$TEACHER_INIT" \
+  SAVE_PATH="$TEACHER" SEED="$FIRST_SEED" LR="$TEACHER_LR" EPOCHS="$TEACHER_EPOCHS" \
+  MICRO_BATCH_SIZE="$TEACHER_MICRO_BATCH" bash scripts/sft/sft_xlarge.sh "$BASE_PATH"
 
-stage "SFT student"
-DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/sft/student \
-  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/gpt2/sft/sft_base.sh "$BASE_PATH"
+SEQKD_RAW=$RESULTS/data/seqkd
+stage seqkd-data "$TEACHER $RAW_DIR" "$SEQKD_RAW $PROCESSED/seqkd" env TEACHER_PATH="$TEACHER" DATA_DIR="$RAW_DIR" \
+  SEQKD_DIR="$SEQKD_RAW" PROCESSED_DIR="$PROCESSED/seqkd/full" PROMPT_PROCESSED_DIR="$PROCESSED/seqkd/prompt" \
+  MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" MAX_NEW_TOKENS="$NEW_TOKENS" bash scripts/tools/generate_data_seqkd.sh "$BASE_PATH"
 
-stage "KD student ($KD_LOSS)"
-DATA_DIR=$PROCESSED/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/kd/student TEACHER_PATH=$RESULTS/sft/teacher \
-  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/kd/kd_base.sh "$BASE_PATH"
+# Step-by-step data: rationale rows (the dataset's own, or written few-shot by the SFT teacher),
+# the two-task DSS teacher fine-tuned on them, and the black-box students' data written by a teacher.
+DSS_ROWS=$RESULTS/data/dss
+if [[ $DSS_RATIONALES == dataset ]]; then
+  stage dss-rows "$DSS_SOURCE_INPUT" "$DSS_ROWS" python tools/import_rationales.py --source "$DSS_SOURCE" \
+    --input "$DSS_SOURCE_INPUT" --split train --out "$DSS_ROWS/raw.jsonl"
+else
+  stage dss-rows "$TEACHER $RAW_DIR" "$DSS_ROWS" env TEACHER_PATH="$TEACHER" INPUT="$RAW_DIR/raw.jsonl" \
+    OUT="$DSS_ROWS/raw.jsonl" DEV_NUM="$DEV_NUM" MAX_PROMPT_LENGTH="$FEWSHOT_PROMPT_LENGTH" \
+    MAX_NEW_TOKENS="$NEW_TOKENS" bash scripts/tools/generate_rationales.sh "$BASE_PATH"
+fi
+stage process-dss "$DSS_ROWS $TOKENIZER" "$PROCESSED/dss" env DATA_DIR="$DSS_ROWS" PROCESSED_DIR="$PROCESSED/dss" \
+  MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" bash scripts/tools/process_data_dss.sh "$BASE_PATH"
+DSS_TEACHER=$RUNS/dss-teacher/seed$FIRST_SEED
+stage dss-teacher "$TEACHER $PROCESSED/dss" "$DSS_TEACHER" "${train_env[@]}" TEACHER_PATH="$TEACHER" \
+  DATA_DIR="$PROCESSED/dss/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/full/rationale/$PRESET" \
+  SAVE_PATH="$DSS_TEACHER" SEED="$FIRST_SEED" LR="$DSS_TEACHER_LR" EPOCHS="$DSS_TEACHER_EPOCHS" \
+  MICRO_BATCH_SIZE="$TEACHER_MICRO_BATCH" bash scripts/dss/dss_teacher_xlarge.sh "$BASE_PATH"
+BLACK_BOX=$PROCESSED/dss
+if [[ $DSS_RATIONALES == dataset ]]; then  # the teacher writes what the black-box student learns from
+  BLACK_BOX=$PROCESSED/dss-teacher
+  stage dss-teacher-data "$DSS_TEACHER $DSS_ROWS" "$RESULTS/data/dss-teacher" env TEACHER_PATH="$DSS_TEACHER" \
+    INPUT="$DSS_ROWS/raw.jsonl" OUT="$RESULTS/data/dss-teacher/raw.jsonl" TEMPLATE=prompts/rationales/dss_rationale.txt \
+    LABEL_TEMPLATE=prompts/rationales/dss_label.txt GEN_ARGS="--rationale-rows with-rationale" DEV_NUM="$DEV_NUM" \
+    MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" MAX_NEW_TOKENS="$NEW_TOKENS" bash scripts/tools/generate_rationales.sh "$BASE_PATH"
+  stage process-dss-teacher "$RESULTS/data/dss-teacher $TOKENIZER" "$BLACK_BOX" env DATA_DIR="$RESULTS/data/dss-teacher" \
+    PROCESSED_DIR="$BLACK_BOX" MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" \
+    bash scripts/tools/process_data_dss.sh "$BASE_PATH"
+fi
 
-stage "SeqKD data: the teacher answers every training prompt"
-TEACHER_PATH=$RESULTS/sft/teacher DATA_DIR=$RAW_DIR SEQKD_DIR=$RESULTS/seqkd/data PROCESSED_DIR=$PROCESSED/seqkd/full \
-  PROMPT_PROCESSED_DIR=$PROCESSED/seqkd/prompt MODEL_TYPE=$PRESET DEV_NUM=$DEV_NUM \
-  MAX_NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH)) bash scripts/tools/generate_data_seqkd.sh "$BASE_PATH"
+for seed in $TRAIN_SEEDS; do
+  common=("${train_env[@]}" SEED="$seed" MODEL_PATH="$STUDENT_INIT" LR="$STUDENT_LR" EPOCHS="$STUDENT_EPOCHS")
+  stage "sft-seed$seed" "$FULL $STUDENT_INIT" "$RUNS/sft/seed$seed" "${common[@]}" DATA_DIR="$FULL" \
+    SAVE_PATH="$RUNS/sft/seed$seed" bash scripts/gpt2/sft/sft_base.sh "$BASE_PATH"
+  for loss in $KD_LOSSES; do
+    stage "kd-$loss-seed$seed" "$FULL $STUDENT_INIT $TEACHER" "$RUNS/kd-$loss/seed$seed" "${common[@]}" \
+      DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" KD_LOSS="$loss" SAVE_PATH="$RUNS/kd-$loss/seed$seed" \
+      bash scripts/kd/kd_base.sh "$BASE_PATH"
+  done
+  stage "seqkd-seed$seed" "$PROCESSED/seqkd $STUDENT_INIT" "$RUNS/seqkd/seed$seed" "${common[@]}" \
+    DATA_DIR="$PROCESSED/seqkd/full/$PRESET" SAVE_PATH="$RUNS/seqkd/seed$seed" bash scripts/seqkd/seqkd_base.sh "$BASE_PATH"
+  minillm=("${train_env[@]}" SEED="$seed" "${PTX_ENV[@]}" LR="$MINILLM_LR" WARMUP_STEPS="$MINILLM_WARMUP"
+    TOTAL_STEPS="$MINILLM_STEPS" NUM_ROLLOUTS="$NUM_ROLLOUTS" MINI_BATCH="$MINI_BATCH" PPO_EPOCHS="$PPO_EPOCHS"
+    EVAL_INTERVAL="$MINILLM_EVAL_INTERVAL")
+  stage "minillm-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/minillm/seed$seed" \
+    "${minillm[@]}" INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" \
+    SAVE_PATH="$RUNS/minillm/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
+  stage "dss-seed$seed" "$BLACK_BOX $STUDENT_INIT" "$RUNS/dss/seed$seed" "${common[@]}" \
+    DATA_DIR="$BLACK_BOX/full/label/$PRESET" RATIONALE_DATA_DIR="$BLACK_BOX/full/rationale/$PRESET" \
+    SAVE_PATH="$RUNS/dss/seed$seed" bash scripts/dss/dss_base.sh "$BASE_PATH"
+  stage "dss-kd-seed$seed" "$PROCESSED/dss $STUDENT_INIT $DSS_TEACHER" "$RUNS/dss-kd/seed$seed" "${common[@]}" \
+    DATA_DIR="$PROCESSED/dss/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/full/rationale/$PRESET" \
+    TEACHER_PATH="$DSS_TEACHER" SAVE_PATH="$RUNS/dss-kd/seed$seed" bash scripts/dss/dss_kd_base.sh "$BASE_PATH"
+  stage "dss-minillm-seed$seed" "$RUNS/dss/seed$seed $DSS_TEACHER $PROCESSED/dss $PTX_DATA_DIR" \
+    "$RUNS/dss-minillm/seed$seed" "${minillm[@]}" INIT_PATH="$RUNS/dss/seed$seed" TEACHER_PATH="$DSS_TEACHER" \
+    PROMPT_DATA_DIR="$PROCESSED/dss/prompt/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/prompt/rationale/$PRESET" \
+    SAVE_PATH="$RUNS/dss-minillm/seed$seed" bash scripts/dss/dss_minillm_base.sh "$BASE_PATH"
+done
 
-stage "SeqKD student"
-DATA_DIR=$PROCESSED/seqkd/full/$PRESET MODEL_PATH=$STUDENT_INIT SAVE_PATH=$RESULTS/seqkd/student \
-  LR=$STUDENT_LR EPOCHS=$STUDENT_EPOCHS bash scripts/seqkd/seqkd_base.sh "$BASE_PATH"
+evaluate untrained init "$STUDENT_INIT"
+evaluate teacher "seed$FIRST_SEED" "$TEACHER"
+evaluate dss-teacher "seed$FIRST_SEED" "$DSS_TEACHER"
+for seed in $TRAIN_SEEDS; do
+  for method in sft $(printf 'kd-%s ' $KD_LOSSES) seqkd minillm dss dss-kd dss-minillm; do
+    evaluate "$method" "seed$seed" "$RUNS/$method/seed$seed"
+  done
+done
 
-stage "MiniLLM student (from the SFT student's lowest-validation-loss checkpoint)"
-INIT_PATH=$RESULTS/sft/student TEACHER_PATH=$RESULTS/sft/teacher PROMPT_DATA_DIR=$PROCESSED/prompt/$PRESET \
-  PTX_DATA_DIR=$PROCESSED/pretrain/$PRESET SAVE_PATH=$RESULTS/minillm/student LR=$MINILLM_LR WARMUP_STEPS=0 \
-  TOTAL_STEPS=$MINILLM_STEPS NUM_ROLLOUTS=$NUM_ROLLOUTS MINI_BATCH=$MINI_BATCH PPO_EPOCHS=$PPO_EPOCHS \
-  EVAL_INTERVAL=$MINILLM_EVAL_INTERVAL bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
-
-stage "evaluate"
-MODELS="teacher=$RESULTS/sft/teacher sft=$RESULTS/sft/student kd=$RESULTS/kd/student seqkd=$RESULTS/seqkd/student minillm=$RESULTS/minillm/student untrained=$STUDENT_INIT" \
-  DATA_ROOT=$(dirname "$RAW_DIR") EVAL_SETS=$PRESET SEEDS=$EVAL_SEEDS SAVE_ROOT=$RESULTS/eval \
-  MAX_NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH)) bash scripts/eval/run_eval.sh "$BASE_PATH"
-
-stage "done; results in $RESULTS (tables: $RESULTS/eval/results.md)"
+echo
+echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] report"
+python tools/report.py "$RESULTS"

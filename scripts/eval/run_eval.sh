@@ -3,7 +3,8 @@
 # one table (mean ± std over seeds per set and model).
 # Usage: bash scripts/eval/run_eval.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
-# name=path pairs; a training run folder means its best checkpoint by PICK_BY.
+# name=path pairs (a name may hold a slash: "sft/seed10" saves to SAVE_ROOT/sft/seed10); a training
+# run folder means its best checkpoint by PICK_BY.
 MODELS=${MODELS:-"teacher=$BASE_PATH/results/gpt2/train/sft/gpt2-xlarge sft=$BASE_PATH/results/gpt2/train/sft/gpt2-base"}
 PICK_BY=${PICK_BY:-rougeL}
 DATA_ROOT=${DATA_ROOT:-$BASE_PATH/data}  # MiniLLM's layout: dolly/ self-inst/ vicuna/ sinst/11_/ uinst/11_/
@@ -14,6 +15,7 @@ MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
 MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
 DTYPE=${DTYPE:-fp32}
 EXTRA_ARGS=${EXTRA_ARGS:-}               # e.g. "--no-repeat-ngram-size 6" for the reference's final setting
+REPORT=${REPORT-$SAVE_ROOT/results.md}   # the table of these models; empty = none
 
 summaries=()
 for entry in $MODELS; do
@@ -25,4 +27,4 @@ for entry in $MODELS; do
     --max-new-tokens "$MAX_NEW_TOKENS" --max-prompt-length "$MAX_PROMPT_LENGTH" --dtype "$DTYPE" $EXTRA_ARGS
   summaries+=("$SAVE_ROOT/$name")
 done
-python tools/report.py "${summaries[@]}" --out "$SAVE_ROOT/results.md"
+[[ -z $REPORT ]] || python tools/report.py "${summaries[@]}" --out "$REPORT"

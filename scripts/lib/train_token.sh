@@ -15,7 +15,12 @@ EVAL_GEN_NUM=${EVAL_GEN_NUM:-0}          # validation prompts for sampled Rouge-
 EVAL_INTERVAL=${EVAL_INTERVAL:-0}        # 0 = once per epoch
 SEED=${SEED:-10}
 EXTRA_ARGS=${EXTRA_ARGS:-}               # any other flags of the entrypoint, e.g. "--resume"
+RATIONALE_DATA_DIR=${RATIONALE_DATA_DIR:-}  # step-by-step: the rationale task (DATA_DIR = the label task)
+LABEL_WEIGHT=${LABEL_WEIGHT:-0.5}        # α: loss = α·L_label + (1 − α)·L_rationale
+TRAIN_FRACTION=${TRAIN_FRACTION:-1}      # a fixed random fraction of the training questions
 [[ -v METHOD_ARGS ]] || METHOD_ARGS=()
+STREAM_ARGS=(--train-fraction "$TRAIN_FRACTION")
+[[ -n $RATIONALE_DATA_DIR ]] && STREAM_ARGS+=(--rationale-data-dir "$RATIONALE_DATA_DIR" --label-weight "$LABEL_WEIGHT")
 
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
 launch "$ENTRYPOINT" \
@@ -24,4 +29,4 @@ launch "$ENTRYPOINT" \
   --batch-size "$BATCH_SIZE" --micro-batch-size "$MICRO_BATCH_SIZE" \
   --max-length "$MAX_LENGTH" --max-prompt-length "$MAX_PROMPT_LENGTH" \
   --eval-gen-num "$EVAL_GEN_NUM" --eval-interval "$EVAL_INTERVAL" --seed "$SEED" \
-  "${METHOD_ARGS[@]}" $EXTRA_ARGS
+  "${STREAM_ARGS[@]}" "${METHOD_ARGS[@]}" $EXTRA_ARGS

@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}          # run folder: lowest valid loss
 TEACHER_PATH=${TEACHER_PATH:-$BASE_PATH/results/gpt2/train/sft/gpt2-xlarge}   # run folder: best Rouge-L
 PROMPT_DATA_DIR=${PROMPT_DATA_DIR:-$BASE_PATH/processed_data/dolly/prompt/gpt2}
+RATIONALE_DATA_DIR=${RATIONALE_DATA_DIR:-}         # DSS-MiniLLM: rationale-task prompts (PROMPT_DATA_DIR = label task)
+LABEL_WEIGHT=${LABEL_WEIGHT:-0.5}                  # α of the label task's rollouts
 PTX=${PTX:-1}                                      # 1 = pretraining loss on PTX_DATA_DIR, 0 = none
 PTX_DATA_DIR=${PTX_DATA_DIR:-$BASE_PATH/processed_data/openwebtext/gpt2}
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/minillm/base-init-xlarge$([[ $PTX == 1 ]] || echo -noptx)}
@@ -30,12 +32,13 @@ EVAL_GEN_NUM=${EVAL_GEN_NUM:-1000}
 SEED=${SEED:-10}
 EXTRA_ARGS=${EXTRA_ARGS:-}
 
-PTX_ARGS=()
-[[ $PTX == 1 ]] && PTX_ARGS=(--ptx-data-dir "$PTX_DATA_DIR")
+DATA_ARGS=()
+[[ $PTX == 1 ]] && DATA_ARGS=(--ptx-data-dir "$PTX_DATA_DIR")
+[[ -n $RATIONALE_DATA_DIR ]] && DATA_ARGS+=(--rationale-data-dir "$RATIONALE_DATA_DIR" --label-weight "$LABEL_WEIGHT")
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
 launch train_minillm.py \
   --model-path "$(python -m minillm.checkpoint resolve "$INIT_PATH" --by valid_loss)" \
-  --teacher-model-path "$TEACHER_PATH" --data-dir "$PROMPT_DATA_DIR" "${PTX_ARGS[@]}" --save "$SAVE_PATH" \
+  --teacher-model-path "$TEACHER_PATH" --data-dir "$PROMPT_DATA_DIR" "${DATA_ARGS[@]}" --save "$SAVE_PATH" \
   --deepspeed-config "$DS_CONFIG" --lr "$LR" --warmup-steps "$WARMUP_STEPS" --total-steps "$TOTAL_STEPS" --num-rollouts "$NUM_ROLLOUTS" \
   --batch-size "$MINI_BATCH" --micro-batch-size "$MICRO_BATCH_SIZE" --ppo-epochs "$PPO_EPOCHS" \
   --rollout-batch-size "$ROLLOUT_BATCH_SIZE" --teacher-mix-alpha "$TEACHER_MIX_ALPHA" --kd-ratio "$KD_RATIO" \

@@ -1,0 +1,32 @@
+# Preset "gpt2": the MiniLLM paper's scale — GPT-2 XL (1.5B) teacher, GPT-2 base (124M) students,
+# databricks-dolly-15k, MiniLLM's recipes (ref §3, §6) and evaluation sets (ref §7), DeepSpeed
+# on GPUS_PER_NODE GPUs (multi-node: HOSTFILE + NNODES). Prepare the inputs as the README's
+# paper-scale how-to says; this preset only checks they exist. Global batches are fixed, so
+# any GPU count trains the same steps on the same data.
+WORK=${WORK:-$BASE_PATH}
+RESULTS=${RESULTS:-$WORK/results/gpt2/comparison}
+RAW_DIR=${RAW_DIR:-$WORK/data/dolly}          # raw.jsonl from MiniLLM's data release
+EVAL_DATA_ROOT=${EVAL_DATA_ROOT:-$WORK/data} EVAL_SETS=${EVAL_SETS:-"dolly self-inst vicuna sinst uinst"}
+PROCESSED=${PROCESSED:-$WORK/processed_data/dolly}
+TOKENIZER=${TOKENIZER:-$WORK/checkpoints/gpt2-base}
+TEACHER_INIT=${TEACHER_INIT:-$WORK/checkpoints/gpt2-xl}
+STUDENT_INIT=${STUDENT_INIT:-$WORK/checkpoints/gpt2-base}
+DEV_NUM=${DEV_NUM:-1000}
+PTX_TEXT=${PTX_TEXT:-}                        # empty: PTX_DATA_DIR is already processed
+PTX_DATA_DIR=${PTX_DATA_DIR:-$WORK/processed_data/openwebtext/gpt2}
+# Dolly has no rationales: the SFT teacher writes them few-shot (prompts/rationales/fewshot_cot.txt).
+DSS_RATIONALES=${DSS_RATIONALES:-teacher-fewshot} FEWSHOT_PROMPT_LENGTH=${FEWSHOT_PROMPT_LENGTH:-768}
+TEACHER_LR=${TEACHER_LR:-5e-5} TEACHER_EPOCHS=${TEACHER_EPOCHS:-10} TEACHER_MICRO_BATCH=${TEACHER_MICRO_BATCH:-2}
+DSS_TEACHER_LR=${DSS_TEACHER_LR:-5e-5} DSS_TEACHER_EPOCHS=${DSS_TEACHER_EPOCHS:-3}
+STUDENT_LR=${STUDENT_LR:-5e-4} STUDENT_EPOCHS=${STUDENT_EPOCHS:-20}
+MINILLM_LR=${MINILLM_LR:-5e-6} MINILLM_STEPS=${MINILLM_STEPS:-5000} MINILLM_EVAL_INTERVAL=${MINILLM_EVAL_INTERVAL:-100}
+NUM_ROLLOUTS=${NUM_ROLLOUTS:-256} MINI_BATCH=${MINI_BATCH:-64} PPO_EPOCHS=${PPO_EPOCHS:-4} MINILLM_WARMUP=${MINILLM_WARMUP:-100}
+EVAL_SEEDS=${EVAL_SEEDS:-"10 20 30 40 50"}
+export DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_bf16.json}
+export MAX_LENGTH=${MAX_LENGTH:-512} MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
+export BATCH_SIZE=${BATCH_SIZE:-32} MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-16}
+export EVAL_GEN_NUM=${EVAL_GEN_NUM:-1000}
+export WORKERS=${WORKERS:-8}
+preset_inputs() {
+  require_inputs "$RAW_DIR/raw.jsonl" "$TOKENIZER" "$TEACHER_INIT" "$STUDENT_INIT" "$PTX_DATA_DIR"
+}
