@@ -36,6 +36,7 @@ from minillm.metrics import compute_metrics  # noqa: E402
 from minillm.modeling import check_same_tokenizer, load_model, load_tokenizer  # noqa: E402
 
 SINGLE_PROCESS = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+WHOLE_ITEMS = 10**9  # TokenDataset's max_length: score every token the teacher wrote
 
 
 def resolve_model(path: str | Path) -> tuple[Path, dict]:
@@ -53,7 +54,7 @@ def compare(teacher_dir: str | Path, data_dir: str | Path, split: str, models: d
     """One result row per model, the teacher's first."""
     tokenizer = load_tokenizer(teacher_dir)
     teacher = load_model(teacher_dir).eval()
-    dataset = TokenDataset(data_dir, split, max_length=10**9)
+    dataset = TokenDataset(data_dir, split, max_length=WHOLE_ITEMS)
     prompts = [dataset.prompt(i) for i in range(len(dataset))]
     references = dataset.references()
     config = SamplingConfig(max_new_tokens=max_new_tokens)
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(models) != len(args.models) or "teacher" in models:
         parser.error("--models needs distinct NAME=PATH entries (the teacher is added as 'teacher')")
     rows = compare(args.teacher, args.data_dir, args.split, models, args.seeds, args.max_new_tokens)
-    items = len(TokenDataset(args.data_dir, args.split, max_length=10**9))
+    items = len(TokenDataset(args.data_dir, args.split, max_length=WHOLE_ITEMS))
     table = markdown_table(rows, items, args.seeds, args.note)
     out = Path(args.out)
     atomic_write_text(out / "comparison.md", table)
