@@ -6,10 +6,11 @@ have not changed is skipped (and says so); --force reruns it.
 
 A stage's fingerprint hashes its command line (variable assignments included: the driver writes
 them as `env NAME=value ...`), the values of the environment variables named in $STAGE_ENV (the
-preset's shared knobs), the content of every command argument that is a file (the stage scripts
-and entrypoints) and, for each input path, the size and modification time of every file under
-it (outputs are written atomically, so a rerun stage changes its outputs' times and its
-dependents rerun). The package's code is NOT part of it: after changing minillm/, use --force.
+preset's shared knobs), the content of every command argument that is a .sh or .py file (the
+stage scripts and entrypoints; not data files named on the command line, which may be outputs)
+and, for each input path, the size and modification time of every file under it (outputs are
+written atomically, so a rerun stage changes its outputs' times and its dependents rerun). The
+package's code is NOT part of it: after changing minillm/, use --force.
 
 After success the stage's record ({state-dir}/{name}.json) holds the fingerprint and timing.
 An interrupted stage leaves {name}.running.json: rerun with the same fingerprint, its outputs
@@ -30,6 +31,8 @@ from pathlib import Path
 
 from minillm.fileio import atomic_write_json
 
+SCRIPT_SUFFIXES = (".sh", ".py")  # command arguments whose content is part of the fingerprint
+
 
 def _input_signature(path: Path) -> list:
     if not path.exists():
@@ -49,7 +52,7 @@ def fingerprint_parts(command: list[str], inputs: list[Path], env_names: list[st
     parts = {"command": _sha256(command)}
     parts.update({f"${name}": _sha256(os.environ.get(name)) for name in env_names})
     parts.update({f"script {arg}": hashlib.sha256(Path(arg).read_bytes()).hexdigest()
-                  for arg in command if Path(arg).is_file()})
+                  for arg in command if Path(arg).suffix in SCRIPT_SUFFIXES and Path(arg).is_file()})
     parts.update({f"input {path}": _sha256(_input_signature(path)) for path in inputs})
     return parts
 
