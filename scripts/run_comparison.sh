@@ -92,6 +92,7 @@ stage seqkd-data "$TEACHER $RAW_DIR" "$SEQKD_RAW $PROCESSED/seqkd" env TEACHER_P
 # the two-task DSS teacher fine-tuned on them, and the black-box students' data written by a teacher.
 DSS_ROWS=$RESULTS/data/dss
 if [[ $DSS_RATIONALES == dataset ]]; then
+  : "${DSS_SOURCE:?DSS_RATIONALES=dataset needs DSS_SOURCE (synthetic, gsm8k, cqa or svamp) and DSS_SOURCE_INPUT}"
   stage dss-rows "$DSS_SOURCE_INPUT" "$DSS_ROWS" python tools/import_rationales.py --source "$DSS_SOURCE" \
     --input "$DSS_SOURCE_INPUT" --split train --out "$DSS_ROWS/raw.jsonl"
 else
