@@ -69,3 +69,11 @@ def sft_student(world, tmp_path_factory):
     from world import sft_run
 
     return sft_run(world, world.student, tmp_path_factory.mktemp("student") / "run", steps=30)
+
+
+@pytest.fixture(autouse=True)
+def no_process_group_leaks_into_pytest():
+    """Entrypoints and tools run as subprocesses: one that starts a process group inside pytest
+    leaves RANK/MASTER_PORT behind, and every later launch inherits them (and a taken port)."""
+    yield
+    assert "RANK" not in os.environ, "a test started a distributed process group inside the pytest process"

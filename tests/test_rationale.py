@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -381,3 +382,4 @@ def test_rationale_rows_with_rationale_needs_a_label_template(world, tmp_path):
     assert generator.main(["--model-path", str(world.teacher), "--input", str(source), "--out", str(tmp_path / "o.jsonl"),
                            "--template", str(PROMPTS / "dss_rationale.txt"), "--rationale-rows", "with-rationale"]) == 1
     assert not (tmp_path / "o.jsonl").exists()
+    assert "RANK" not in os.environ  # refused before any model or process group is set up

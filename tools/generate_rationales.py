@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_new_tokens == 0:
         args.max_new_tokens = 256
     args = cli.validate(args)
+    if args.rationale_rows == "with-rationale" and args.label_template is None:
+        print("error: --rationale-rows with-rationale needs --label-template", file=sys.stderr)
+        return 1
     try:
         templates = {"template": read_template(args.template)}
         if args.label_template is not None:
@@ -133,9 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(model_path, inference_dtype(args.dtype, dist_info.device), dist_info.device).eval()
     check_vocabulary(model, tokenizer, str(model_path))
 
-    if args.rationale_rows == "with-rationale" and args.label_template is None:
-        print("error: --rationale-rows with-rationale needs --label-template", file=sys.stderr)
-        return 1
     dev = max(args.dev_num, 0)
     generated_rows = rows[dev:]
     asked = {"template": [args.rationale_rows == "all" or bool(row["rationale"]) for row in generated_rows],
