@@ -121,6 +121,21 @@ def test_dss_student_learns_both_tasks_and_answers_behind_the_label_prefix(world
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["prompt_prefix"] == "[label] " and "accuracy_mean" in summary["sets"][world.data.name]
 
+    # Rationales on request: the rationale stream's validation rows (prompts already prefixed,
+    # references = the rationales) scored by Rouge-L, with the checkpoint's own prefix switched off.
+    rationale_root = dss_data["rationale"].parent
+    run_entrypoint(["evaluate.py", "--model-path", str(save), "--pick", "valid_loss", "--data-root",
+                    str(rationale_root), "--eval-sets", dss_data["rationale"].name, "--prompt-prefix", "",
+                    "--seeds", "1", "--max-new-tokens", "32", "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+                    "--save", str(tmp_path / "eval-rationale")])
+    rows = [json.loads(line) for line in
+            open(tmp_path / "eval-rationale" / dss_data["rationale"].name / "1" / "answers.jsonl")]
+    references = [r["output"] for r in TokenDataset(dss_data["rationale"], "valid", MAX_LENGTH).rows()]
+    assert [r["reference"] for r in rows] == references
+    assert all(r["prompt"].startswith("[rationale] ") for r in rows)
+    summary = json.loads((tmp_path / "eval-rationale" / "summary.json").read_text())
+    assert summary["sets"][dss_data["rationale"].name]["rougeL_mean"] > 0
+
 
 def test_train_fraction_trains_on_a_fixed_subset(world, dss_data, tmp_path):
     run_entrypoint(dss_args("train_sft.py", world, dss_data, tmp_path / "run", 1, "--train-fraction", "0.5"))
