@@ -158,7 +158,7 @@ class TokenTrainer:
         sums = {n: totals[streams + k * streams:streams + (k + 1) * streams] for k, n in enumerate(names)}
         self.engine.train()
         stats = combine_streams([s.name for s in self.valid_streams], [s.weight for s in self.valid_streams],
-                                    totals[:streams], sums)
+                                totals[:streams], sums)
         return {("valid_loss" if n == "ce" else f"valid_{n}"): v for n, v in stats.items()}
 
     def validation_generation(self) -> dict[str, float]:
