@@ -39,6 +39,7 @@ class TokenDataset:
         self.indexed = IndexedDataset(str(self.data_dir / f"{split}_0"))
         task_file = self.data_dir / "task.json"
         self.task = json.loads(task_file.read_text()) if task_file.is_file() else {"task": "default", "prefix": ""}
+        self._rows: list[dict] | None = None
 
     def __len__(self) -> int:
         return len(self.indexed)
@@ -60,14 +61,17 @@ class TokenDataset:
         return (ids[: int(where[0])] if len(where) else ids).astype(np.int64)
 
     def rows(self) -> list[dict]:
-        """The `{split}.jsonl` rows written beside the binary files, one per item."""
-        path = self.data_dir / f"{self.split}.jsonl"
-        with open(path) as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        if len(rows) != len(self):
-            raise ValueError(f"{path} has {len(rows)} rows but {self.data_dir}/{self.split}_0.bin "
-                             f"has {len(self)} items; reprocess the data")
-        return rows
+        """The `{split}.jsonl` rows written beside the binary files, one per item (read once:
+        every validation asks for references and answers)."""
+        if self._rows is None:
+            path = self.data_dir / f"{self.split}.jsonl"
+            with open(path) as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+            if len(rows) != len(self):
+                raise ValueError(f"{path} has {len(rows)} rows but {self.data_dir}/{self.split}_0.bin "
+                                 f"has {len(self)} items; reprocess the data")
+            self._rows = rows
+        return self._rows
 
     def references(self) -> list:
         """Gold responses (the `output` field of the rows)."""
