@@ -3,23 +3,48 @@
   python evaluate.py --model-path M --data-root DATA --save RUN/eval [--eval-sets dolly ...]
   deepspeed --num_gpus N evaluate.py ...   (prompts are sharded over ranks)
 
-Writes {save}/{set}/{seed}/answers.jsonl and metrics.json, then {save}/summary.json and
-summary.md (mean ± sample std over seeds per set). Protocol: temperature 1, top-k off, top-p 1,
-no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens (left-truncated), seeds 10..50.
-Rows with an `answer` field are also scored by accuracy (step-by-step tasks). A checkpoint
-trained behind a task prefix (its task.json) gets that prefix in front of every prompt.
+Protocol: Rouge-L and exact match from sampling as MiniLLM does (temperature 1, top-k off, top-p
+1, no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens left-truncated, seeds 10..50).
+Rows with an `answer` field (step-by-step tasks) are also scored by answer accuracy, strict (only
+the label behind an answer marker counts) and flexible (else the last number / the whole text),
+from ONE greedy decoding (top-k 1) by default (--accuracy-decoding sampled: from every seed's
+samples instead). A checkpoint trained behind a task prefix (its task.json) gets that prefix in
+front of every prompt.
+
+Writes {save}/{set}/{seed}/answers.jsonl and metrics.json per generation seed,
+{save}/{set}/greedy/answers.jsonl and metrics.json (sets with answers, greedy accuracy), then
+{save}/summary.json and summary.md. summary.json:
+
+  model, model_path, seeds, prompt_prefix, sampling, accuracy_decoding, sets: {set: entry}
+  entry = {
+    rows, path,
+    rougeL_per_seed, rougeL_mean, rougeL_std,                 percent; mean ± sample std over seeds
+    exact_match_per_seed, exact_match_mean, exact_match_std,
+    answer_rows, accuracy_decoding,                           when some row has an answer:
+    accuracy_strict, accuracy_flexible,                         percent of the answer rows (greedy:
+                                                                one number; sampled: the seeds' mean,
+    [accuracy_strict_per_seed, _mean, _std, same flexible]      and these per-seed keys)
+    multi_answer_rows, distinct_per_prompt, coverage,         when some row's output is a list:
+                                                                distinct normalised predictions per
+                                                                prompt over the seeds (mean) and the
+                                                                percent of its references some seed
+                                                                produced (normalised exact match)
+    families: {family: the same keys but path and             when rows have a `category`
+               accuracy_decoding}
+  }
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from minillm import args as cli
 from minillm.checkpoint import read_prompt_prefix, resolve_checkpoint
 from minillm.engine import init_distributed
-from minillm.evaluation import (DEFAULT_EVAL_SETS, eval_set_path, generate_texts, load_eval_set, mean_std,
-                                score_generations)
+from minillm.evaluation import (ACCURACY_DECODINGS, DEFAULT_EVAL_SETS, GREEDY_TOP_K, eval_set_path,
+                                generate_texts, load_eval_set, summarize_set)
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger
 from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
@@ -38,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--prompt-prefix", default=None,
                         help="text before every prompt (default: the checkpoint's task.json prefix, else none)")
+    parser.add_argument("--accuracy-decoding", choices=ACCURACY_DECODINGS, default="greedy",
+                        help="answer accuracy from one greedy decoding (default) or from every seed's samples")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.set_defaults(eval_sets=None)
     return parser
@@ -58,6 +85,19 @@ def resolve_sets(args: argparse.Namespace, log: RunLogger) -> list[str]:
     if not present:
         raise SystemExit(f"error: none of {', '.join(DEFAULT_EVAL_SETS)} exists under {args.data_root}")
     return present
+
+
+# Per-seed metrics of a set (the sampled accuracy ones only with --accuracy-decoding sampled).
+SEEDED_METRICS = ("rougeL", "exact_match", "accuracy_strict", "accuracy_flexible")
+
+
+def answer_records(eval_set, texts: list[str]) -> list[dict]:
+    """answers.jsonl: each prompt with its reference, prediction and, when the row has them, its
+    gold answer and family."""
+    return [{"prompt": prompt, "reference": reference, "prediction": text,
+             **({"answer": answer} if answer else {}), **({"category": family} if family else {})}
+            for prompt, reference, text, answer, family in zip(eval_set.prompts, eval_set.references, texts,
+                                                               eval_set.answers, eval_set.families)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -81,31 +121,37 @@ def main(argv: list[str] | None = None) -> dict:
     if prefix:
         log.info(f"prompts are preceded by the task prefix {prefix!r}")
 
+    greedy_config = replace(config, top_k=GREEDY_TOP_K)
     summary = {"model": name, "model_path": str(model_path), "seeds": args.seeds, "prompt_prefix": prefix,
-               "sampling": vars(config), "sets": {}}
+               "sampling": vars(config), "accuracy_decoding": args.accuracy_decoding, "sets": {}}
     for set_name in resolve_sets(args, log):
         eval_set = load_eval_set(args.data_root, set_name, prefix)
         rows = len(eval_set.rows) if not args.max_eval_rows else min(args.max_eval_rows, len(eval_set.rows))
         prompts = [tokenizer.encode(p, add_special_tokens=False) for p in eval_set.prompts[:rows]]
-        per_seed = []
-        for seed in args.seeds:
-            texts = generate_texts(model, tokenizer, prompts, config, seed=seed, dist_info=dist_info,
-                                   max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
-                                   logger=log, desc=f"{set_name} seed {seed}").texts
-            metrics = score_generations(texts, eval_set.references[:rows], eval_set.answers[:rows])
-            per_seed.append(metrics)
-            if dist_info.is_main:
-                out = save / set_name / str(seed)
-                atomic_write_jsonl(out / "answers.jsonl", [
-                    {"prompt": p, "reference": r, "prediction": t, **({"answer": a} if a else {})}
-                    for p, r, t, a in zip(eval_set.prompts, eval_set.references, texts, eval_set.answers)])
-                atomic_write_json(out / "metrics.json", {"set": set_name, "seed": seed, "rows": rows, **metrics})
-            log.metrics({"event": "eval", "set": set_name, "seed": seed, "rows": rows, **metrics})
-        entry = {"rows": rows, "path": str(eval_set.path)}
-        for metric in [m for m in ("rougeL", "exact_match", "accuracy") if m in per_seed[0]]:
-            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([m[metric] for m in per_seed])
-            entry[f"{metric}_per_seed"] = [m[metric] for m in per_seed]
+        references, answers = eval_set.references[:rows], eval_set.answers[:rows]
+
+        def generate(seed: int, sampling, label: str) -> list[str]:
+            return generate_texts(model, tokenizer, prompts, sampling, seed=seed, dist_info=dist_info,
+                                  max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
+                                  logger=log, desc=f"{set_name} {label}").texts
+
+        sampled = [generate(seed, config, f"seed {seed}") for seed in args.seeds]
+        wants_greedy = args.accuracy_decoding == "greedy" and any(answer.strip() for answer in answers)
+        greedy = generate(args.seeds[0], greedy_config, "greedy") if wants_greedy else None
+        entry = {"path": str(eval_set.path), **summarize_set(references, answers, eval_set.families[:rows],
+                                                              sampled, greedy)}
         summary["sets"][set_name] = entry
+        outputs = {str(seed): (texts, {"seed": seed, **{metric: entry[f"{metric}_per_seed"][index]
+                                                        for metric in SEEDED_METRICS if f"{metric}_per_seed" in entry}})
+                   for index, (seed, texts) in enumerate(zip(args.seeds, sampled))}
+        if greedy is not None:
+            outputs["greedy"] = (greedy, {"decoding": "greedy", "accuracy_strict": entry["accuracy_strict"],
+                                          "accuracy_flexible": entry["accuracy_flexible"]})
+        for folder, (texts, metrics) in outputs.items():
+            log.metrics({"event": "eval", "set": set_name, "rows": rows, **metrics})
+            if dist_info.is_main:
+                atomic_write_jsonl(save / set_name / folder / "answers.jsonl", answer_records(eval_set, texts))
+                atomic_write_json(save / set_name / folder / "metrics.json", {"set": set_name, "rows": rows, **metrics})
     if dist_info.is_main:
         atomic_write_json(save / "summary.json", summary)
         atomic_write_text(save / "summary.md", summary_table([summary]))

@@ -20,7 +20,7 @@ from minillm.engine import DistInfo
 from minillm.generation import SamplingConfig, sample
 from minillm.log import RunLogger
 from minillm.losses import IGNORE_INDEX, divergence
-from minillm.metrics import answer_accuracy, compute_metrics
+from minillm.metrics import answer_accuracies, answer_accuracy, answer_diversity, compute_metrics
 
 # MiniLLM keeps S-NI and UnNI under a references-length subfolder.
 EVAL_SET_DIRS = {"sinst": "sinst/11_", "uinst": "uinst/11_"}
@@ -40,14 +40,80 @@ class EvalSet:
         """Short gold answers for accuracy ("" for open-ended rows)."""
         return [row.get("answer", "") for row in self.rows]
 
+    @property
+    def families(self) -> list[str | None]:
+        """Each row's task family (its `category`), None when the row has none."""
+        return [row.get("category") for row in self.rows]
+
 
 def score_generations(texts: list[str], references: list, answers: Sequence[str] = ()) -> dict[str, float]:
     """Rouge-L and exact match against the references; with any non-empty answer also
-    "accuracy" (the answer's value or normalised text, over the rows that have an answer)."""
+    "accuracy" (flexible: the answer's value or normalised text, over the rows that have an
+    answer), for in-training validation on samples; evaluate.py reports `summarize_set`."""
     metrics = compute_metrics(texts, references)
     if any(answer.strip() for answer in answers):
         metrics["accuracy"] = answer_accuracy(texts, list(answers))
     return metrics
+
+
+# Greedy decoding in the sampler's terms: top-k 1 leaves one token to draw (exact ties aside).
+GREEDY_TOP_K = 1
+ACCURACY_DECODINGS = ("greedy", "sampled")
+
+
+def seeded_statistics(metric: str, per_seed: Sequence[float]) -> dict:
+    """{metric_per_seed, metric_mean, metric_std}: the values and their mean ± sample std."""
+    mean, std = mean_std(per_seed)
+    return {f"{metric}_per_seed": list(per_seed), f"{metric}_mean": mean, f"{metric}_std": std}
+
+
+def _subset_results(rows: list[int], references: list, answers: Sequence[str], sampled: list[list[str]],
+                    accuracy_texts: list[str] | None) -> dict:
+    """The results of the rows `rows` (indices): Rouge-L and exact match per generation seed;
+    with answers, strict and flexible accuracy (of `accuracy_texts`, the greedy answers, or per
+    seed when None); with list references, the diversity over the seeds."""
+    def pick(values: list) -> list:
+        return [values[i] for i in rows]
+
+    scored = [compute_metrics(pick(texts), pick(references)) for texts in sampled]
+    entry = {"rows": len(rows)}
+    for metric in ("rougeL", "exact_match"):
+        entry |= seeded_statistics(metric, [metrics[metric] for metrics in scored])
+    answered = [i for i in rows if answers[i].strip()]
+    if answered:
+        entry["answer_rows"] = len(answered)
+        gold = [answers[i] for i in answered]
+        if accuracy_texts is not None:
+            entry |= answer_accuracies([accuracy_texts[i] for i in answered], gold)
+        else:
+            per_seed = [answer_accuracies([texts[i] for i in answered], gold) for texts in sampled]
+            for metric in per_seed[0]:
+                statistics = seeded_statistics(metric, [accuracies[metric] for accuracies in per_seed])
+                entry |= statistics | {metric: statistics[f"{metric}_mean"]}
+    multi_answer = [i for i in rows if isinstance(references[i], list)]
+    if multi_answer:
+        entry["multi_answer_rows"] = len(multi_answer)
+        entry |= answer_diversity([[texts[i] for i in multi_answer] for texts in sampled],
+                                  [references[i] for i in multi_answer])
+    return entry
+
+
+def summarize_set(references: list, answers: Sequence[str], families: Sequence[str | None],
+                  sampled: list[list[str]], greedy: list[str] | None) -> dict:
+    """One eval set's summary.json entry (keys in evaluate.py's docstring) from the sampled
+    texts (`sampled[seed][row]`) and, for accuracy, the greedy texts (None: accuracy from the
+    samples, per seed). Rows with a family (`category`) also get per-family entries."""
+    entry = _subset_results(list(range(len(references))), references, answers, sampled, greedy)
+    if "answer_rows" in entry:
+        entry["accuracy_decoding"] = "greedy" if greedy is not None else "sampled"
+    by_family: dict[str, list[int]] = {}
+    for index, family in enumerate(families):
+        if family:
+            by_family.setdefault(family, []).append(index)
+    if by_family:
+        entry["families"] = {family: _subset_results(rows, references, answers, sampled, greedy)
+                             for family, rows in by_family.items()}
+    return entry
 
 
 def eval_set_path(data_root: str | Path, name: str) -> Path:

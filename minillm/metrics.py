@@ -4,7 +4,9 @@ Rouge-L F-measure (Porter stemmer) and exact match, each the max over an example
 averaged and scaled to 0-100, rounded to 4 decimals, so numbers compare with published ones.
 Reasoning tasks (distilling step-by-step, ref §8) add answer accuracy: the short answer a
 prediction states against a gold answer, by value for numbers (`answer_accuracy`), with a safe
-arithmetic evaluator for equation answers (`evaluate_expression`).
+arithmetic evaluator for equation answers (`evaluate_expression`), strict (only a label behind
+an answer marker counts) or flexible (else the last number / the whole text). Prompts with
+several valid answers add a diversity figure over generation seeds (`answer_diversity`).
 """
 
 from __future__ import annotations
@@ -262,15 +264,26 @@ def _value_of_label(label: str) -> float | None:
         return None
 
 
+def _answer_region(prediction: str) -> str:
+    """The prediction up to a hallucinated next question: a marker after it answers that
+    question, not this one."""
+    next_question = _NEXT_QUESTION.search(prediction)
+    return prediction[:next_question.start()] if next_question else prediction
+
+
+def has_answer_marker(prediction: str) -> bool:
+    """Whether the prediction states its answer behind a marker (before any next question)."""
+    return find_answer_marker(_answer_region(prediction)) is not None
+
+
 def _stated_label(prediction: str) -> tuple[str, bool]:
     """(label, whether an answer marker introduced it): the text after the first marker, or the
-    whole prediction up to a hallucinated next question."""
-    marker = find_answer_marker(prediction)
+    whole prediction; either up to a hallucinated next question."""
+    region = _answer_region(prediction)
+    marker = find_answer_marker(region)
     if marker is not None:
-        return clean_label(prediction[marker[1]:]), True
-    next_question = _NEXT_QUESTION.search(prediction)
-    text = prediction[:next_question.start()] if next_question else prediction
-    label = text.strip()
+        return clean_label(region[marker[1]:]), True
+    label = region.strip()
     return (label[:-1].rstrip() if label.endswith(".") else label), False
 
 
@@ -282,7 +295,7 @@ def predicted_number(prediction: str) -> float | None:
     value = _value_of_label(strip_choice_letter(label))
     if value is not None:
         return value
-    numbers = _NUMBER.findall(label if has_marker else prediction)
+    numbers = _NUMBER.findall(label if has_marker else _answer_region(prediction))
     if not numbers:
         return None
     number = numbers[0] if has_marker else numbers[-1]
@@ -304,9 +317,14 @@ def is_numeric_answer(answer: str) -> bool:
     return parse_number(answer) is not None
 
 
-def answer_correct(prediction: str, answer: str) -> bool:
+def answer_correct(prediction: str, answer: str, strict: bool = False) -> bool:
     """Whether `prediction` states the gold `answer`: by value (`predicted_number`, tolerance
-    1e-6) when the answer is a number, else by normalised exact match of `extract_answer`."""
+    1e-6) when the answer is a number, else by normalised exact match of `extract_answer`.
+    Flexible (default): without an answer marker the last number (numeric answers) or the whole
+    cleaned prediction (text answers) counts. Strict: only a label behind a marker counts, so a
+    prediction without one is wrong."""
+    if strict and not has_answer_marker(prediction):
+        return False
     gold_value = parse_number(answer)
     if gold_value is not None:
         value = predicted_number(prediction)
@@ -315,7 +333,7 @@ def answer_correct(prediction: str, answer: str) -> bool:
     return normalize_answer(extract_answer(prediction)) == normalize_answer(answer)
 
 
-def answer_accuracy(predictions: list[str], answers: list[str]) -> float:
+def answer_accuracy(predictions: list[str], answers: list[str], strict: bool = False) -> float:
     """Percent (0-100, 4 decimals) of `answer_correct` predictions over the rows whose answer is
     non-empty (open-ended rows have none). Raises ValueError on a length mismatch or when no
     row has an answer."""
@@ -324,5 +342,35 @@ def answer_accuracy(predictions: list[str], answers: list[str]) -> float:
     scored = [(prediction, answer) for prediction, answer in zip(predictions, answers) if answer.strip()]
     if not scored:
         raise ValueError("no row has a non-empty answer to score")
-    correct = sum(answer_correct(prediction, answer) for prediction, answer in scored)
+    correct = sum(answer_correct(prediction, answer, strict) for prediction, answer in scored)
     return round(100.0 * correct / len(scored), 4)
+
+
+def answer_accuracies(predictions: list[str], answers: list[str]) -> dict[str, float]:
+    """{"accuracy_strict", "accuracy_flexible"}: `answer_accuracy` both ways."""
+    return {f"accuracy_{kind}": answer_accuracy(predictions, answers, strict=kind == "strict")
+            for kind in ("strict", "flexible")}
+
+
+# ---------------------------------------------------------------- diversity (multi-answer rows)
+
+def answer_diversity(predictions_per_seed: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """For prompts with several equally valid answers, over the generation seeds: the mean
+    number of distinct normalised predictions per prompt ("distinct_per_prompt") and the mean
+    percent of a prompt's references produced (normalised exact match) by at least one seed
+    ("coverage"). `predictions_per_seed[seed][row]`; raises ValueError on ragged input."""
+    if not references or not predictions_per_seed:
+        raise ValueError("no multi-answer rows or no seeds to measure diversity on")
+    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
+        raise ValueError(f"every seed needs {len(references)} predictions, got "
+                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+    distinct_total = coverage_total = 0.0
+    for row, golds in enumerate(references):
+        produced = {normalize_answer(predictions[row]) for predictions in predictions_per_seed}
+        wanted = {normalize_answer(gold) for gold in golds}
+        if not wanted:
+            raise ValueError(f"multi-answer row {row} has no references")
+        distinct_total += len(produced)
+        coverage_total += len(produced & wanted) / len(wanted)
+    return {"distinct_per_prompt": round(distinct_total / len(references), 4),
+            "coverage": round(100.0 * coverage_total / len(references), 4)}

@@ -1,7 +1,8 @@
 """The comparison report's figures (PNG, matplotlib's Agg canvas: no display, no global pyplot state).
 
   rougeL.png           Rouge-L per eval set and method, error bars = the table's ±
-  accuracy.png         answer accuracy, for the sets that have it
+  accuracy.png         strict answer accuracy (greedy), for the sets that have it
+  accuracy_families.png  strict answer accuracy per reasoning family (eval rows with a category)
   training_curves.png  training loss (token-level runs), reverse-KL estimate and reward (MiniLLM
                        family), validation Rouge-L, each against the optimizer step
 """
@@ -21,6 +22,8 @@ from minillm.report import METRIC_LABELS, Results
 
 ROUGE_PLOT = "rougeL.png"
 ACCURACY_PLOT = "accuracy.png"
+FAMILY_ACCURACY_PLOT = "accuracy_families.png"
+ACCURACY_METRIC = "accuracy_strict"
 CURVES_PLOT = "training_curves.png"
 # (panel title, record kind, key): token-level training records carry "loss", MiniLLM-family
 # ones "rev_kl" and "reward", evaluation records ("event": "eval") "rougeL".
@@ -54,21 +57,32 @@ def write_png(figure: Figure, path: Path) -> None:
         raise
 
 
-def metric_bars(comparison: dict, metric: str, sets: list[str], colors: dict[str, tuple]) -> Figure:
-    """Grouped bars: one group per eval set, one bar per method that has the metric there."""
-    methods = [m for m in comparison["methods"] if any(metric in m["results"].get(s, {}) for s in sets)]
-    figure = Figure(figsize=(max(6.0, 1.2 + 0.35 * len(methods) * len(sets)), 4.5), layout="constrained")
+def metric_bars(comparison: dict, metric: str, groups: list[tuple[str, str | None]], colors: dict[str, tuple],
+                group_name: str = "eval set") -> Figure:
+    """Grouped bars: one group per (eval set, task family or None for the whole set), one bar
+    per method that has the metric there."""
+    def cell(method: dict, group: tuple[str, str | None]) -> dict | None:
+        set_name, family = group
+        cells = (method["results"].get(set_name, {}) if family is None
+                 else method["families"].get(set_name, {}).get(family, {}))
+        return cells.get(metric)
+
+    methods = [m for m in comparison["methods"] if any(cell(m, group) for group in groups)]
+    figure = Figure(figsize=(max(6.0, 1.2 + 0.35 * len(methods) * len(groups)), 4.5), layout="constrained")
     axes = figure.add_subplot()
     width = 0.8 / len(methods)
     for index, method in enumerate(methods):
-        cells = [method["results"].get(s, {}).get(metric) for s in sets]
-        positions = [i + (index - (len(methods) - 1) / 2) * width for i, cell in enumerate(cells) if cell]
-        present = [cell for cell in cells if cell]
+        cells = [cell(method, group) for group in groups]
+        positions = [i + (index - (len(methods) - 1) / 2) * width for i, found in enumerate(cells) if found]
+        present = [found for found in cells if found]
         axes.bar(positions, [c["mean"] for c in present], width, yerr=[c["std"] for c in present], capsize=3,
                  color=colors[method["key"]], label=method["label"])
-    axes.set_xticks(np.arange(len(sets)), sets)
+    sets = {set_name for set_name, _ in groups}
+    axes.set_xticks(np.arange(len(groups)), [family if family and len(sets) == 1 else
+                                             f"{set_name}/{family}" if family else set_name
+                                             for set_name, family in groups])
     axes.set_ylabel(f"{METRIC_LABELS[metric]} (0-100)")
-    axes.set_title(f"{METRIC_LABELS[metric]} per eval set (error bars: the table's ±)")
+    axes.set_title(f"{METRIC_LABELS[metric]} per {group_name} (error bars: the table's ±)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     axes.grid(axis="y", alpha=0.3)
     return figure
@@ -112,10 +126,20 @@ def write_plots(comparison: dict, results: Results, plots_dir: Path) -> dict[str
     """Write the figures that have data; returns title → path."""
     colors = method_colors(comparison)
     written = {"Rouge-L per eval set": plots_dir / ROUGE_PLOT}
-    write_png(metric_bars(comparison, "rougeL", comparison["sets"], colors), written["Rouge-L per eval set"])
+    write_png(metric_bars(comparison, "rougeL", [(s, None) for s in comparison["sets"]], colors),
+              written["Rouge-L per eval set"])
     if comparison["accuracy_sets"]:
-        written["Answer accuracy"] = plots_dir / ACCURACY_PLOT
-        write_png(metric_bars(comparison, "accuracy", comparison["accuracy_sets"], colors), written["Answer accuracy"])
+        written["Answer accuracy (strict)"] = plots_dir / ACCURACY_PLOT
+        write_png(metric_bars(comparison, ACCURACY_METRIC, [(s, None) for s in comparison["accuracy_sets"]], colors),
+                  written["Answer accuracy (strict)"])
+    family_groups = [(set_name, family) for set_name, families in comparison["family_rows"].items()
+                     for family in families
+                     if any(ACCURACY_METRIC in m["families"].get(set_name, {}).get(family, {})
+                            for m in comparison["methods"])]
+    if family_groups:
+        written["Answer accuracy (strict) per family"] = plots_dir / FAMILY_ACCURACY_PLOT
+        write_png(metric_bars(comparison, ACCURACY_METRIC, family_groups, colors, "reasoning family"),
+                  written["Answer accuracy (strict) per family"])
     if any(run.records for runs in results.training.values() for run in runs.values()):
         written["Training curves"] = plots_dir / CURVES_PLOT
         write_png(training_curves(comparison, results, colors), written["Training curves"])

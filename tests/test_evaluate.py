@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from minillm.evaluation import load_eval_set, mean_std
+from minillm.evaluation import load_eval_set, mean_std, summarize_set
 from minillm.report import summary_table
 from world import SHARED_DATA, run_entrypoint
 
@@ -29,6 +29,17 @@ def test_evaluate_writes_answers_metrics_and_summary(world, tmp_path):
     b = [json.loads(line)["prediction"] for line in open(save / "tiny" / "20" / "answers.jsonl")]
     assert a != b
     assert "| student |" in (save / "summary.md").read_text()
+    # The toy set's first rows have answers, families and a multi-answer row ("name"). Rows with an
+    # answer are also decoded once greedily and scored strict and flexible.
+    greedy = [json.loads(line) for line in open(save / "tiny" / "greedy" / "answers.jsonl")]
+    assert len(greedy) == 10 and entry["accuracy_decoding"] == "greedy" and entry["answer_rows"] >= 1
+    assert 0 <= entry["accuracy_strict"] <= entry["accuracy_flexible"] <= 100
+    greedy_metrics = json.loads((save / "tiny" / "greedy" / "metrics.json").read_text())
+    assert greedy_metrics["accuracy_strict"] == entry["accuracy_strict"]
+    assert entry["multi_answer_rows"] >= 1 and 1 <= entry["distinct_per_prompt"] <= 2
+    assert sum(scoped["rows"] for scoped in entry["families"].values()) == 10
+    assert all(len(scoped["rougeL_per_seed"]) == 2 for scoped in entry["families"].values())
+    assert {"category", "answer"} <= set(greedy[0])
 
 
 def test_a_named_missing_set_is_an_error(world, tmp_path):
@@ -49,6 +60,8 @@ def test_mean_std_and_the_table():
     assert mean_std([5.0]) == (5.0, 0.0)
     table = summary_table([{"model": "m", "sets": {"a": {"rougeL_mean": 1.234, "rougeL_std": 0.5}}}])
     assert "| m | 1.23 ± 0.50 |" in table
+    greedy = summary_table([{"model": "m", "sets": {"a": {"accuracy_strict": 40.0}, "b": {}}}], "accuracy_strict")
+    assert "| m | 40.00 | – |" in greedy
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "minillm-data").is_dir(), reason="../shared/data absent: no MiniLLM eval sets")
@@ -58,3 +71,36 @@ def test_minillm_eval_sets_load_with_their_references():
     assert len(sinst.rows) == 1694 and isinstance(sinst.references[0], list)
     dolly = load_eval_set(root, "dolly")
     assert len(dolly.rows) == 500 and dolly.prompts[0].endswith("### Response:\n")
+
+
+def test_summarize_set_greedy_accuracy_families_and_diversity():
+    references = ["So the answer is 4.", "The answer is yes.", ["red", "blue"], ["red", "blue"]]
+    answers = ["4", "yes", "", ""]
+    families = ["arithmetic", "logic", "colour", "colour"]
+    sampled = [["So the answer is 4.", "no", "red", "red"],  # seed 1
+               ["4", "The answer is yes.", "blue", "green"]]  # seed 2
+    greedy = ["I think 4", "The answer is yes.", "red", "red"]
+    entry = summarize_set(references, answers, families, sampled, greedy)
+    # Greedy accuracy over the 2 answer rows: strict 1 of 2 ("I think 4" has no marker), flexible 2 of 2.
+    assert (entry["answer_rows"], entry["accuracy_strict"], entry["accuracy_flexible"]) == (2, 50.0, 100.0)
+    assert entry["accuracy_decoding"] == "greedy" and "accuracy_strict_per_seed" not in entry
+    assert entry["exact_match_per_seed"] == [75.0, 50.0] and len(entry["rougeL_per_seed"]) == 2
+    # Multi-answer rows: row 2 gives {red, blue} (2 distinct, covers 2/2), row 3 {red, green} (covers 1/2).
+    assert (entry["multi_answer_rows"], entry["distinct_per_prompt"], entry["coverage"]) == (2, 2.0, 75.0)
+    colour = entry["families"]["colour"]
+    assert colour["rows"] == 2 and "answer_rows" not in colour and colour["coverage"] == 75.0
+    arithmetic = entry["families"]["arithmetic"]
+    assert (arithmetic["rows"], arithmetic["accuracy_strict"], arithmetic["accuracy_flexible"]) == (1, 0.0, 100.0)
+    assert arithmetic["rougeL_per_seed"][0] == 100.0 and "multi_answer_rows" not in arithmetic
+    # Accuracy from the samples instead: per seed, and the mean as the headline number.
+    entry = summarize_set(references, answers, families, sampled, None)
+    assert entry["accuracy_decoding"] == "sampled"
+    assert entry["accuracy_strict_per_seed"] == [50.0, 50.0] and entry["accuracy_flexible_per_seed"] == [50.0, 100.0]
+    assert entry["accuracy_flexible"] == entry["accuracy_flexible_mean"] == 75.0
+
+
+def test_summarize_set_without_answers_or_families():
+    entry = summarize_set(["a b", "c"], ["", ""], [None, None], [["a b", "x"]], None)
+    assert set(entry) == {"rows", "rougeL_per_seed", "rougeL_mean", "rougeL_std", "exact_match_per_seed",
+                          "exact_match_mean", "exact_match_std"}
+    assert entry["exact_match_per_seed"] == [50.0] and entry["rougeL_std"] == 0.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rouge_score import rouge_scorer
 
-from minillm.metrics import compute_metrics, normalize_answer
+from minillm.metrics import (answer_accuracies, answer_accuracy, answer_correct, answer_diversity, compute_metrics,
+                             has_answer_marker, normalize_answer)
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
@@ -83,3 +84,52 @@ def test_length_mismatch_and_empty_inputs_raise() -> None:
         compute_metrics([], [])
     with pytest.raises(ValueError, match="no references"):
         compute_metrics(["a"], [[]])
+
+
+# ---------------------------------------------------------------- strict vs flexible answer accuracy
+
+@pytest.mark.parametrize("prediction, answer, strict, flexible", [
+    # A marker: both read only the label behind it.
+    ("3 + 4 = 7. So the answer is 7.", "7", True, True),
+    ("The answer is 12 because 3 * 4 = 12, not 15", "15", False, False),
+    ("Answer: (b) bank", "bank", True, True),
+    # No marker: strict is wrong; flexible takes the last number ...
+    ("She has 3 and gets 4, so 7 apples.", "7", False, True),
+    ("7 apples, she gave away 3", "7", False, False),  # ... which is 3 here
+    # ... or the whole cleaned text for a text answer.
+    ("Bank.", "bank", False, True),
+    ("The river bank is where", "bank", False, False),
+    # A marker inside a hallucinated next question answers that question, not this one.
+    ("She has 7 apples.\n\nQ: How many pears? A: The answer is 9.", "7", False, True),
+    ("She has 7 apples.\n\nQ: How many pears? A: The answer is 9.", "9", False, False),
+    ("The answer is 7.\n\nQ: next? The answer is 9.", "7", True, True),
+])
+def test_strict_and_flexible_answers(prediction, answer, strict, flexible):
+    assert answer_correct(prediction, answer, strict=True) is strict
+    assert answer_correct(prediction, answer, strict=False) is flexible
+    assert answer_correct(prediction, answer) is flexible  # flexible is the default (rationale tools rely on it)
+
+
+def test_answer_marker_before_the_next_question_only():
+    assert has_answer_marker("so the answer is 4") and has_answer_marker("Answer: 4")
+    assert not has_answer_marker("4\nQ: what? The answer is 5") and not has_answer_marker("just 4")
+
+
+def test_answer_accuracies_both_ways():
+    predictions = ["The answer is 5.", "5 apples", "So the answer is 6", "open-ended"]
+    # Rows with an answer: 3. Strict: only the first (marker + right). Flexible: the first two.
+    assert answer_accuracies(predictions, ["5", "5", "5", ""]) == {"accuracy_strict": 33.3333,
+                                                                   "accuracy_flexible": 66.6667}
+    assert answer_accuracy(predictions, ["5", "5", "5", ""], strict=True) == 33.3333
+
+
+def test_answer_diversity_by_hand():
+    references = [["red", "blue", "green"], ["cat", "dog"]]
+    predictions_per_seed = [["Red.", "cat"], ["blue", "cat"], ["red", "a bird"]]
+    # Row 0: distinct {red, blue} = 2, covers 2 of 3; row 1: {cat, a bird} = 2, covers 1 of 2.
+    assert answer_diversity(predictions_per_seed, references) == {
+        "distinct_per_prompt": 2.0, "coverage": round(100 * (2 / 3 + 1 / 2) / 2, 4)}
+    with pytest.raises(ValueError, match="every seed needs 2 predictions"):
+        answer_diversity([["red"]], references)
+    with pytest.raises(ValueError, match="no references"):
+        answer_diversity([["x"]], [[]])

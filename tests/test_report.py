@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minillm.report import METHODS, build_comparison, load_results, main_table, method_order, run_order
+from minillm.report import (METHODS, build_comparison, load_results, main_table, majority_answer_accuracy,
+                            method_order, run_order, stages_in_run_order, stream_tokens)
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [10, 20, 30]
@@ -30,19 +31,27 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj))
 
 
-def write_summary(root: Path, method: str, run: str, sets: dict[str, dict[str, list[float]]],
-                  seeds: list[int] = SEEDS) -> None:
-    """evaluate.py's summary.json; `sets`: set → metric → per-generation-seed values."""
-    entries = {}
-    for set_name, metrics in sets.items():
-        entry = {"rows": 10, "path": f"/data/{set_name}/valid.jsonl"}
-        for metric, values in metrics.items():
+def summary_entry(metrics: dict, set_name: str = "set") -> dict:
+    """A summary.json entry: metric → per-generation-seed values (list) or one value (float);
+    "families" and the row counts pass through."""
+    entry = {"rows": 10, "path": f"/data/{set_name}/valid.jsonl"}
+    for metric, values in metrics.items():
+        if metric == "families":
+            entry["families"] = {family: summary_entry(scoped) for family, scoped in values.items()}
+        elif isinstance(values, list):
             entry |= {f"{metric}_mean": -1.0, f"{metric}_std": -1.0,  # the report recomputes from per-seed values
                       f"{metric}_per_seed": values}
-        entries[set_name] = entry
+        else:
+            entry[metric] = values
+    return entry
+
+
+def write_summary(root: Path, method: str, run: str, sets: dict[str, dict], seeds: list[int] = SEEDS) -> None:
+    """evaluate.py's summary.json; `sets`: set → `summary_entry` metrics."""
     write_json(root / "eval" / method / run / "summary.json",
                {"model": method, "model_path": f"/ckpt/{method}", "seeds": seeds, "prompt_prefix": "",
-                "sampling": {"temperature": 1.0}, "sets": entries})
+                "sampling": {"temperature": 1.0},
+                "sets": {set_name: summary_entry(metrics, set_name) for set_name, metrics in sets.items()}})
 
 
 def write_log(path: Path, records: list[dict]) -> None:
@@ -107,34 +116,44 @@ def table_rows(markdown: str) -> dict[str, list[str]]:
 def test_report_cells_statistics_and_noise_marks(results, capsys):
     assert load_tool().main([str(results)]) == 0
     markdown = (results / "comparison.md").read_text()
-    assert "| Method | Family | Rouge-L tiny | Rouge-L arith | Accuracy arith | ± |" in markdown
+    # An old-format folder (sampled "accuracy", no greedy keys, no families) still renders: no accuracy columns.
+    assert "| Method | Family | Data | Rouge-L tiny | Rouge-L arith | ± |" in markdown
     rows = table_rows(markdown)
     # One training seed: mean ± std over generation seeds, said so.
     one_training_seed = "std over 3 generation seeds (1 training seed)"
-    assert rows["Teacher"] == ["teacher", "62.00 ± 2.00", "–", "–", one_training_seed]
-    assert rows["Untrained student"][1] == "2.00 ± 1.00"
-    # Two training seeds: mean ± std of the per-run means (52, 56 -> 54 ± 2.83; 30, 50 -> 40 ± 14.14).
-    assert rows["SFT"] == ["baseline", "54.00 ± 2.83", "21.00 ± 1.41", "40.00 ± 14.14",
-                           "std over 2 training seeds"]
-    assert rows["KD (forward KL)"] == ["white-box", "56.00 ± 1.41 ≈", "–", "–", "std over 2 training seeds"]
-    assert rows["MiniLLM"] == ["white-box", "71.00 ± 1.00", "–", "–", one_training_seed]
-    assert rows["my-new-method"][:2] == ["unknown", "40.00 ± 0.00"]
-    assert rows["SeqKD"] == ["black-box", "not evaluated", "not evaluated", "not evaluated", "–"]
+    assert rows["Teacher"] == ["teacher", "gold labels", "62.00 ± 2.00", "–", one_training_seed]
+    assert rows["Untrained student"][2] == "2.00 ± 1.00"
+    # Two training seeds: mean ± std of the per-run means (52, 56 -> 54 ± 2.83).
+    assert rows["SFT"] == ["baseline", "gold labels", "54.00 ± 2.83", "21.00 ± 1.41", "std over 2 training seeds"]
+    # KD − SFT per seed: 3, 1 -> the 95% CI 2 ± 12.71 contains 0: ≈.
+    assert rows["KD (forward KL)"][2:] == ["56.00 ± 1.41 ≈", "–", "std over 2 training seeds"]
+    # One training seed: no test, so no ≈; 108 steps incl. its SFT init > SFT's 100: ▲.
+    assert rows["MiniLLM ▲"][2:] == ["71.00 ± 1.00", "–", one_training_seed]
+    assert rows["my-new-method"][:3] == ["unknown", "unknown", "40.00 ± 0.00"]
+    assert rows["SeqKD"] == ["black-box", "labels written by the SFT teacher", "not evaluated", "not evaluated", "–"]
     labels = [line.split("|")[1].strip() for line in markdown.split("## Results")[1].splitlines()
               if line.startswith("| ") and not line.startswith("| Method")][:8]
-    assert labels == ["Teacher", "Untrained student", "SFT", "KD (forward KL)", "SeqKD", "MiniLLM",
-                      "my-new-method", "Teacher"]  # METHODS order, unknown keys last; then the budget table
-    assert "≈ = within noise of SFT" in markdown and "± = sample std (ddof=1) over training seeds" in markdown
+    assert labels == ["Teacher", "Untrained student", "SFT", "KD (forward KL)", "SeqKD", "MiniLLM ▲",
+                      "my-new-method", "KD (forward KL)"]  # METHODS order, unknown keys last; then the paired table
+    paired = table_rows(markdown.split("| Method | vs |")[1])
+    assert paired["KD (forward KL)"] == ["SFT", "+2.00 [-10.71, +14.71] ≈", "0.295", "–", "–", "2"]
+    assert paired["MiniLLM"] == ["SFT", "n=1, no test", "–", "–", "–", "1"]
+    assert "≈ = no evidence of a difference: the 95% confidence interval" in markdown
+    assert "± = sample std (ddof=1) over training seeds" in markdown
+    assert "No Majority answer row for arith: eval set file /data/arith/valid.jsonl" in markdown
     assert capsys.readouterr().out.rstrip().endswith("Total time of the driver's 2 stages: 1h 01m.")
 
 
 def test_budget_table_and_missing_pieces(results):
     assert load_tool().main([str(results), "--no-plots"]) == 0
     budget = table_rows((results / "comparison.md").read_text().split("| Method | Init |")[1])
-    assert budget["SFT"] == ["random init", "2", "100", "1,100 input", "12.0 s"]
+    # Columns: init, runs, steps, steps incl. init, gold / teacher-written / rollout / pretraining tokens, time.
+    assert budget["SFT"] == ["random init", "2", "100", "100", "1,100", "", "", "", "12.0 s"]
     assert budget["KD (forward KL)"][1] == "1 (+1 unfinished)"
-    assert budget["MiniLLM"] == ["the SFT student", "1", "8", "500 rollout", "1m 30s"]
-    assert budget["Untrained student"] == ["random init", "no training run", "–", "–", "–"]
+    assert budget["SeqKD"] == ["random init", "1", "50", "50", "", "700", "", "", "5.0 s"]
+    # An old MiniLLM final.json has no ptx_tokens: "–", not a crash.
+    assert budget["MiniLLM ▲"] == ["the SFT student", "1", "8", "108", "", "", "500", "–", "1m 30s"]
+    assert budget["Untrained student"][1:] == ["no training run"] + ["–"] * 7
     assert budget["Teacher"][1] == "no training run"
     assert not (results / "plots").exists()
 
@@ -146,28 +165,39 @@ def test_json_and_csv_keep_every_number(results):
     sft = methods["sft"]["results"]["tiny"]["rougeL"]
     assert (sft["mean"], sft["std"], sft["n_train_seeds"], sft["n_gen_seeds"]) == (54.0, 2.8284, 2, 3)
     assert sft["per_run"]["seed2"] == {"gen_seeds": SEEDS, "per_gen_seed": [54.0, 56.0, 58.0], "mean": 56.0}
-    kd = methods["kd-forward_kl"]["results"]["tiny"]["rougeL"]
-    assert (kd["delta_vs_sft"], kd["within_noise_of_sft"]) == (2.0, True)
-    minillm = methods["minillm"]["results"]["tiny"]["rougeL"]
-    assert (minillm["spread"], minillm["within_noise_of_sft"]) == ("generation seeds", False)
+    differences = {(d["method"], d["set"], d["metric"]): d for d in comparison["paired_differences"]}
+    kd = differences["kd-forward_kl", "tiny", "rougeL"]
+    # Hand computation: differences 3, 1; sd √2, se 1, t = 2 with 1 dof (Cauchy): t_0.975 = 12.7062,
+    # p = 1 − 2·atan(2)/π = 0.2952.
+    assert (kd["mean_difference"], kd["ci_low"], kd["ci_high"], kd["p_value"], kd["n_pairs"], kd["approx"]) == (
+        2.0, -10.7062, 14.7062, 0.2952, 2, True)
+    assert kd["baseline"] == "sft" and kd["seeds"] == ["seed1", "seed2"]
+    minillm = differences["minillm", "tiny", "rougeL"]
+    assert (minillm["n_pairs"], minillm["ci_low"], minillm["approx"], minillm["note"]) == (1, None, None, "n=1, no test")
+    assert methods["minillm"]["results"]["tiny"]["rougeL"]["spread"] == "generation seeds"
     assert methods["teacher"]["results"]["tiny"]["exact_match"]["mean"] == 10.0
     assert methods["sft"]["budget"]["supervised_tokens"] == 450.0
-    assert comparison["accuracy_sets"] == ["arith"] and comparison["stage_seconds_total"] == 3700.0
+    assert methods["sft"]["results"]["arith"]["accuracy"]["mean"] == 40.0  # the old sampled accuracy is kept
+    assert comparison["accuracy_sets"] == [] and comparison["stage_seconds_total"] == 3700.0
 
     with open(results / "comparison.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        every_row = list(csv.DictReader(handle))
+    rows = [r for r in every_row if r["row_kind"] == "run"]
     sft_rows = [r for r in rows if (r["method"], r["set"], r["metric"]) == ("sft", "arith", "accuracy")]
     assert [(r["run"], r["run_mean"], r["per_gen_seed"]) for r in sft_rows] == [
         ("seed1", "30.0", "20.0 30.0 40.0"), ("seed2", "50.0", "40.0 50.0 60.0")]
     assert sft_rows[0]["std"] == "14.1421" and sft_rows[0]["n_train_seeds"] == "2"
-    assert sft_rows[0]["gen_seeds"] == "10 20 30" and sft_rows[0]["delta_vs_sft"] == ""
+    assert sft_rows[0]["gen_seeds"] == "10 20 30" and sft_rows[0]["mean_difference"] == ""
+    (kd_paired,) = [r for r in every_row if r["row_kind"] == "paired" and r["method"] == "kd-forward_kl"]
+    assert (kd_paired["baseline"], kd_paired["ci_low"], kd_paired["p_value"], kd_paired["run"]) == (
+        "sft", "-10.7062", "0.2952", "seed1 seed2")
     assert {r["method"] for r in rows} == {"teacher", "untrained", "sft", "kd-forward_kl", "minillm", "my-new-method"}
 
 
 def test_plots_are_written_and_referenced(results, tmp_path):
     out_dir = tmp_path / "report"
     assert load_tool().main([str(results), "--out-dir", str(out_dir)]) == 0
-    for name in ("rougeL.png", "accuracy.png", "training_curves.png"):
+    for name in ("rougeL.png", "training_curves.png"):
         data = (out_dir / "plots" / name).read_bytes()
         assert data.startswith(PNG_HEADER) and len(data) > 1000
         assert f"](plots/{name})" in (out_dir / "comparison.md").read_text()
@@ -181,7 +211,7 @@ def test_readme_section_is_replaced(results, tmp_path):
     assert load_tool().main([str(results), "--readme", str(readme), "--readme-tag", "tiny"]) == 0
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("# Project\n\nintro\n<!-- results:tiny:start -->\n| Method")
-    assert "| SFT | baseline | 54.00 ± 2.83 |" in text and "| Method | Init |" in text
+    assert "| SFT | baseline | gold labels | 54.00 ± 2.83 |" in text and "| Method | Init |" in text
     assert "![Rouge-L per eval set](results/tiny/plots/rougeL.png)" in text
     assert "[results/tiny/comparison.md](results/tiny/comparison.md)" in text
     assert text.endswith("<!-- results:tiny:end -->\ntail\n<!-- results:other:start -->\nkeep\n"
@@ -224,7 +254,7 @@ def test_single_generation_seed_and_no_baseline(tmp_path):
     comparison = build_comparison(load_results(root))
     cell = comparison["methods"][0]["results"]["tiny"]["rougeL"]
     assert (cell["mean"], cell["std"], cell["n_gen_seeds"]) == (42.0, 0.0, 1)
-    assert comparison["baseline"] is None and "within_noise_of_sft" not in cell
+    assert comparison["baseline"] is None and comparison["paired_differences"] == []
 
 
 def test_rows_whose_sets_have_different_runs_say_so_per_set(tmp_path):
@@ -232,5 +262,149 @@ def test_rows_whose_sets_have_different_runs_say_so_per_set(tmp_path):
     write_summary(root, "dss", "seed1", {"tiny": {"rougeL": [10.0, 12.0, 14.0]}, "arith": {"rougeL": [5.0, 6.0, 7.0]}})
     write_summary(root, "dss", "seed2", {"tiny": {"rougeL": [20.0, 22.0, 24.0]}})
     rows = table_rows(main_table(build_comparison(load_results(root))))
-    assert rows["DSS"] == ["step-by-step, black-box", "17.00 ± 7.07", "6.00 ± 1.00",
+    assert rows["DSS"] == ["step-by-step, black-box", METHODS["dss"].data, "17.00 ± 7.07", "6.00 ± 1.00",
                            "tiny: std over 2 training seeds; arith: std over 3 generation seeds (1 training seed)"]
+
+
+# ---------------------------------------------------------------- new-format results: greedy accuracy, families
+
+# The eval set's gold answers: arithmetic 4, 4, 7, 4 (majority "4": 75%), logic yes, no (50%),
+# describe open-ended (no answer) -> pooled majority accuracy (3 + 1) / 6 = 66.67%.
+EVAL_ROWS = ([{"instruction": "q", "output": "o", "category": "arithmetic", "answer": a} for a in "4474"] +
+             [{"instruction": "q", "output": "o", "category": "logic", "answer": a} for a in ("yes", "no")] +
+             [{"instruction": "q", "output": ["a", "b"], "category": "describe", "answer": ""}] * 2)
+
+
+def reasoning_entry(path: Path, rouge: float, strict: float, logic: float | None = None) -> dict:
+    """An "arith" entry of the new summary format: greedy accuracy and per-family results."""
+    families = {"arithmetic": {"rows": 4, "answer_rows": 4, "rougeL": [rouge, rouge],
+                               "accuracy_strict": strict, "accuracy_flexible": strict + 5.0},
+                "describe": {"rows": 2, "multi_answer_rows": 2, "rougeL": [rouge, rouge],
+                             "distinct_per_prompt": 1.5, "coverage": 50.0}}
+    if logic is not None:
+        families["logic"] = {"rows": 2, "answer_rows": 2, "rougeL": [rouge, rouge], "accuracy_strict": logic,
+                             "accuracy_flexible": logic}
+    return {"path": str(path), "rougeL": [rouge - 1.0, rouge + 1.0], "answer_rows": 6,
+            "accuracy_decoding": "greedy", "accuracy_strict": strict, "accuracy_flexible": strict + 5.0,
+            "families": families}
+
+
+@pytest.fixture
+def reasoning_results(tmp_path) -> Path:
+    root = tmp_path / "results" / "new"
+    eval_path = tmp_path / "data" / "arith" / "valid.jsonl"
+    write_log(eval_path, EVAL_ROWS)
+    write_summary(root, "teacher", "init", {"arith": reasoning_entry(eval_path, 60.0, 85.0, logic=70.0)}, seeds=[10, 20])
+    # Per training seed: Rouge-L run means and greedy strict accuracy.
+    scores = {"sft": ([30.0, 32.0, 34.0], [40.0, 50.0, 60.0]),
+              "kd-forward_kl": ([31.0, 33.0, 35.0], [42.0, 53.0, 64.0]),  # Δ Rouge-L 1, 1, 1; Δ accuracy 2, 3, 4
+              "sft-continued": ([30.0, 32.0, 34.0], [40.0, 51.0, 60.0]),
+              "minillm": ([30.0, 33.0, 34.0], [41.0, 52.0, 58.0])}  # Δ accuracy vs SFT 1, 2, −2
+    for method, (rouge, strict) in scores.items():
+        for seed, (rouge_mean, accuracy) in enumerate(zip(rouge, strict), 1):
+            write_summary(root, method, f"seed{seed}", {"arith": reasoning_entry(eval_path, rouge_mean, accuracy)},
+                          seeds=[10, 20])
+    write_json(root / "runs/sft/seed1/final.json", {"steps": 100, "tokens": 1000, "train_seconds": 10.0})
+    write_json(root / "runs/sft-continued/seed1/final.json", {"steps": 8, "tokens": 80, "train_seconds": 1.0})
+    write_json(root / "runs/minillm/seed1/final.json", {"steps": 8, "rollout_tokens": 500, "ptx_tokens": 2000,
+                                                        "train_seconds": 9.0})
+    write_json(root / "runs/dss/seed1/final.json", {"steps": 100, "tokens": 1300, "train_seconds": 12.0,
+                                                    "tokens_by_stream": {"label": 300, "rationale": 900}})
+    write_json(root / "runs/dss-gold/seed1/final.json", {"steps": 100, "tokens": 1300, "train_seconds": 12.0,
+                                                         "tokens_by_stream": {"label": 300, "rationale": 900}})
+    write_json(root / "data/dss-teacher/raw.stats.json", {
+        "rows": 10, "teacher_rows_written": 8, "rows_dropped": 2, "consistency_rate": 90.0,
+        "parse": {"failure_rate": 0.2, "teacher_label_accuracy": 75.0}})
+    write_json(root / "stages/01-sft.json", {"name": "sft", "seconds": 5.0, "finished_at": "2026-01-01T10:05:00"})
+    write_json(root / "stages/02-teacher.json", {"name": "teacher", "seconds": 9.0,
+                                                 "finished_at": "2026-01-01T10:00:00"})
+    return root
+
+
+def test_reasoning_main_and_paired_tables(reasoning_results):
+    assert load_tool().main([str(reasoning_results), "--no-plots"]) == 0
+    markdown = (reasoning_results / "comparison.md").read_text()
+    results = markdown.split("## Results")[1].split("## Per family")[0]
+    assert "| Method | Family | Data | Rouge-L arith | Accuracy strict arith | ± |" in results
+    rows = table_rows(results)
+    assert rows["Teacher"][2:] == ["60.00 ± 1.41", "85.00", "arith: std over 2 generation seeds (1 training "
+                                   "seed); Accuracy strict arith: one greedy value (1 training seed)"]
+    assert rows["Majority answer"][2:] == ["–", "66.67", "–"]  # placed after the reference rows
+    assert list(rows)[:2] == ["Teacher", "Majority answer"]
+    # KD − SFT: Rouge-L 1, 1, 1 (zero spread: CI is the point 1, p = 0) and accuracy 2, 3, 4: no ≈.
+    assert rows["KD (forward KL)"][2:4] == ["33.00 ± 2.00", "53.00 ± 11.00"]
+    assert rows["MiniLLM ▲"][3] == "50.33 ± 8.62 ≈"  # Δ 1, 2, −2: the CI contains 0
+    paired = table_rows(results.split("| Method | vs |")[1])
+    # Accuracy differences 2, 3, 4: mean 3, sd 1, se 1/√3, t_0.975,2 = 4.3027 -> 3 ± 2.4842;
+    # p = 2·(1/2 − t/(2√(2 + t²))) with t = 3√3 = 0.0351.
+    assert paired["KD (forward KL)"] == ["SFT", "+1.00 [+1.00, +1.00]", "0.000", "+3.00 [+0.52, +5.48]", "0.035", "3"]
+    assert paired["MiniLLM"][0] == "SFT" and paired["MiniLLM"][3].endswith("≈")
+    # Against its control arm: Rouge-L Δ 0, 1, 0 -> sd 1/√3, se 1/3, t = 1: 1/3 ± 4.3027/3,
+    # p = 2·(1/2 − 1/(2√3)) = 0.423; accuracy Δ 1, 1, −2 -> mean 0, se 1: ± 4.3027, p = 1.
+    control = [line for line in results.splitlines() if line.startswith("| MiniLLM | SFT (continued) |")]
+    assert control == ["| MiniLLM | SFT (continued) | +0.33 [-1.10, +1.77] ≈ | 0.423 | +0.00 [-4.30, +4.30] ≈ | "
+                       "1.000 | 3 |"]
+    assert "Accuracy strict = the label after the answer marker only (no marker = wrong), from greedy decoding" \
+        in results
+
+
+def test_reasoning_full_report_sections(reasoning_results):
+    assert load_tool().main([str(reasoning_results), "--no-plots"]) == 0
+    markdown = (reasoning_results / "comparison.md").read_text()
+    assert ("**Teacher accuracy (strict) per family, target ≥ 80%:** Teacher arithmetic 85.00 (meets); "
+            "Teacher logic 70.00 (BELOW).") in markdown
+    strict = markdown.split("#### Accuracy strict per reasoning family")[1].split("####")[0]
+    assert "| Method | arithmetic (4 rows) | logic (2 rows) |" in strict
+    family_rows_ = table_rows(strict)
+    assert family_rows_["Teacher"] == ["**85.00**", "**70.00**"]
+    assert family_rows_["Majority answer"] == ["75.00", "50.00"]
+    assert family_rows_["SFT"] == ["50.00 ± 10.00", "–"]
+    coverage = markdown.split("#### Coverage")[1].split("##")[0]
+    assert "| Method | describe (2 rows) |" in coverage and table_rows(coverage)["SFT"] == ["50.00 ± 0.00"]
+    assert "## Paired differences per family" in markdown
+    assert "| KD (forward KL) | SFT | arith | arithmetic | Accuracy strict | +3.00 [+0.52, +5.48] | 0.035 | 3 |" \
+        in markdown
+    teacher_data = table_rows(markdown.split("## Teacher-written data")[1])
+    assert teacher_data["`data/dss-teacher/raw.stats.json`"] == ["8", "2", "20.00%", "90.00", "75.00"]
+    stages = markdown.split("## Stages (in run order)")[1]
+    assert stages.index("| teacher |") < stages.index("| sft |")
+    budget = table_rows(markdown.split("| Method | Init |")[1])
+    # DSS trains on more tokens than SFT (1,200 > 1,000): ▲.
+    assert budget["DSS ▲"][3:8] == ["100", "", "1,200", "", ""]
+    assert budget["DSS (gold labels) ▲"][3:8] == ["100", "300", "900", "", ""]
+    assert budget["MiniLLM ▲"][2:8] == ["8", "108", "", "", "500", "2,000"]
+    assert budget["SFT (continued) ▲"][2:5] == ["8", "108", "80"]
+
+
+def test_reasoning_json_and_plots(reasoning_results, tmp_path):
+    out_dir = tmp_path / "report"
+    assert load_tool().main([str(reasoning_results), "--out-dir", str(out_dir)]) == 0
+    for name in ("rougeL.png", "accuracy.png", "accuracy_families.png"):
+        assert (out_dir / "plots" / name).read_bytes().startswith(PNG_HEADER)
+    comparison = json.loads((out_dir / "comparison.json").read_text())
+    assert comparison["majority_answer"]["arith"]["families"]["arithmetic"] == {
+        "answer_rows": 4, "majority_answer": "4", "accuracy": 75.0}
+    assert comparison["family_rows"]["arith"]["describe"] == {"rows": 2, "multi_answer_rows": 2}
+    methods = {m["key"]: m for m in comparison["methods"]}
+    assert methods["dss-gold"]["budget"]["tokens_by_source"] == {"gold": 300.0, "teacher-written": 900.0}
+    assert methods["minillm"]["budget"]["exceeds_sft"] and methods["sft"]["budget"]["exceeds_sft"] is False
+    assert methods["sft"]["families"]["arith"]["arithmetic"]["accuracy_flexible"]["mean"] == 55.0
+    assert comparison["teacher_data"]["data/dss-teacher/raw.stats.json"]["failure_rate"] == 20.0
+
+
+def test_majority_answer_accuracy_by_hand():
+    rows = [{"answer": "4", "category": "arithmetic"}, {"answer": "4.", "category": "arithmetic"},
+            {"answer": "7", "category": "arithmetic"}, {"answer": "Yes"}, {"answer": ""}, {"output": "x"}]
+    assert majority_answer_accuracy(rows) == {
+        "arithmetic": {"answer_rows": 3, "majority_answer": "4", "accuracy": 66.6667},
+        "all": {"answer_rows": 1, "majority_answer": "yes", "accuracy": 100.0}}
+
+
+def test_stream_tokens_and_run_order_of_stages():
+    final = {"tokens": 1200, "tokens_by_stream": {"label": 300, "rationale": 900}, "rollout_tokens": 5}
+    assert [stream_tokens(final, s, False) for s in ("label", "rationale", "rollout", "pretraining")] == [
+        300, 900, 5, None]
+    assert stream_tokens({"tokens": 1200}, "label", True) == 1200  # one stream: its tokens
+    assert stream_tokens({"tokens": 1200}, "label", False) is None  # two streams, no split: unknown
+    stages = [{"name": "b", "finished_at": "2026-01-02"}, {"name": "c"}, {"name": "a", "finished_at": "2026-01-01"}]
+    assert [s["name"] for s in stages_in_run_order(stages)] == ["a", "b", "c"]

@@ -119,7 +119,7 @@ def test_dss_student_learns_both_tasks_and_answers_behind_the_label_prefix(world
     answers = [json.loads(line) for line in open(tmp_path / "eval" / world.data.name / "1" / "answers.jsonl")]
     assert all(a["prompt"].startswith("[label] ") for a in answers)
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    assert summary["prompt_prefix"] == "[label] " and "accuracy_mean" in summary["sets"][world.data.name]
+    assert summary["prompt_prefix"] == "[label] " and "accuracy_strict" in summary["sets"][world.data.name]
 
     # Rationales on request: the rationale stream's validation rows (prompts already prefixed,
     # references = the rationales) scored by Rouge-L, with the checkpoint's own prefix switched off.

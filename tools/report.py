@@ -4,12 +4,13 @@
       reads results/tiny/{eval,runs,stages} (trains nothing; layout in minillm/report.py) and
       writes DIR/comparison.{md,csv,json} and DIR/plots/*.png (DIR defaults to the results
       folder); with --readme, replaces the text between `<!-- results:TAG:start -->` and
-      `<!-- results:TAG:end -->` in that file by the main and budget tables and the Rouge-L plot.
+      `<!-- results:TAG:end -->` in that file by the main table, the paired differences (95% CI,
+      p), the budget table and the Rouge-L plot.
       Prints the tables.
 
   python tools/report.py EVAL_DIR... [--metrics rougeL ...] [--out table.md]
       every argument an evaluate.py output folder (or its summary.json): one table per metric,
-      one row per model, mean ± std over generation seeds.
+      one row per model, mean ± std over generation seeds (greedy accuracy: its one value).
 
 Exit status 1, with the reason, when nothing is evaluated or an input is unreadable.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from minillm.fileio import atomic_write_json, atomic_write_text
 from minillm.plots import ROUGE_PLOT, write_plots
-from minillm.report import (ReportError, build_comparison, comparison_csv, comparison_markdown, load_results,
+from minillm.report import (METRICS, ReportError, build_comparison, comparison_csv, comparison_markdown, load_results,
                             load_summary, relative_link, replace_readme_section, results_section, summary_table)
 
 
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--readme-tag", help="TAG of the README's <!-- results:TAG:start/end --> markers")
     report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     tables = parser.add_argument_group("plain tables (EVAL_DIR...)")
-    tables.add_argument("--metrics", nargs="+", choices=("rougeL", "exact_match", "accuracy"),
-                        default=["rougeL", "exact_match", "accuracy"])
+    tables.add_argument("--metrics", nargs="+", choices=METRICS,
+                        default=["rougeL", "exact_match", "accuracy_strict", "accuracy_flexible"])
     tables.add_argument("--out", help="also write the tables to this file")
     return parser
 
@@ -48,8 +49,8 @@ def is_evaluation_output(path: Path) -> bool:
 
 def plain_tables(args: argparse.Namespace) -> int:
     summaries = [load_summary(path) for path in args.paths]
-    text = "\n".join(f"{metric} (mean ± std over generation seeds)\n\n{summary_table(summaries, metric)}"
-                     for metric in args.metrics)
+    text = "\n".join(f"{metric} (mean ± std over generation seeds, or the one greedy value)\n\n"
+                     f"{summary_table(summaries, metric)}" for metric in args.metrics)
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
