@@ -24,8 +24,11 @@ Row format (one JSON object per line; `tools/import_rationales.py` and
 Rows written by the generation tool also keep the input's `gold_output`.
 
 Per source (label task target in `output`, as in the DSS paper):
-  synthetic  the generated row as is (a full sentence, "Mia has 13 coins now."); the open-ended
-             families have rationale "" and answer "".
+  synthetic  a reasoning row's gold output is chain of thought ("The zebra is large. The frog
+             is tiny. So the answer is zebra."): its rationale is the part before the
+             conclusion, its label task's target the answer stated alone ("The answer is
+             zebra.", minillm.data.templates.ANSWER_SENTENCE); open-ended rows keep their output,
+             with rationale "" and answer "".
   gsm8k      output = answer = the final number after "####" (commas removed: "1,000" ->
              "1000"); rationale = the worked solution before it with the `<<48/2=24>>`
              calculator annotations REMOVED: the visible text already states every result, and
@@ -53,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minillm.data.templates import build_prompt
+from minillm.data.templates import ANSWER_SENTENCE, build_prompt
 from minillm.metrics import (ANSWER_MARKERS, answer_correct, clean_label, evaluate_expression,
                              extract_answer, find_answer_marker, format_number, is_numeric_answer,
                              parse_number, predicted_number)
@@ -230,12 +233,20 @@ def make_row(*, instruction: str, input: str, output: str, rationale: str, answe
 
 
 def convert_synthetic_row(record: dict[str, Any], row_id: str) -> dict[str, Any]:
-    """A row of minillm.synthetic (tools/make_tiny_default.py's raw.jsonl / valid.jsonl)."""
-    answer = require_string(record, "answer")
+    """A row of minillm.synthetic (tools/make_tiny_default.py's raw.jsonl / valid.jsonl); a
+    multi-answer test row (a list of outputs) keeps its first."""
+    answer, rationale = require_string(record, "answer"), require_string(record, "rationale")
+    output = record.get("output")
+    if isinstance(output, list) and output and all(isinstance(item, str) for item in output):
+        output = output[0]
+    elif not isinstance(output, str):
+        raise FieldError("output", "expected a string or a list of strings")
+    if rationale:  # the label task states the answer alone; the reasoning is the rationale task's
+        output = ANSWER_SENTENCE.format(answer=answer)
     return make_row(instruction=require_string(record, "instruction"), input=optional_string(record, "input"),
-                    output=require_string(record, "output"), rationale=require_string(record, "rationale"),
-                    answer=answer, gold_answer=answer, category=require_string(record, "category"),
-                    source="synthetic", row_id=row_id, rationale_source="dataset", label_source="gold")
+                    output=output, rationale=rationale, answer=answer, gold_answer=answer,
+                    category=require_string(record, "category"), source="synthetic", row_id=row_id,
+                    rationale_source="dataset", label_source="gold")
 
 
 def canonical_number(text: str, field_name: str) -> str:

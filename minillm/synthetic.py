@@ -1,14 +1,29 @@
 """The embedded default's data: seeded synthetic instruction rows in the dolly/MiniLLM format.
 
 Everything the tiny end-to-end pipeline needs is generated offline from one seed, so the whole
-project runs without a download. Rows are small enough for a ~1M-parameter GPT-2 to learn in a
-few hundred CPU steps, yet leave a clear gap between model sizes: the open-ended families need
-memorised facts (animal attributes) or copying from the prompt, the reasoning families need
-multi-step reasoning whose answer can be checked exactly (for step-by-step distillation).
+project runs without a download. The testbed is built so that a comparison of distillation
+methods means something at ~1M parameters:
+  - the teacher can do every task: a reasoning question composes facts about 24 animals (size,
+    home, food, look; memorised from the open-ended families and the reasoning rows themselves)
+    with one easy comparison (which of two is bigger, which of three eats X or lives in Y), and its gold
+    answer is chain of thought: the recalled facts, then "So the answer is X." — each step easy
+    for a 4-layer GPT-2, so the teacher's greedy answers are right (README: ≥ 80% per family);
+  - a small student trained from scratch cannot memorise everything the teacher does, so
+    distillation has a gap to close;
+  - one family ("name") has several equally valid answers per prompt, so mode-covering and
+    mode-seeking students differ (its test rows list every valid answer as references);
+  - every reasoning answer follows an answer marker, so strict answer extraction applies to
+    every model.
 
 Each family is a function `(rng) -> row` registered in `FAMILIES`. A row has the keys
 `instruction`, `input`, `output`, `category`, `rationale`, `answer`; the last two are "" for the
-open-ended families.
+open-ended families, and a reasoning row's output is its rationale followed by
+CHAIN_OF_THOUGHT_CONCLUSION. Rows of a multi-answer family also carry `valid_outputs` (every
+valid output; `write_default_dataset` writes them as the test references).
+
+MiniLLM's pretraining corpus (`pretrain.txt`) is generic text in the same vocabulary — names,
+objects, animals, places, numbers — and holds no task question, rationale, answer or animal fact:
+the pretraining term must not smuggle in extra supervision.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from minillm.data.templates import build_prompt
+from minillm.data.templates import CHAIN_OF_THOUGHT_CONCLUSION, build_prompt
 from minillm.fileio import atomic_write_jsonl, atomic_write_text
 
 Row = dict[str, str]
@@ -68,6 +83,9 @@ ANIMALS: dict[str, tuple[str, str, str, str]] = {
     "snail": ("tiny", "garden", "leaves", "a spiral shell"),
     "bat": ("small", "cave", "insects", "thin wings"),
 }
+# Habitats of two or more animals: the multi-answer questions ("Name an animal that lives in the ...").
+SHARED_HABITATS: tuple[str, ...] = tuple(sorted(
+    {facts[1] for facts in ANIMALS.values() if sum(other[1] == facts[1] for other in ANIMALS.values()) > 1}))
 # Aspect of an animal, in ANIMALS' column order -> (noun used in the instruction, sentence
 # variants). {S} is the subject
 # ("The fox" or "It"), {P} its possessive ("The fox's" or "Its").
@@ -127,63 +145,53 @@ def _row(family: str, instruction: str, output: str, input_text: str = "",
 
 # ---------------------------------------------------------------- reasoning (exactly checkable)
 
-def word_arithmetic(rng: random.Random) -> Row:
-    """Two-step word problem (a gain and a loss in random order); answer = final count."""
-    name, pronoun = rng.choice(NAMES)
-    items = rng.choice(COUNTABLE_ITEMS)
-    start = total = rng.randint(5, 40)
-    steps = [(rng.choice(GAINS), "+"), (rng.choice(LOSSES), "-")]
-    rng.shuffle(steps)
-    question_parts, reasoning = [], [f"{name} starts with {start} {items}."]
-    for (question_phrase, rationale_phrase), sign in steps:
-        n = rng.randint(2, 20) if sign == "+" else rng.randint(1, min(20, total - 1))
-        new_total = total + n if sign == "+" else total - n
-        question_parts.append(question_phrase.format(n=n))
-        reasoning.append(f"After {rationale_phrase.format(n=n)} {pronoun} has {total} {sign} {n} = {new_total}.")
-        total = new_total
-    instruction = (f"{name} has {start} {items}. {pronoun.capitalize()} "
-                   f"{question_parts[0]} and then {question_parts[1]}. "
-                   f"How many {items} does {name} have now?")
-    return _row("arithmetic", instruction, f"{name} has {total} {items} now.",
-                rationale=" ".join(reasoning), answer=str(total))
 
 
-def number_sequence(rng: random.Random) -> Row:
-    """Next term of an increasing or decreasing arithmetic sequence."""
-    step, length = rng.randint(1, 9), rng.randint(4, 5)
-    increasing = rng.random() < 0.5
-    start = rng.randint(1, 30) if increasing else rng.randint(step * length, step * length + 30)
-    delta = step if increasing else -step
-    terms = [start + i * delta for i in range(length)]
-    following = terms[-1] + delta
-    shown = ", ".join(map(str, terms))
-    instruction = rng.choice((f"What number comes next: {shown}?", f"Continue the sequence: {shown}, ..."))
-    direction, sign = ("more", "+") if increasing else ("less", "-")
-    rationale = (f"Each number is {step} {direction} than the one before. "
-                 f"So the next number is {terms[-1]} {sign} {step} = {following}.")
-    return _row("sequence", instruction, f"The next number is {following}.",
-                rationale=rationale, answer=str(following))
+def _reasoning_row(family: str, instruction: str, answer: str, rationale: str, input_text: str = "") -> Row:
+    return _row(family, instruction, rationale + " " + CHAIN_OF_THOUGHT_CONCLUSION.format(answer=answer),
+                input_text=input_text, rationale=rationale, answer=answer)
 
 
-def _mixed_items(rng: random.Random, category: str, n_targets: int, n_others: int) -> tuple[list[Item], list[Item]]:
-    """Targets from `category` and distractors from the other categories, shuffled together."""
-    targets = rng.sample(CATEGORIES[category][1], n_targets)
-    others = [item for name, (_, items) in CATEGORIES.items() if name != category for item in items]
-    mixed = targets + rng.sample(others, n_others)
-    rng.shuffle(mixed)
-    return mixed, [item for item in mixed if item in targets]
+SIZE_ORDER: tuple[str, ...] = ("tiny", "small", "medium-sized", "large", "huge")
 
 
-def count_in_list(rng: random.Random) -> Row:
-    """Count the members of a category in a comma-separated input list."""
-    category = rng.choice(list(CATEGORIES))
-    mixed, targets = _mixed_items(rng, category, rng.randint(2, 5), rng.randint(2, 4))
-    names = [singular for singular, _ in targets]
-    rationale = f"The {category} in the list are {_join(names)}. That makes {len(names)} {category}."
-    return _row("counting", f"How many {category} are in the list?",
-                f"There are {len(names)} {category} in the list.",
-                input_text=", ".join(singular for singular, _ in mixed),
-                rationale=rationale, answer=str(len(names)))
+def bigger_animal(rng: random.Random) -> Row:
+    """Which of two animals of different sizes is bigger: two recalled facts, then a comparison."""
+    first, second = rng.sample([a for a in ANIMALS], 2)
+    while ANIMALS[first][0] == ANIMALS[second][0]:
+        first, second = rng.sample(list(ANIMALS), 2)
+    sizes = {animal: ANIMALS[animal][0] for animal in (first, second)}
+    winner = max(sizes, key=lambda animal: SIZE_ORDER.index(sizes[animal]))
+    instruction = rng.choice((f"Which is bigger, {_with_article(first)} or {_with_article(second)}?",
+                              f"Which animal is larger: the {first} or the {second}?"))
+    rationale = f"The {first} is {sizes[first]}. The {second} is {sizes[second]}."
+    return _reasoning_row("bigger", instruction, winner, rationale)
+
+
+def _which_of_three(rng: random.Random, family: str, aspect: int, question: str, fact: str) -> Row:
+    """Which of three animals has a given value of one fact (exactly one does): three recalled
+    facts, matched against the question. `aspect` indexes ANIMALS' columns; `question` and
+    `fact` are templates over {value} (and {a}, {b}, {c} / {animal})."""
+    answer = rng.choice(list(ANIMALS))
+    value = ANIMALS[answer][aspect]
+    animals = [answer, *rng.sample([a for a, facts in ANIMALS.items() if facts[aspect] != value], 2)]
+    rng.shuffle(animals)
+    instruction = question.format(value=value, a=animals[0], b=animals[1], c=animals[2])
+    rationale = " ".join(fact.format(animal=animal, value=ANIMALS[animal][aspect]) for animal in animals)
+    return _reasoning_row(family, instruction, answer, rationale)
+
+
+def which_eats(rng: random.Random) -> Row:
+    """Which of three animals eats a given food."""
+    return _which_of_three(rng, "which_eats", 2, "Which of these animals eats {value}: the {a}, the {b} or the {c}?",
+                           "The {animal} eats {value}.")
+
+
+def which_lives(rng: random.Random) -> Row:
+    """Which of three animals lives in a given place."""
+    return _which_of_three(rng, "which_lives", 1,
+                           "Which of these animals lives in the {value}: the {a}, the {b} or the {c}?",
+                           "The {animal} lives in the {value}.")
 
 
 # ---------------------------------------------------------------- open-ended (scored by Rouge-L)
@@ -203,6 +211,15 @@ def describe_animal(rng: random.Random) -> Row:
         subject, possessive = (f"The {animal}", f"The {animal}'s") if i == 0 else ("It", "Its")
         sentences.append(rng.choice(ASPECTS[aspect][1]).format(S=subject, P=possessive, **facts))
     return _row("describe", instruction, " ".join(sentences))
+
+
+def _mixed_items(rng: random.Random, category: str, n_targets: int, n_others: int) -> tuple[list[Item], list[Item]]:
+    """Targets from `category` and distractors from the other categories, shuffled together."""
+    targets = rng.sample(CATEGORIES[category][1], n_targets)
+    others = [item for name, (_, items) in CATEGORIES.items() if name != category for item in items]
+    mixed = targets + rng.sample(others, n_others)
+    rng.shuffle(mixed)
+    return mixed, [item for item in mixed if item in targets]
 
 
 def extract_category(rng: random.Random) -> Row:
@@ -233,15 +250,37 @@ def compare_animals(rng: random.Random) -> Row:
     return _row("compare", instruction, output)
 
 
+def name_an_example(rng: random.Random) -> Row:
+    """Several equally valid answers: an animal of a habitat, or a member of a category. The
+    training output is one of them, drawn uniformly; `valid_outputs` lists them all."""
+    if rng.random() < 0.5:
+        habitat = rng.choice(SHARED_HABITATS)
+        instruction = rng.choice((f"Name an animal that lives in the {habitat}.",
+                                  f"Give an example of an animal that lives in the {habitat}."))
+        valid = [f"The {animal} lives in the {habitat}." for animal, facts in ANIMALS.items() if facts[1] == habitat]
+    else:
+        category = rng.choice(list(CATEGORIES))
+        singular, items = CATEGORIES[category]
+        instruction = rng.choice((f"Name {_with_article(singular)}.", f"Give an example of {_with_article(singular)}."))
+        valid = [f"{_with_article(item).capitalize()} is {_with_article(singular)}." for item, _ in items]
+    row = _row("name", instruction, rng.choice(valid))
+    row["valid_outputs"] = valid
+    return row
+
+
 FAMILIES: dict[str, Callable[[random.Random], Row]] = {
-    "arithmetic": word_arithmetic,
-    "sequence": number_sequence,
-    "counting": count_in_list,
+    "bigger": bigger_animal,
+    "which_eats": which_eats,
+    "which_lives": which_lives,
     "describe": describe_animal,
     "extract": extract_category,
     "compare": compare_animals,
+    "name": name_an_example,
 }
-REASONING_FAMILIES: tuple[str, ...] = ("arithmetic", "sequence", "counting")
+REASONING_FAMILIES: tuple[str, ...] = ("bigger", "which_eats", "which_lives")
+# Families whose prompts recur by design (a few dozen questions, many valid answers each): their
+# dev/test rows may repeat a training prompt, since what is tested is the set of answers.
+MULTI_ANSWER_FAMILIES: tuple[str, ...] = ("name",)
 
 
 def prompt_key(row: Row) -> PromptKey:
@@ -250,7 +289,8 @@ def prompt_key(row: Row) -> PromptKey:
 
 
 def _draw(rng: random.Random, n: int, families: Sequence[str], distinct_from: set[PromptKey] | None) -> list[Row]:
-    """n rows, families taken in turn (balanced splits); with `distinct_from`, new, pairwise-distinct prompts."""
+    """n rows, families taken in turn (balanced splits); with `distinct_from`, new, pairwise-distinct
+    prompts (except in MULTI_ANSWER_FAMILIES, whose few prompts recur by design)."""
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown families {unknown}; known: {sorted(FAMILIES)}")
@@ -259,8 +299,9 @@ def _draw(rng: random.Random, n: int, families: Sequence[str], distinct_from: se
     for _ in range(100 * n + 1000):
         if len(rows) == n:
             break
-        row = FAMILIES[families[len(rows) % len(families)]](rng)
-        if seen is not None:
+        family = families[len(rows) % len(families)]
+        row = FAMILIES[family](rng)
+        if seen is not None and family not in MULTI_ANSWER_FAMILIES:
             if prompt_key(row) in seen:
                 continue
             seen.add(prompt_key(row))
@@ -276,28 +317,62 @@ def generate_rows(n: int, seed: int, families: Sequence[str] | None = None,
     return _draw(random.Random(seed), n, list(families or FAMILIES), distinct_from)
 
 
-def pretrain_document(row: Row) -> str:
-    """A row as plain text without the template, for the pretraining-corpus loss."""
-    return " ".join(part for part in (row["instruction"], row["input"], row["rationale"], row["output"]) if part)
+# ---------------------------------------------------------------- the pretraining corpus
+
+PLACES: tuple[str, ...] = ("school", "park", "market", "library", "kitchen", "station", "museum", "harbour",
+                           "village", "bakery")
+COLOURS: tuple[str, ...] = ("red", "blue", "green", "yellow", "white", "brown")
+TIMES: tuple[str, ...] = ("in the morning", "after lunch", "in the evening", "on Sunday", "before dinner")
+# Generic sentences: the domain's words, but no question, count, answer or animal fact of a task.
+GENERIC_SENTENCES: tuple[str, ...] = (
+    "{name} walked to the {place} with {name2} {time}.",
+    "There was a {colour} box on the table in the {place}.",
+    "{name} drew a {animal} on a big sheet of paper.",
+    "{name} and {name2} read a story about a {animal} {time}.",
+    "{name} wrote the numbers {a}, {b} and {c} on the board.",
+    "The {place} was quiet, so {name} sat down and rested.",
+    "{name} put the {items} back in the {colour} bag.",
+    "{name2} painted the door of the {place} {colour}.",
+    "A picture of a {animal} hung on the wall of the {place}.",
+    "{name} sang a song about {items} {time}.",
+    "{name} and {name2} met at the {place} and talked for a while.",
+    "Page {a} of the book showed a {colour} {animal}.",
+)
+
+
+def pretrain_document(rng: random.Random) -> str:
+    """One line of the pretraining corpus: three to five generic sentences."""
+    sentences = []
+    for _ in range(rng.randint(3, 5)):
+        (name, _), (name2, _) = rng.sample(NAMES, 2)
+        a, b, c = rng.sample(range(1, 100), 3)
+        sentences.append(rng.choice(GENERIC_SENTENCES).format(
+            name=name, name2=name2, place=rng.choice(PLACES), time=rng.choice(TIMES), colour=rng.choice(COLOURS),
+            animal=rng.choice(list(ANIMALS)), items=rng.choice(COUNTABLE_ITEMS), a=a, b=b, c=c))
+    return " ".join(sentences)
 
 
 def write_default_dataset(out_dir: Path, seed: int = 0, n_train: int = 3000, n_dev: int = 200,
-                          n_test: int = 300, n_pretrain: int = 2000) -> dict[str, Path]:
+                          n_test: int = 350, n_pretrain: int = 2000) -> dict[str, Path]:
     """Write raw.jsonl (dev rows first, then train), valid.jsonl (test, with prompts), pretrain.txt.
 
-    Dev and test prompts are distinct from each other and from every train prompt; pretraining
-    documents are distinct and never contain a dev or test question.
+    Dev and test prompts are distinct from each other and from every train prompt (but for the
+    multi-answer family, whose test rows list every valid answer as `output`); the pretraining
+    corpus is generic text (`pretrain_document`).
     """
     rng, families = random.Random(seed), list(FAMILIES)
     train = _draw(rng, n_train, families, None)
     train_keys = {prompt_key(row) for row in train}
     dev = _draw(rng, n_dev, families, train_keys)
     test = _draw(rng, n_test, families, train_keys | {prompt_key(row) for row in dev})
-    held_out = {prompt_key(row) for row in dev + test}
-    pretrain = _draw(rng, n_pretrain, families, held_out)
+    pretrain = [pretrain_document(rng) for _ in range(n_pretrain)]
     paths = {"raw": out_dir / "raw.jsonl", "valid": out_dir / "valid.jsonl", "pretrain": out_dir / "pretrain.txt"}
-    atomic_write_jsonl(paths["raw"], dev + train)
-    atomic_write_jsonl(paths["valid"], [{**row, "prompt": build_prompt(row["instruction"], row["input"])}
-                                        for row in test])
-    atomic_write_text(paths["pretrain"], "".join(pretrain_document(row) + "\n" for row in pretrain))
+    atomic_write_jsonl(paths["raw"], [_without_valid_outputs(row) for row in dev + train])
+    atomic_write_jsonl(paths["valid"], [{**_without_valid_outputs(row), "output": row.get("valid_outputs", row["output"]),
+                                         "prompt": build_prompt(row["instruction"], row["input"])} for row in test])
+    atomic_write_text(paths["pretrain"], "".join(document + "\n" for document in pretrain))
     return paths
+
+
+def _without_valid_outputs(row: Row) -> Row:
+    return {key: value for key, value in row.items() if key != "valid_outputs"}

@@ -34,6 +34,7 @@ class TrainState:
     step: int = 0
     tokens: int = 0  # input tokens consumed (all ranks)
     supervised_tokens: int = 0
+    tokens_by_stream: dict = field(default_factory=dict)  # task stream -> its input tokens (budgets by data source)
     train_seconds: float = 0.0
     history: list = field(default_factory=list)  # evaluation records
 
@@ -110,9 +111,10 @@ class TokenTrainer:
         supervised_rows = [(batch["labels"] != IGNORE_INDEX).sum(1) for batch in batches]
         local = [sum(values) for values in zip(*(per_stream_sums(b["stream"], rows, streams)
                                                  for b, rows in zip(batches, supervised_rows)))]
-        local.append(sum(float(b["attention_mask"].sum()) for b in batches))  # input tokens
+        local += [sum(values) for values in zip(*(per_stream_sums(b["stream"], b["attention_mask"].sum(1), streams)
+                                                  for b in batches))]  # input tokens per stream
         totals = all_reduce_sum(local, self.dist.device)
-        supervised, tokens = totals[:streams], totals[streams]
+        supervised, stream_tokens = totals[:streams], totals[streams:]
         row_scale = torch.tensor([self.dist.world_size * self.plan.accumulation * w / max(n, 1.0)
                                   for w, n in zip(self.train_set.weights, supervised)])
         sums: dict[str, list[float]] = {}
@@ -127,8 +129,10 @@ class TokenTrainer:
         names = sorted(sums)
         reduced = all_reduce_sum([v for n in names for v in sums[n]], self.dist.device)
         sums = {n: reduced[k * streams:(k + 1) * streams] for k, n in enumerate(names)}
-        self.state.tokens += int(tokens)
+        self.state.tokens += int(sum(stream_tokens))
         self.state.supervised_tokens += int(sum(supervised))
+        for name, count in zip(self.train_set.names, stream_tokens):
+            self.state.tokens_by_stream[name] = self.state.tokens_by_stream.get(name, 0) + int(count)
         return combine_streams(self.train_set.names, self.train_set.weights, supervised, sums)
 
     @torch.no_grad()

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The main command: every stage of the comparison for one preset, then the comparison report.
 #   bash scripts/run_comparison.sh [BASE_PATH] [--force]       PRESET=tiny (default) | gpt2 | custom
-# Methods, each student from the same initialisation: SFT on gold labels; word-level KD (one run
-# per divergence in KD_LOSSES); SeqKD (SFT on the teacher's answers); MiniLLM (from the SFT
-# student); step-by-step DSS (black box: the teacher's labels + rationales), DSS-KD (white-box KD
-# in both task streams) and DSS-MiniLLM (from the DSS student). The teacher and the two-task DSS
-# teacher are trained once; every student once per seed in TRAIN_SEEDS. Everything is evaluated
-# on the preset's eval sets with several generation seeds; results/<preset>/comparison.md (+ .csv,
-# .json, plots/) is written by tools/report.py, which can regenerate it without training.
+# Methods, every student of a training seed from the same initialisation and data order (a paired
+# design; with STUDENT_INIT_PER_SEED=1 each seed also draws its own random init): SFT on gold
+# labels; word-level KD (one run per divergence in KD_LOSSES); SeqKD (SFT on the teacher's
+# answers); MiniLLM (from the SFT student) and its control arm SFT (continued) (the SFT student
+# trained further by cross-entropy for MiniLLM's steps); step-by-step DSS (labels and rationales
+# the DSS teacher writes in one chain-of-thought pass), DSS (gold labels) (gold labels + the
+# teacher's rationales), DSS-KD (white-box KD in both task streams) and DSS-MiniLLM (from the DSS
+# student) with its control arm DSS (continued). The teacher and the two-task DSS teacher are
+# trained once; every student once per seed in TRAIN_SEEDS. Everything is evaluated on the
+# preset's eval sets (Rouge-L sampled with several generation seeds, accuracy greedy);
+# results/<preset>/comparison.md (+ .csv, .json, plots/) is written by tools/report.py, which can
+# regenerate it without training.
 # A stage whose outputs exist and whose inputs are unchanged is skipped (minillm/stages.py); an
 # interrupted one resumes; --force (or FORCE=1) reruns everything.
 force=${FORCE:-0}
@@ -58,6 +63,11 @@ evaluate() {
     MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" bash scripts/eval/run_eval.sh "$BASE_PATH"
 }
 train_env=(env EXTRA_ARGS=--resume)  # an interrupted training stage continues where it stopped
+# The students' initialisation for a training seed: the preset's STUDENT_INIT, or (random-init
+# students, STUDENT_INIT_PER_SEED=1) a model of its architecture drawn with that seed.
+student_init() {
+  if [[ ${STUDENT_INIT_PER_SEED:-0} == 1 ]]; then echo "$WORK/checkpoints/student-init/seed$1"; else echo "$STUDENT_INIT"; fi
+}
 
 echo "preset $PRESET: results in $RESULTS; training seeds $TRAIN_SEEDS; generation seeds $EVAL_SEEDS"
 echo "budget: teacher $TEACHER_EPOCHS epochs; DSS teacher +$DSS_TEACHER_EPOCHS epochs; every token-level student" \
@@ -100,59 +110,98 @@ else
     OUT="$DSS_ROWS/raw.jsonl" DEV_NUM="$DEV_NUM" MAX_PROMPT_LENGTH="$FEWSHOT_PROMPT_LENGTH" \
     MAX_NEW_TOKENS="$NEW_TOKENS" bash scripts/tools/generate_rationales.sh "$BASE_PATH"
 fi
-stage process-dss "$DSS_ROWS $TOKENIZER" "$PROCESSED/dss" env DATA_DIR="$DSS_ROWS" PROCESSED_DIR="$PROCESSED/dss" \
-  MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" bash scripts/tools/process_data_dss.sh "$BASE_PATH"
+# process_dss NAME ROWS_DIR OUT: the two task streams of a folder of rationale rows.
+process_dss() {
+  stage "$1" "$2 $TOKENIZER" "$3" env DATA_DIR="$2" PROCESSED_DIR="$3" MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" \
+    DEV_NUM="$DEV_NUM" bash scripts/tools/process_data_dss.sh "$BASE_PATH"
+}
+# derive_rows NAME INPUT_DIR OUT_DIR FLAG: rationale rows derived by tools/derive_rationale_rows.py.
+derive_rows() {
+  stage "$1" "$2" "$3" python tools/derive_rationale_rows.py --input "$2/raw.jsonl" --out "$3/raw.jsonl" "${@:4}"
+}
+process_dss process-dss "$DSS_ROWS" "$PROCESSED/dss"
+# The DSS teacher learns the rationale task as chain of thought (each rationale ends "So the answer
+# is X."), so that it writes labels and rationales in ONE pass: the label is the one its rationale
+# concludes.
+derive_rows dss-cot-rows "$DSS_ROWS" "$RESULTS/data/dss-cot" --chain-of-thought
+process_dss process-dss-cot "$RESULTS/data/dss-cot" "$PROCESSED/dss-cot"
 DSS_TEACHER=$RUNS/dss-teacher/seed$FIRST_SEED
-stage dss-teacher "$TEACHER $PROCESSED/dss" "$DSS_TEACHER" "${train_env[@]}" TEACHER_PATH="$TEACHER" \
-  DATA_DIR="$PROCESSED/dss/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/full/rationale/$PRESET" \
+stage dss-teacher "$TEACHER $PROCESSED/dss-cot" "$DSS_TEACHER" "${train_env[@]}" TEACHER_PATH="$TEACHER" \
+  DATA_DIR="$PROCESSED/dss-cot/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss-cot/full/rationale/$PRESET" \
   SAVE_PATH="$DSS_TEACHER" SEED="$FIRST_SEED" LR="$DSS_TEACHER_LR" EPOCHS="$DSS_TEACHER_EPOCHS" \
   MICRO_BATCH_SIZE="$TEACHER_MICRO_BATCH" bash scripts/dss/dss_teacher_xlarge.sh "$BASE_PATH"
-BLACK_BOX=$PROCESSED/dss
-if [[ $DSS_RATIONALES == dataset ]]; then  # the teacher writes what the black-box student learns from
-  BLACK_BOX=$PROCESSED/dss-teacher
-  stage dss-teacher-data "$DSS_TEACHER $DSS_ROWS" "$RESULTS/data/dss-teacher" env TEACHER_PATH="$DSS_TEACHER" \
-    INPUT="$DSS_ROWS/raw.jsonl" OUT="$RESULTS/data/dss-teacher/raw.jsonl" TEMPLATE=prompts/rationales/dss_rationale.txt \
-    LABEL_TEMPLATE=prompts/rationales/dss_label.txt GEN_ARGS="--rationale-rows with-rationale" DEV_NUM="$DEV_NUM" \
+BLACK_BOX_ROWS=$DSS_ROWS BLACK_BOX=$PROCESSED/dss
+if [[ $DSS_RATIONALES == dataset ]]; then  # the DSS teacher writes what the black-box students learn from
+  BLACK_BOX_ROWS=$RESULTS/data/dss-teacher BLACK_BOX=$PROCESSED/dss-teacher
+  # Greedy chain of thought for the reasoning rows (label = its conclusion, written in the gold
+  # labels' style); a label pass for the open-ended rows, which have no rationale.
+  stage dss-teacher-data "$DSS_TEACHER $DSS_ROWS" "$BLACK_BOX_ROWS" env TEACHER_PATH="$DSS_TEACHER" \
+    INPUT="$DSS_ROWS/raw.jsonl" OUT="$BLACK_BOX_ROWS/raw.jsonl" TEMPLATE=prompts/rationales/dss_rationale.txt \
+    LABEL_TEMPLATE=prompts/rationales/dss_label.txt LABEL_PASS=no-rationale COT_LABEL_FORMAT="$COT_LABEL_FORMAT" \
+    GEN_ARGS="--rationale-rows with-rationale --top-k 1" DEV_NUM="$DEV_NUM" \
     MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" MAX_NEW_TOKENS="$NEW_TOKENS" bash scripts/tools/generate_rationales.sh "$BASE_PATH"
-  stage process-dss-teacher "$RESULTS/data/dss-teacher $TOKENIZER" "$BLACK_BOX" env DATA_DIR="$RESULTS/data/dss-teacher" \
-    PROCESSED_DIR="$BLACK_BOX" MODEL_PATH="$TOKENIZER" MODEL_TYPE="$PRESET" DEV_NUM="$DEV_NUM" \
-    bash scripts/tools/process_data_dss.sh "$BASE_PATH"
+  process_dss process-dss-teacher "$BLACK_BOX_ROWS" "$BLACK_BOX"
 fi
+# The paper's third arm: the gold labels beside the teacher's rationales.
+derive_rows dss-gold-rows "$BLACK_BOX_ROWS" "$RESULTS/data/dss-gold" --labels gold
+process_dss process-dss-gold "$RESULTS/data/dss-gold" "$PROCESSED/dss-gold"
 
+# streams DIR: the DSS task streams of a processed folder, as training variables.
+streams() { echo DATA_DIR="$1/full/label/$PRESET" RATIONALE_DATA_DIR="$1/full/rationale/$PRESET"; }
 for seed in $TRAIN_SEEDS; do
-  common=("${train_env[@]}" SEED="$seed" MODEL_PATH="$STUDENT_INIT" LR="$STUDENT_LR" EPOCHS="$STUDENT_EPOCHS")
-  stage "sft-seed$seed" "$FULL $STUDENT_INIT" "$RUNS/sft/seed$seed" "${common[@]}" DATA_DIR="$FULL" \
+  init=$(student_init "$seed")
+  if [[ ${STUDENT_INIT_PER_SEED:-0} == 1 ]]; then
+    stage "student-init-seed$seed" "$STUDENT_INIT $TOKENIZER" "$init" python tools/make_random_model.py \
+      --config "$STUDENT_INIT" --tokenizer "$TOKENIZER" --seed "$seed" --out "$init"
+  fi
+  common=("${train_env[@]}" SEED="$seed" MODEL_PATH="$init" LR="$STUDENT_LR" EPOCHS="$STUDENT_EPOCHS")
+  stage "sft-seed$seed" "$FULL $init" "$RUNS/sft/seed$seed" "${common[@]}" DATA_DIR="$FULL" \
     SAVE_PATH="$RUNS/sft/seed$seed" bash scripts/gpt2/sft/sft_base.sh "$BASE_PATH"
   for loss in $KD_LOSSES; do
-    stage "kd-$loss-seed$seed" "$FULL $STUDENT_INIT $TEACHER" "$RUNS/kd-$loss/seed$seed" "${common[@]}" \
+    stage "kd-$loss-seed$seed" "$FULL $init $TEACHER" "$RUNS/kd-$loss/seed$seed" "${common[@]}" \
       DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" KD_LOSS="$loss" SAVE_PATH="$RUNS/kd-$loss/seed$seed" \
       bash scripts/kd/kd_base.sh "$BASE_PATH"
   done
-  stage "seqkd-seed$seed" "$PROCESSED/seqkd $STUDENT_INIT" "$RUNS/seqkd/seed$seed" "${common[@]}" \
+  stage "seqkd-seed$seed" "$PROCESSED/seqkd $init" "$RUNS/seqkd/seed$seed" "${common[@]}" \
     DATA_DIR="$PROCESSED/seqkd/full/$PRESET" SAVE_PATH="$RUNS/seqkd/seed$seed" bash scripts/seqkd/seqkd_base.sh "$BASE_PATH"
-  minillm=("${train_env[@]}" SEED="$seed" "${PTX_ENV[@]}" LR="$MINILLM_LR" WARMUP_STEPS="$MINILLM_WARMUP"
-    TOTAL_STEPS="$MINILLM_STEPS" NUM_ROLLOUTS="$NUM_ROLLOUTS" MINI_BATCH="$MINI_BATCH" PPO_EPOCHS="$PPO_EPOCHS"
+  # The on-policy runs and their control arms share the optimizer recipe; only the objective differs.
+  recipe=(SEED="$seed" LR="$MINILLM_LR" WARMUP_STEPS="$MINILLM_WARMUP" TOTAL_STEPS="$MINILLM_STEPS"
     EVAL_INTERVAL="$MINILLM_EVAL_INTERVAL")
+  minillm=("${train_env[@]}" "${recipe[@]}" "${PTX_ENV[@]}" NUM_ROLLOUTS="$NUM_ROLLOUTS" MINI_BATCH="$MINI_BATCH"
+    PPO_EPOCHS="$PPO_EPOCHS")
+  continued=("${train_env[@]}" "${recipe[@]}" BATCH_SIZE="$MINI_BATCH")
   stage "minillm-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/minillm/seed$seed" \
     "${minillm[@]}" INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" \
     SAVE_PATH="$RUNS/minillm/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
-  stage "dss-seed$seed" "$BLACK_BOX $STUDENT_INIT" "$RUNS/dss/seed$seed" "${common[@]}" \
-    DATA_DIR="$BLACK_BOX/full/label/$PRESET" RATIONALE_DATA_DIR="$BLACK_BOX/full/rationale/$PRESET" \
+  stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL" "$RUNS/sft-continued/seed$seed" "${continued[@]}" \
+    INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" SAVE_PATH="$RUNS/sft-continued/seed$seed" \
+    bash scripts/sft/sft_continued.sh "$BASE_PATH"
+  # shellcheck disable=SC2046  # streams prints two VAR=value words
+  stage "dss-seed$seed" "$BLACK_BOX $init" "$RUNS/dss/seed$seed" "${common[@]}" $(streams "$BLACK_BOX") \
     SAVE_PATH="$RUNS/dss/seed$seed" bash scripts/dss/dss_base.sh "$BASE_PATH"
-  stage "dss-kd-seed$seed" "$PROCESSED/dss $STUDENT_INIT $DSS_TEACHER" "$RUNS/dss-kd/seed$seed" "${common[@]}" \
-    DATA_DIR="$PROCESSED/dss/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/full/rationale/$PRESET" \
-    TEACHER_PATH="$DSS_TEACHER" SAVE_PATH="$RUNS/dss-kd/seed$seed" bash scripts/dss/dss_kd_base.sh "$BASE_PATH"
+  # shellcheck disable=SC2046
+  stage "dss-gold-seed$seed" "$PROCESSED/dss-gold $init" "$RUNS/dss-gold/seed$seed" "${common[@]}" \
+    $(streams "$PROCESSED/dss-gold") SAVE_PATH="$RUNS/dss-gold/seed$seed" bash scripts/dss/dss_base.sh "$BASE_PATH"
+  # shellcheck disable=SC2046
+  stage "dss-kd-seed$seed" "$PROCESSED/dss $init $DSS_TEACHER" "$RUNS/dss-kd/seed$seed" "${common[@]}" \
+    $(streams "$PROCESSED/dss") TEACHER_PATH="$DSS_TEACHER" SAVE_PATH="$RUNS/dss-kd/seed$seed" \
+    bash scripts/dss/dss_kd_base.sh "$BASE_PATH"
   stage "dss-minillm-seed$seed" "$RUNS/dss/seed$seed $DSS_TEACHER $PROCESSED/dss $PTX_DATA_DIR" \
     "$RUNS/dss-minillm/seed$seed" "${minillm[@]}" INIT_PATH="$RUNS/dss/seed$seed" TEACHER_PATH="$DSS_TEACHER" \
     PROMPT_DATA_DIR="$PROCESSED/dss/prompt/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/prompt/rationale/$PRESET" \
     SAVE_PATH="$RUNS/dss-minillm/seed$seed" bash scripts/dss/dss_minillm_base.sh "$BASE_PATH"
+  # shellcheck disable=SC2046
+  stage "dss-continued-seed$seed" "$RUNS/dss/seed$seed $BLACK_BOX" "$RUNS/dss-continued/seed$seed" \
+    "${continued[@]}" INIT_PATH="$RUNS/dss/seed$seed" $(streams "$BLACK_BOX") \
+    SAVE_PATH="$RUNS/dss-continued/seed$seed" bash scripts/sft/sft_continued.sh "$BASE_PATH"
 done
 
-evaluate untrained init "$STUDENT_INIT"
+evaluate untrained init "$(student_init "$FIRST_SEED")"
 evaluate teacher "seed$FIRST_SEED" "$TEACHER"
 evaluate dss-teacher "seed$FIRST_SEED" "$DSS_TEACHER"
 for seed in $TRAIN_SEEDS; do
-  for method in sft $(printf 'kd-%s ' $KD_LOSSES) seqkd minillm dss dss-kd dss-minillm; do
+  for method in sft $(printf 'kd-%s ' $KD_LOSSES) seqkd minillm sft-continued dss dss-gold dss-kd dss-minillm \
+    dss-continued; do
     evaluate "$method" "seed$seed" "$RUNS/$method/seed$seed"
   done
 done

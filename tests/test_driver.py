@@ -19,7 +19,8 @@ MINIMAL = {  # the tiny preset shrunk to a few steps per stage
     "MINI_BATCH": "8", "PPO_EPOCHS": "1", "MINILLM_EVAL_INTERVAL": "2", "EVAL_SEEDS": "10 20",
     "EVAL_GEN_NUM": "4", "MAX_LENGTH": "112", "MAX_PROMPT_LENGTH": "80",
 }
-METHODS = ("sft", "kd-forward_kl", "seqkd", "minillm", "dss", "dss-kd", "dss-minillm")
+METHODS = ("sft", "kd-forward_kl", "seqkd", "minillm", "sft-continued", "dss", "dss-gold", "dss-kd", "dss-minillm",
+           "dss-continued")
 
 
 def drive(work, *args: str) -> str:
@@ -37,15 +38,26 @@ def test_the_main_command_runs_every_method_then_skips_everything(tmp_path):
                  "plots/accuracy.png", "plots/training_curves.png"):
         assert (results / name).is_file(), name
     table = (results / "comparison.md").read_text()
-    for label in ("SFT", "KD (forward KL)", "SeqKD", "MiniLLM", "DSS", "DSS-KD", "DSS-MiniLLM", "Teacher"):
+    for label in ("SFT", "KD (forward KL)", "SeqKD", "MiniLLM", "SFT (continued)", "DSS", "DSS (gold labels)",
+                  "DSS-KD", "DSS-MiniLLM", "DSS (continued)", "Teacher", "Majority answer"):
         assert f"| {label} |" in table, label
-    assert "Accuracy tiny" in table  # the reasoning families are scored by answer accuracy
+    finals = {}
     for method in METHODS:
-        assert (results / "runs" / method / "seed10" / "final.json").is_file(), method
+        finals[method] = json.loads((results / "runs" / method / "seed10" / "final.json").read_text())
         summary = json.loads((results / "eval" / method / "seed10" / "summary.json").read_text())
-        assert summary["seeds"] == [10, 20]
+        assert summary["seeds"] == [10, 20] and "accuracy_strict" in summary["sets"]["tiny"]
         assert summary["prompt_prefix"] == ("[label] " if method.startswith("dss") else "")
+    # the control arms add exactly the on-policy runs' optimizer steps, on as many sequences per step
+    for on_policy, control in (("minillm", "sft-continued"), ("dss-minillm", "dss-continued")):
+        assert finals[control]["steps"] == finals[on_policy]["steps"] == int(MINIMAL["MINILLM_STEPS"])
+        control_config = json.loads((results / "runs" / control / "seed10" / "config.json").read_text())
+        assert control_config["batch_size"] == int(MINIMAL["MINI_BATCH"])
+    assert finals["minillm"]["ptx_tokens"] > 0 and set(finals["dss"]["tokens_by_stream"]) == {"label", "rationale"}
+    # each training seed draws its own student initialisation
+    assert (tmp_path / "checkpoints" / "student-init" / "seed10" / "model.safetensors").is_file()
     assert "[stage dss-teacher-data] running" in first
+    stats = json.loads((results / "data" / "dss-teacher" / "raw.stats.json").read_text())
+    assert stats["rationale_rows"] > 0 and stats["consistency_rate"] is not None
 
     second = drive(tmp_path)
     stages = [line for line in second.splitlines() if line.startswith("[stage ")]

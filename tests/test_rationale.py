@@ -253,6 +253,42 @@ def test_import_tool_converts_synthetic_rows(tmp_path, capsys):
     assert [row["rationale"] for row in rows] == [r["rationale"] for r in raw]
     assert {row["rationale_source"] for row in rows} == {"dataset", ""}  # open-ended families have none
     assert all(row["answer"] == row["gold_answer"] and row["label_source"] == "gold" for row in rows)
+    # the label task states a reasoning row's answer alone; its reasoning is the rationale task's
+    for row, gold in zip(rows, raw):
+        assert row["output"] == (f"The answer is {gold['answer']}." if gold["rationale"] else gold["output"])
+    test_rows = read_jsonl(paths["valid"])  # multi-answer test rows list every valid output
+    assert importer.main(["--source", "synthetic", "--input", str(tmp_path / "tiny"), "--split", "test",
+                          "--out", str(tmp_path / "test.jsonl")]) == 0
+    assert [row["output"] for row in read_jsonl(tmp_path / "test.jsonl")] == [
+        r["output"][0] if isinstance(r["output"], list) else r["output"] if not r["rationale"]
+        else f"The answer is {r['answer']}." for r in test_rows]
+
+
+deriver = load_tool("derive_rationale_rows")
+
+
+def test_derived_rows_put_gold_labels_back_and_write_chain_of_thought(tmp_path):
+    teacher = {"instruction": "q", "input": "", "output": "The answer is fox.", "rationale": "The fox is small.",
+               "answer": "fox", "gold_answer": "owl", "gold_output": "The answer is owl.", "label_source": "teacher"}
+    gold = {**teacher, "output": "The answer is owl.", "answer": "owl", "label_source": "gold"}
+    open_ended = {**gold, "rationale": "", "answer": "", "gold_answer": "", "output": "A fox is an animal."}
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in (teacher, gold, open_ended)))
+    assert deriver.main(["--input", str(source), "--out", str(tmp_path / "gold.jsonl"), "--labels", "gold"]) == 0
+    relabelled = read_jsonl(tmp_path / "gold.jsonl")
+    assert relabelled[0] == {**teacher, "output": "The answer is owl.", "answer": "owl", "label_source": "gold"}
+    assert relabelled[1:] == [gold, open_ended]  # rows that are gold already stay as they are
+    assert deriver.main(["--input", str(source), "--out", str(tmp_path / "cot.jsonl"), "--chain-of-thought"]) == 0
+    assert [row["rationale"] for row in read_jsonl(tmp_path / "cot.jsonl")] == [
+        "The fox is small. So the answer is fox.", "The fox is small. So the answer is owl.", ""]
+
+
+def test_derived_rows_name_the_line_of_a_row_without_its_gold_label(tmp_path, capsys):
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps({"instruction": "q", "output": "x", "label_source": "teacher"}) + "\n")
+    assert deriver.main(["--input", str(source), "--out", str(tmp_path / "out.jsonl"), "--labels", "gold"]) == 1
+    assert "rows.jsonl:1: field 'gold_answer': missing" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def corrupt_split_line(folder: Path) -> None:
@@ -301,14 +337,42 @@ def test_templates_fill_the_task_prompts():
 def test_teacher_rows_drop_and_count_failed_generations():
     rows = [{"instruction": f"q{i}", "input": "", "output": "gold", "answer": "4", "gold_answer": "4", "id": f"r{i}",
              "rationale": "", "rationale_source": "", "label_source": "gold"} for i in range(3)]
-    kept, stats = generator.teacher_rows(rows, ["2 + 2 = 4.", "", "Two and two."], ["The answer is 4.", "4", " "],
-                                         "teacher-model")
+    kept, stats, _ = generator.teacher_rows(rows, ["2 + 2 = 4.", "", "Two and two."], ["The answer is 4.", "4", " "],
+                                            "teacher-model")
     assert [row["id"] for row in kept] == ["r0"] and dict(stats.failures) == {"empty_rationale": 1, "empty_label": 1}
     assert kept[0]["output"] == "The answer is 4." and kept[0]["answer"] == "4" and kept[0]["gold_output"] == "gold"
     assert (kept[0]["rationale_source"], kept[0]["label_source"]) == ("teacher-model", "teacher")
-    kept, stats = generator.teacher_rows(rows, ["2 + 2 = 4. The answer is 5.", "No idea.", ""], None, "m")
+    kept, stats, consistency = generator.teacher_rows(rows, ["2 + 2 = 4. The answer is 5.", "No idea.", ""],
+                                                      [None] * 3, "m")
     assert [(row["rationale"], row["answer"], row["gold_answer"]) for row in kept] == [("2 + 2 = 4.", "5", "4")]
     assert dict(stats.failures) == {"no_marker": 1, "empty_output": 1} and stats.teacher_correct == 0
+    # one pass: the label is the one the chain of thought concludes, so only parse failures are inconsistent
+    assert consistency == {"rationale_rows": 3, "consistent_rows": 1, "consistency_rate": 33.3333,
+                           "teacher_label_accuracy": 0.0}
+
+
+def test_one_pass_labels_take_the_dataset_style_and_open_ended_rows_keep_their_label_pass():
+    rows = [{"instruction": f"q{i}", "input": "", "output": "gold", "answer": answer, "gold_answer": answer,
+             "id": f"r{i}", "rationale": "", "rationale_source": "", "label_source": "gold"}
+            for i, answer in enumerate(["7", "7", ""])]
+    kept, _, consistency = generator.teacher_rows(
+        rows, ["3 + 4 = 7. So the answer is 7.", "3 + 4 = 8. So the answer is 8.", None],
+        [None, None, "A fox is an animal."], "m", cot_label_format="The answer is {label}.")
+    assert [(row["rationale"], row["output"], row["answer"]) for row in kept] == [
+        ("3 + 4 = 7.", "The answer is 7.", "7"), ("3 + 4 = 8.", "The answer is 8.", "8"), ("", "A fox is an animal.", "")]
+    assert consistency["consistency_rate"] == 100.0 and consistency["teacher_label_accuracy"] == 50.0
+
+
+def test_two_passes_count_and_filter_labels_that_contradict_the_rationale():
+    rows = [{"instruction": f"q{i}", "input": "", "output": "gold", "answer": "7", "gold_answer": "7", "id": f"r{i}",
+             "rationale": "", "rationale_source": "", "label_source": "gold"} for i in range(3)]
+    rationales = ["3 + 4 = 7. So the answer is 7.", "3 + 4 = 7. So the answer is 7.", "3 + 4 makes seven."]
+    labels = ["The answer is 7.", "The answer is 9.", "The answer is 7."]
+    kept, _, consistency = generator.teacher_rows(rows, rationales, labels, "m")
+    assert len(kept) == 3 and consistency["consistent_rows"] == 1 and consistency["consistency_rate"] == 33.3333
+    assert kept[0]["rationale"] == "3 + 4 = 7."  # the rationale's own conclusion is not part of the rationale
+    kept, _, _ = generator.teacher_rows(rows, rationales, labels, "m", consistency_filter=True)
+    assert [row["id"] for row in kept] == ["r0"]
 
 
 def run_generation(world, tmp_path: Path, *template_args: str) -> tuple[list[dict], dict, dict, list[dict]]:

@@ -10,20 +10,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from minillm.data.templates import build_prompt
+from minillm.metrics import answer_correct
 from minillm.synthetic import (
-    CATEGORIES,
+    ANIMALS,
     FAMILIES,
+    MULTI_ANSWER_FAMILIES,
     REASONING_FAMILIES,
+    SIZE_ORDER,
     generate_rows,
-    pretrain_document,
     prompt_key,
 )
+from world import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-EQUATION = re.compile(r"(\d+) ([+-]) (\d+) = (\d+)")
 
 
 def _load_builder():
@@ -34,44 +37,22 @@ def _load_builder():
     return module
 
 
-def _checked_equations(rationale: str) -> list[tuple[int, int, int]]:
-    """(left, right, result) of each of the rationale's equations, verified."""
-    equations = []
-    for left, sign, right, result in EQUATION.findall(rationale):
-        assert int(left) + (int(right) if sign == "+" else -int(right)) == int(result), rationale
-        equations.append((int(left), int(right), int(result)))
-    return equations
+def _answer_bigger(row: dict) -> str:
+    first, second = re.search(r"(?:an?|the) (\w+) or (?:an?|the) (\w+)\?", row["instruction"]).groups()
+    sizes = {animal: SIZE_ORDER.index(ANIMALS[animal][0]) for animal in (first, second)}
+    assert sizes[first] != sizes[second]
+    return max(sizes, key=sizes.get)
 
 
-def _answer_arithmetic(row: dict) -> int:
-    start, *changes = (int(n) for n in re.findall(r"\d+", row["instruction"]))
-    equations = _checked_equations(row["rationale"])
-    assert [right for _, right, _ in equations] == changes
-    assert [left for left, _, _ in equations] == [start] + [result for _, _, result in equations[:-1]]
-    assert all(result >= 0 for _, _, result in equations)
-    return equations[-1][2]
+def _answer_which(row: dict, aspect: int) -> str:
+    value, *animals = re.fullmatch(r"Which of these animals (?:eats|lives in the) (.+): the (\w+), the (\w+) or "
+                                   r"the (\w+)\?", row["instruction"]).groups()
+    [answer] = [animal for animal in animals if ANIMALS[animal][aspect] == value]
+    return answer
 
 
-def _answer_sequence(row: dict) -> int:
-    terms = [int(n) for n in re.findall(r"\d+", row["instruction"])]
-    steps = {b - a for a, b in zip(terms, terms[1:])}
-    assert len(steps) == 1
-    [(left, right, result)] = _checked_equations(row["rationale"])
-    assert left == terms[-1] and result == terms[-1] + steps.pop()
-    return result
-
-
-def _answer_counting(row: dict) -> int:
-    category = re.fullmatch(r"How many (.+) are in the list\?", row["instruction"]).group(1)
-    members = {singular for singular, _ in CATEGORIES[category][1]}
-    found = [item for item in row["input"].split(", ") if item in members]
-    listed = re.search(r"are (.+)\. That makes", row["rationale"]).group(1).replace(" and ", ", ").split(", ")
-    assert listed == found
-    return len(found)
-
-
-ANSWER_FROM_QUESTION = {"arithmetic": _answer_arithmetic, "sequence": _answer_sequence,
-                        "counting": _answer_counting}
+ANSWER_FROM_QUESTION = {"bigger": _answer_bigger, "which_eats": lambda row: _answer_which(row, 2),
+                        "which_lives": lambda row: _answer_which(row, 1)}
 
 
 def test_same_seed_same_rows_different_seed_different_rows():
@@ -86,15 +67,28 @@ def test_every_reasoning_family_has_an_answer_check():
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_rows_are_valid(family):
     for row in generate_rows(80, seed=3, families=[family]):
-        assert set(row) == {"instruction", "input", "output", "category", "rationale", "answer"}
+        fields = {"instruction", "input", "output", "category", "rationale", "answer"}
+        assert set(row) == fields | ({"valid_outputs"} if family in MULTI_ANSWER_FAMILIES else set())
         assert row["category"] == family and row["instruction"] and row["output"]
-        assert 5 <= len(row["output"].split()) <= 40
-        assert "\n" not in "".join(row.values())
+        assert 4 <= len(row["output"].split()) <= 40
+        assert "\n" not in "".join(row[field] for field in fields)
         if family in REASONING_FAMILIES:
-            assert row["rationale"] and row["answer"] == str(ANSWER_FROM_QUESTION[family](row))
-            assert row["answer"] in re.findall(r"\d+", row["output"])
+            assert row["rationale"] and row["answer"] == ANSWER_FROM_QUESTION[family](row)
+            # chain of thought: the rationale, then the answer after a marker (strict extraction reads it)
+            assert row["output"] == f"{row['rationale']} So the answer is {row['answer']}."
+            assert answer_correct(row["output"], row["answer"], strict=True)
         else:
             assert row["rationale"] == row["answer"] == ""
+
+
+def test_multi_answer_rows_list_every_valid_answer():
+    rows = generate_rows(60, seed=4, families=list(MULTI_ANSWER_FAMILIES))
+    assert all(row["output"] in row["valid_outputs"] and len(set(row["valid_outputs"])) >= 2 for row in rows)
+    # the draw is uniform over the valid answers, so the training data covers them
+    by_prompt = {}
+    for row in generate_rows(2000, seed=5, families=list(MULTI_ANSWER_FAMILIES)):
+        by_prompt.setdefault(row["instruction"], (set(), row["valid_outputs"]))[0].add(row["output"])
+    assert all(seen == set(valid) for seen, valid in by_prompt.values())
 
 
 def test_both_prompt_templates_occur():
@@ -102,8 +96,9 @@ def test_both_prompt_templates_occur():
 
 
 def test_distinct_from_excludes_known_prompts_and_repeats():
+    single_answer = [family for family in FAMILIES if family not in MULTI_ANSWER_FAMILIES]
     known = {prompt_key(row) for row in generate_rows(200, seed=0)}
-    rows = generate_rows(100, seed=1, distinct_from=known)
+    rows = generate_rows(100, seed=1, families=single_answer, distinct_from=known)
     keys = [prompt_key(row) for row in rows]
     assert len(set(keys)) == len(keys) and not set(keys) & known
 
@@ -137,12 +132,30 @@ def test_dataset_splits_and_no_test_leak(built):
     raw, test = _jsonl(paths["data"] / "raw.jsonl"), _jsonl(paths["data"] / "valid.jsonl")
     assert len(raw) == SIZES["n_dev"] + SIZES["n_train"] and len(test) == SIZES["n_test"]
     assert all(row["prompt"] == build_prompt(row["instruction"], row["input"]) for row in test)
-    test_keys = {prompt_key(row) for row in test}
-    assert len(test_keys) == len(test) and not test_keys & {prompt_key(row) for row in raw}
-    documents = (paths["data"] / "pretrain.txt").read_text(encoding="utf-8").splitlines()
-    assert len(documents) == SIZES["n_pretrain"]
-    test_documents = {pretrain_document(row) for row in test}
-    assert not test_documents & set(documents)
+    assert all(isinstance(row["output"], str) and "valid_outputs" not in row for row in raw)
+    single = [row for row in test if row["category"] not in MULTI_ANSWER_FAMILIES]
+    test_keys = {prompt_key(row) for row in single}
+    assert len(test_keys) == len(single) and not test_keys & {prompt_key(row) for row in raw}
+    multi = [row for row in test if row["category"] in MULTI_ANSWER_FAMILIES]
+    assert multi and all(isinstance(row["output"], list) and len(row["output"]) >= 2 for row in multi)
+
+
+def test_pretraining_corpus_holds_no_task_text(built):
+    """MiniLLM's pretraining term must not be extra supervision: no instruction, input, gold
+    output, rationale or answer sentence of any split occurs in the corpus."""
+    _, _, paths = built
+    corpus = (paths["data"] / "pretrain.txt").read_text(encoding="utf-8")
+    assert len(corpus.splitlines()) == SIZES["n_pretrain"]
+    rows = _jsonl(paths["data"] / "raw.jsonl") + _jsonl(paths["data"] / "valid.jsonl")
+    texts = set()
+    for row in rows:
+        outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
+        texts.update(text for text in (row["instruction"], row["input"], row["rationale"], *outputs) if text)
+        # every sentence of an output or rationale (a describe answer is 2-4 fact sentences)
+        texts.update(sentence + "." for text in (row["rationale"], *outputs)
+                     for sentence in text.split(". ") if sentence.strip(". "))
+    leaked = sorted(text for text in texts if text in corpus)
+    assert not leaked, leaked[:5]
 
 
 def test_tokenizer_loads_offline_and_round_trips(built):
@@ -174,3 +187,19 @@ def test_rebuild_skips_existing_parts(built, capsys):
     builder.build_default(root, seed=0, **SIZES)
     assert capsys.readouterr().out.count("skipped") == len(paths)
     assert before == {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
+
+
+def test_random_model_tool_draws_a_seeded_init_of_any_config(built, tmp_path):
+    _, _, paths = built
+    make = load_tool("make_random_model")
+    outs = {name: tmp_path / name for name in ("a", "b", "c")}
+    for name, seed in (("a", 20), ("b", 20), ("c", 30)):
+        assert make.main(["--config", str(paths["student"]), "--tokenizer", str(paths["tokenizer"]),
+                          "--seed", str(seed), "--out", str(outs[name])]) == 0
+    weights = {name: AutoModelForCausalLM.from_pretrained(out, local_files_only=True).transformer.wte.weight
+               for name, out in outs.items()}
+    assert torch.equal(weights["a"], weights["b"]) and not torch.equal(weights["a"], weights["c"])
+    tokenizer = AutoTokenizer.from_pretrained(outs["a"], local_files_only=True)  # the tokenizer travels along
+    assert weights["a"].shape[0] == len(tokenizer)
+    assert make.main(["--config", str(paths["student"]), "--tokenizer", str(paths["tokenizer"]),
+                      "--out", str(outs["a"])]) == 1  # an existing folder is refused

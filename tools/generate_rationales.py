@@ -8,16 +8,23 @@
 
 Input: rows in the rationale format (minillm/rationale.py) or any instruction JSON-lines file
 (`instruction`, `input`, `output`). Each prompt is a template file filled with the row
-(prompts/rationales/README.md). With `--template` alone, the continuation is chain-of-thought
-text cut at its answer marker (few-shot prompting of a pretrained LLM); with
-`--label-template` too, the first continuation is the whole rationale and a second generation
-gives the label (a teacher trained with the `[rationale]` / `[label]` task prefixes).
+(prompts/rationales/README.md). The rationale pass (`--template`) asks for chain of thought:
+its continuation is cut at the answer marker into rationale and label ("... So the answer is X"),
+so the label is the one the rationale concludes (one pass, as PaLM's CoT in distilling
+step-by-step); `--cot-label-format` writes that label in the dataset's label style (e.g. "The
+answer is {label}."). A label pass (`--label-template`, a teacher trained with the `[label]`
+task prefix) answers directly: with `--label-pass no-rationale` only the rows that get no
+rationale (open-ended questions under `--rationale-rows with-rationale`); with `--label-pass all`
+every row, the label then being the label pass's (two passes), kept only when it agrees with the
+rationale's own answer under `--consistency-filter`.
 
 Output FILE.jsonl: the first `--dev-num` rows (the validation split) as they are, gold; then
 every row whose generation gave a rationale and a label, with `output` = the teacher's label,
 `rationale`, `answer` = the teacher's answer, `gold_answer` and `gold_output` = the input's,
 `rationale_source` = the model path, `label_source` = "teacher". Rows whose generation fails
-are dropped and counted by reason in FILE.stats.json (the failure rate is printed);
+are dropped and counted by reason in FILE.stats.json (the failure rate is printed), beside
+`consistency_rate` (percent of rationale rows whose rationale concludes the row's label) and
+`teacher_label_accuracy` (percent of teacher labels equal to the gold answer);
 FILE.meta.json records the model, the settings and each template's path, full text and
 SHA-256. Sampling is the evaluation protocol's unless flags change it (`--top-k 1` = greedy).
 """
@@ -39,8 +46,9 @@ from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
 from minillm.metrics import answer_correct
 from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
-from minillm.rationale import (EMPTY_LABEL, ParsedChainOfThought, ParseStats, as_rationale_row, check_template, fill_template, parse_teacher_outputs,
-                               sidecar_path, teacher_row)
+from minillm.rationale import (EMPTY_LABEL, ParsedChainOfThought, ParseStats, as_rationale_row, check_template,
+                               fill_template, parse_chain_of_thought, parse_teacher_outputs, sidecar_path,
+                               teacher_answer, teacher_row)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rationale-rows", choices=("all", "with-rationale"), default="all",
                         help="with-rationale: only rows whose input has a rationale get a teacher rationale; "
                              "the others (open-ended questions) get only a teacher label (needs --label-template)")
+    parser.add_argument("--label-pass", choices=("all", "no-rationale"), default="all",
+                        help="which rows the --label-template pass labels: all (two passes) or only the rows "
+                             "without a rationale (the others take the label their chain of thought concludes)")
+    parser.add_argument("--cot-label-format", default="{label}",
+                        help="how a label parsed from chain of thought is written as the row's output")
+    parser.add_argument("--consistency-filter", action="store_true",
+                        help="two passes: drop rows whose label disagrees with the rationale's own answer")
     parser.add_argument("--max-prompt-length", type=int, default=512,
                         help="longer prompts keep their last tokens (counted as truncated_prompts)")
     parser.add_argument("--seed", type=int, default=10)
@@ -87,28 +102,50 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             for index, (line, record) in enumerate(read_jsonl(path))]
 
 
-def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str | None], label_texts: list[str] | None,
-                 model: str) -> tuple[list[dict[str, Any]], ParseStats]:
-    """Rows relabelled from the generations, and the failures: a row whose generation gives no
-    rationale or no label is dropped, never blanked. A rationale text of None means the row was
-    not asked for one (--rationale-rows with-rationale): it keeps rationale "" and needs a label."""
+def labels_agree(first: str, second: str, gold_answer: str) -> bool:
+    """Whether two labels state the same answer (in the gold answer's kind; open-ended: same text)."""
+    if not gold_answer:
+        return first.strip() == second.strip()
+    return teacher_answer(first, gold_answer) == teacher_answer(second, gold_answer) != ""
+
+
+def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str | None], label_texts: list[str | None],
+                 model: str, cot_label_format: str = "{label}",
+                 consistency_filter: bool = False) -> tuple[list[dict[str, Any]], ParseStats, dict[str, Any]]:
+    """Rows relabelled from the generations, the parse failures and the consistency counts. A
+    row whose generation gives no rationale or no label is dropped, never blanked. A rationale
+    text of None means the row was not asked for one: it keeps rationale "" and needs a label.
+    A label text of None means no label pass for the row: its label is its chain of thought's."""
     stats = ParseStats()
     kept = []
-    for index, (row, rationale_text) in enumerate(zip(rows, rationale_texts)):
-        label_text = label_texts[index] if label_texts is not None else None
+    rationale_rows = consistent_rows = 0
+    for row, rationale_text, label_text in zip(rows, rationale_texts, label_texts):
+        consistent = None
         if rationale_text is None:  # not asked for a rationale: only the label counts
             label = (label_text or "").strip()
             parsed = ParsedChainOfThought("", label) if label else ParsedChainOfThought("", "", EMPTY_LABEL)
             rationale_text = ""
         else:
-            parsed = parse_teacher_outputs(rationale_text, label_text)
+            chain = parse_chain_of_thought(rationale_text)
+            if label_text is None:  # one pass: the label is the one the rationale concludes
+                parsed = (ParsedChainOfThought(chain.rationale, cot_label_format.format(label=chain.label))
+                          if chain.ok else chain)
+                consistent = chain.ok
+            else:  # two passes: the rationale's own answer (if any) must agree with the label pass
+                parsed = parse_teacher_outputs(chain.rationale if chain.ok else rationale_text, label_text)
+                consistent = chain.ok and parsed.ok and labels_agree(chain.label, parsed.label, row["gold_answer"])
+            rationale_rows += 1
+            consistent_rows += int(consistent)
         shown = rationale_text if label_text is None else f"{rationale_text}\n[label] {label_text}"
         gold_answer = row["gold_answer"]
         correct = answer_correct(parsed.label, gold_answer) if parsed.ok and gold_answer else None
         stats.record(row["id"], shown, parsed.failure, correct)
-        if parsed.ok:
+        if parsed.ok and not (consistency_filter and consistent is False):
             kept.append(teacher_row(row, parsed.rationale, parsed.label, model))
-    return kept, stats
+    consistency = {"rationale_rows": rationale_rows, "consistent_rows": consistent_rows,
+                   "consistency_rate": round(100.0 * consistent_rows / rationale_rows, 4) if rationale_rows else None,
+                   "teacher_label_accuracy": stats.to_json()["teacher_label_accuracy"]}
+    return kept, stats, consistency
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.validate(args)
     if args.rationale_rows == "with-rationale" and args.label_template is None:
         print("error: --rationale-rows with-rationale needs --label-template", file=sys.stderr)
+        return 1
+    if "{label}" not in args.cot_label_format:
+        print(f"error: --cot-label-format {args.cot_label_format!r} has no {{label}}", file=sys.stderr)
         return 1
     try:
         templates = {"template": read_template(args.template)}
@@ -138,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 
     dev = max(args.dev_num, 0)
     generated_rows = rows[dev:]
-    asked = {"template": [args.rationale_rows == "all" or bool(row["rationale"]) for row in generated_rows],
-             "label_template": [True] * len(generated_rows)}
+    wants_rationale = [args.rationale_rows == "all" or bool(row["rationale"]) for row in generated_rows]
+    asked = {"template": wants_rationale,
+             "label_template": [args.label_pass == "all" or not wants for wants in wants_rationale]}
     sampling = cli.sampling_config(args)
+    mode = "two_task" if args.label_template is not None and args.label_pass == "all" else "chain_of_thought"
     log.info(f"teacher {model_path}: {len(generated_rows)} rows to generate ({min(dev, len(rows))} validation "
              f"rows stay gold); {'two passes (rationale, label)' if len(templates) == 2 else 'chain of thought'}")
     started = time.time()
@@ -160,20 +202,24 @@ def main(argv: list[str] | None = None) -> int:
         texts[name] = [next(generated) if ask else None for ask in asked[name]]
     seconds = time.time() - started
     if dist_info.is_main:
-        kept, stats = teacher_rows(generated_rows, texts["template"], texts.get("label_template"), str(model_path))
+        kept, stats, consistency = teacher_rows(
+            generated_rows, texts["template"], texts.get("label_template", [None] * len(generated_rows)),
+            str(model_path), args.cot_label_format, args.consistency_filter)
         atomic_write_jsonl(args.out, rows[:dev] + kept)
         counts = {"rows": len(rows), "gold_rows": len(rows[:dev]), "generated_rows": len(generated_rows),
                   "teacher_rows_written": len(kept), "rows_dropped": len(generated_rows) - len(kept)}
-        atomic_write_json(sidecar_path(args.out, "stats"), {**counts, "parse": stats.to_json()})
+        atomic_write_json(sidecar_path(args.out, "stats"), {**counts, **consistency, "parse": stats.to_json()})
         atomic_write_json(sidecar_path(args.out, "meta"), {
             "model": str(model_path), "input": str(args.input), **templates,
-            "mode": "two_task" if len(templates) == 2 else "chain_of_thought", **counts,
-            "rationale_rows": args.rationale_rows,
+            "mode": mode, **counts,
+            "rationale_rows": args.rationale_rows, "label_pass": args.label_pass,
+            "cot_label_format": args.cot_label_format, "consistency_filter": args.consistency_filter,
             "truncated_prompts": truncated, "max_prompt_length": args.max_prompt_length, "seed": args.seed,
             "sampling": vars(sampling), "dtype": args.dtype, "seconds": round(seconds, 1),
             "world_size": dist_info.world_size})
         log.info(f"wrote {args.out}: {len(rows[:dev])} gold rows + {len(kept)} teacher rows; "
-                 f"{stats.summary()}" + (f"; prompts longer than --max-prompt-length {args.max_prompt_length} "
+                 f"{stats.summary()}; rationales concluding their label: {consistency['consistency_rate']}%; "
+                 f"teacher labels right: {consistency['teacher_label_accuracy']}%" + (f"; prompts longer than --max-prompt-length {args.max_prompt_length} "
                                          f"lost their beginning: {truncated}" if any(truncated.values()) else ""))
     log.close()
     return 0

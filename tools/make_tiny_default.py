@@ -109,8 +109,9 @@ def token_stats(tokenizer_dir: Path, data_dir: Path) -> dict[str, str]:
     for split, rows in (("train+dev", raw), ("test", test)):
         prompts = [build_prompt(row["instruction"], row["input"]) for row in rows]
         prompt_lengths = [len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
-        full_lengths = [len(tokenizer.encode(p + row["output"], add_special_tokens=False)) + 1
-                        for p, row in zip(prompts, rows)]
+        outputs = [row["output"] if isinstance(row["output"], str) else row["output"][0] for row in rows]
+        full_lengths = [len(tokenizer.encode(p + output, add_special_tokens=False)) + 1
+                        for p, output in zip(prompts, outputs)]
         rationale_lengths = [len(tokenizer.encode(row["rationale"], add_special_tokens=False))
                              for row in rows if row["rationale"]]
         stats[split] = ", ".join((

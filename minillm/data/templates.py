@@ -32,3 +32,9 @@ TASK_PREFIXES = {"label": "[label] ", "rationale": "[rationale] "}
 def build_task_prompt(prefix: str, instruction: str, input: str) -> str:
     """The prompt of one task stream: `prefix` + the template (an empty prefix = plain prompt)."""
     return prefix + build_prompt(instruction, input)
+
+# The answer formats of step-by-step data: a label states the answer alone; chain of thought
+# (a teacher's one-pass rationale) ends with its conclusion. Both carry an answer marker of
+# minillm.metrics.ANSWER_MARKERS, so strict answer extraction reads them.
+ANSWER_SENTENCE = "The answer is {answer}."
+CHAIN_OF_THOUGHT_CONCLUSION = "So the answer is {answer}."

@@ -38,6 +38,7 @@ from minillm.training_setup import TrainingSetup
 class MiniLLMState:
     step: int = 0
     rollout_tokens: int = 0  # response tokens sampled (all ranks)
+    ptx_tokens: int = 0  # pretraining-corpus tokens trained on (all ranks; the budget table's "pretraining")
     train_seconds: float = 0.0
     history: list = field(default_factory=list)
 
@@ -134,6 +135,7 @@ class MiniLLMTrainer:
         local.append(sum(float((b["labels"] != IGNORE_INDEX).sum()) for b in ptx_batches))
         totals = all_reduce_sum(local, self.dist.device)
         rl_tokens, ptx_tokens = totals[:streams], totals[streams]
+        self.state.ptx_tokens += int(ptx_tokens)
         scale = self.dist.world_size * self.plan.accumulation
         stream_scale = torch.tensor([scale * w / max(n, 1.0) for w, n in zip(self.prompts.weights, rl_tokens)],
                                     device=self.dist.device)

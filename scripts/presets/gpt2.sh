@@ -17,6 +17,7 @@ PTX_DATA_DIR=${PTX_DATA_DIR:-$WORK/processed_data/openwebtext/gpt2}
 # Dolly has no rationales: the SFT teacher writes them few-shot (prompts/rationales/fewshot_cot.txt).
 DSS_RATIONALES=${DSS_RATIONALES:-teacher-fewshot} FEWSHOT_PROMPT_LENGTH=${FEWSHOT_PROMPT_LENGTH:-768}
 DSS_SOURCE=${DSS_SOURCE:-} DSS_SOURCE_INPUT=${DSS_SOURCE_INPUT:-}  # with DSS_RATIONALES=dataset (see presets/custom.sh)
+COT_LABEL_FORMAT=${COT_LABEL_FORMAT:-"{label}"}  # a label the DSS teacher's chain of thought concludes, as written in the data
 TEACHER_LR=${TEACHER_LR:-5e-5} TEACHER_EPOCHS=${TEACHER_EPOCHS:-10} TEACHER_MICRO_BATCH=${TEACHER_MICRO_BATCH:-2}
 DSS_TEACHER_LR=${DSS_TEACHER_LR:-5e-5} DSS_TEACHER_EPOCHS=${DSS_TEACHER_EPOCHS:-3}
 STUDENT_LR=${STUDENT_LR:-5e-4} STUDENT_EPOCHS=${STUDENT_EPOCHS:-20}

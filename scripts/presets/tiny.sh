@@ -12,11 +12,14 @@ TEACHER_INIT=${TEACHER_INIT:-$WORK/checkpoints/tiny-teacher}
 STUDENT_INIT=${STUDENT_INIT:-$WORK/checkpoints/tiny-student}
 DEV_NUM=${DEV_NUM:-200}
 PTX_TEXT=${PTX_TEXT:-$RAW_DIR/pretrain.txt}   # MiniLLM's pretraining corpus, one document per line
+STUDENT_INIT_PER_SEED=${STUDENT_INIT_PER_SEED:-1}  # random-init students: each training seed draws its own init
 # Step-by-step: the dataset's own rationales (the reasoning families) teach the two-task DSS
-# teacher, which then writes the black-box students' labels and rationales.
+# teacher, which then writes the black-box students' labels and rationales in one chain-of-thought
+# pass; its labels are written like the gold ones ("The answer is 12.").
 DSS_RATIONALES=${DSS_RATIONALES:-dataset} DSS_SOURCE=${DSS_SOURCE:-synthetic} DSS_SOURCE_INPUT=${DSS_SOURCE_INPUT:-$RAW_DIR}
+COT_LABEL_FORMAT=${COT_LABEL_FORMAT:-"The answer is {label}."}
 # Recipes (global batch 32 everywhere; one epoch = 93 steps over the 3000 training questions).
-TEACHER_LR=${TEACHER_LR:-2e-3} TEACHER_EPOCHS=${TEACHER_EPOCHS:-6} TEACHER_MICRO_BATCH=${TEACHER_MICRO_BATCH:-32}
+TEACHER_LR=${TEACHER_LR:-3e-3} TEACHER_EPOCHS=${TEACHER_EPOCHS:-10} TEACHER_MICRO_BATCH=${TEACHER_MICRO_BATCH:-32}
 DSS_TEACHER_LR=${DSS_TEACHER_LR:-1e-3} DSS_TEACHER_EPOCHS=${DSS_TEACHER_EPOCHS:-2}
 STUDENT_LR=${STUDENT_LR:-2e-3} STUDENT_EPOCHS=${STUDENT_EPOCHS:-5}
 # MiniLLM at this scale: 96 steps = 12 collections of 128 rollouts, 2 PPO epochs of mini-batches of 32.

@@ -17,9 +17,11 @@ MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-128}
 SEED=${SEED:-10}
 DTYPE=${DTYPE:-fp32}
 BATCH_TOKENS=${BATCH_TOKENS:-65536}
+LABEL_PASS=${LABEL_PASS:-all}            # no-rationale: rows with a rationale take the label it concludes (one pass)
+COT_LABEL_FORMAT=${COT_LABEL_FORMAT:-"{label}"}  # how such a label is written, e.g. "The answer is {label}."
 GEN_ARGS=${GEN_ARGS:-}                   # e.g. "--top-k 1" for greedy decoding
 
 launch tools/generate_rationales.py --model-path "$TEACHER_PATH" --input "$INPUT" --out "$OUT" \
   --template "$TEMPLATE" ${LABEL_TEMPLATE:+--label-template "$LABEL_TEMPLATE"} --dev-num "$DEV_NUM" \
   --max-prompt-length "$MAX_PROMPT_LENGTH" --max-new-tokens "$MAX_NEW_TOKENS" --seed "$SEED" --dtype "$DTYPE" \
-  --batch-tokens "$BATCH_TOKENS" $GEN_ARGS
+  --batch-tokens "$BATCH_TOKENS" --label-pass "$LABEL_PASS" --cot-label-format "$COT_LABEL_FORMAT" $GEN_ARGS
