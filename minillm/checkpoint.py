@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import random
 import re
 import shutil
@@ -206,16 +207,12 @@ def _step_number(folder: Path) -> int:
 
 
 def find_complete_state(run_dir: str | Path, world_size: int) -> tuple[Path | None, list[str]]:
-    """The newest complete training state under {run}/resume (the one `latest` names first, then
-    the others from newest), and why any newer one was passed over."""
+    """The newest complete training state under {run}/resume, and why any newer one was passed
+    over. Completeness is checked, not inferred from `latest` (which names the same state when
+    the last save finished), so a state damaged after its save is passed over too."""
     resume_dir = Path(run_dir) / "resume"
-    pointer = resume_dir / "latest"
-    named = resume_dir / pointer.read_text().strip() if pointer.is_file() else None
     candidates = sorted((p for p in resume_dir.glob("step*") if re.fullmatch(r"step\d+", p.name) and p.is_dir()),
                         key=_step_number, reverse=True)
-    if named is not None and named in candidates:
-        candidates.remove(named)
-        candidates.insert(0, named)
     notes = []
     for folder in candidates:
         problem = manifest_problem(folder, world_size)
@@ -237,7 +234,12 @@ def load_training_state(engine, run_dir: str | Path, rank: int,
     load_path, client_state = engine.load_checkpoint(str(step_dir.parent), tag=step_dir.name)
     if load_path is None:
         raise RuntimeError(f"{step_dir}: DeepSpeed could not load this training state")
-    rank_state = torch.load(step_dir / f"rank{rank}.pt", weights_only=True)
+    rank_file = step_dir / f"rank{rank}.pt"
+    try:
+        rank_state = torch.load(rank_file, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{rank_file}: refused: it holds not only tensors and plain values, so this code did not "
+                         f"write it ({str(err).splitlines()[0]})") from None
     _set_rng_state(rank_state.pop("rng"))
     return RestoredState(client_state, rank_state, step_dir), notes
 
