@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
+import train_minillm
 import train_sft
 from minillm import checkpoint
 from minillm.data.datasets import TokenDataset
@@ -38,18 +39,22 @@ class SimulatedKill(BaseException):
     """Raised at a save phase: nothing after it runs, as after kill -9."""
 
 
-def sft(world, save: Path, *extra: str, data: Path | None = None) -> None:
-    """train_sft.py in this process; the environment it sets (RANK, ...) is put back after."""
+def in_process(main, argv: list[str]) -> None:
+    """An entrypoint's main in this process; the environment it sets (RANK, ...) is put back after."""
     saved = dict(os.environ)
     try:
-        train_sft.main([
-            "--model-path", str(world.student), "--data-dir", str(data or world.processed), "--save", str(save),
-            "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--batch-size", "8",
-            "--micro-batch-size", "8", "--lr", "3e-3", "--total-steps", str(STEPS), "--eval-interval",
-            str(EVAL_EVERY), "--eval-gen-num", "-1", "--log-interval", "1", "--dropout", "0", *extra])
+        main(argv)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def sft(world, save: Path, *extra: str, data: Path | None = None) -> None:
+    in_process(train_sft.main, [
+        "--model-path", str(world.student), "--data-dir", str(data or world.processed), "--save", str(save),
+        "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--batch-size", "8",
+        "--micro-batch-size", "8", "--lr", "3e-3", "--total-steps", str(STEPS), "--eval-interval",
+        str(EVAL_EVERY), "--eval-gen-num", "-1", "--log-interval", "1", "--dropout", "0", *extra])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,6 +96,32 @@ def test_a_diverging_run_skips_non_finite_steps_then_stops_and_never_records_nan
     for entry in checkpoint.read_best(save).values():
         assert entry["value"] == entry["value"] and abs(entry["value"]) != float("inf")
     assert "non-finite loss; optimizer step skipped" in (save / "log.txt").read_text()
+
+
+def test_a_diverging_minillm_run_skips_and_stops_too(world, tmp_path):
+    assert process(world.data, tmp_path / "prompts", world.tokenizer, "--dev-num", "40", "--only-prompt") == 0
+    save = tmp_path / "minillm"
+    with pytest.raises(SystemExit, match=r"1 optimizer steps in a row had a non-finite loss"):
+        in_process(train_minillm.main, [
+            "--model-path", str(world.student), "--teacher-model-path", str(world.teacher),
+            "--data-dir", str(tmp_path / "prompts" / "t"), "--save", str(save), "--max-length", str(MAX_LENGTH),
+            "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--max-new-tokens", "8", "--num-rollouts", "8",
+            "--batch-size", "4", "--micro-batch-size", "4", "--ppo-epochs", "1", "--rollout-batch-size", "8",
+            "--total-steps", "4", "--eval-gen-num", "2", "--lr", "1e20", "--warmup-steps", "0",
+            "--max-nonfinite-steps", "1"])
+    skip, = [r for r in records(save) if r.get("event") == "skip"]
+    assert skip["step"] == 2 and len(skip["items"]) == 8  # the collection's (task stream, item) prompts
+
+
+def test_sampling_from_diverged_weights_says_so():
+    from minillm.generation import SamplingConfig, sample
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_layer=1, n_head=1, n_embd=8, n_positions=16)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="weights have diverged"):
+        sample(model, torch.ones(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.long),
+               SamplingConfig(max_new_tokens=2), eos_token_id=0, pad_token_id=0, generator=torch.Generator())
 
 
 def test_skipping_adamw_leaves_weights_and_moments_untouched_on_a_nan_gradient():
