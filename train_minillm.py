@@ -13,7 +13,7 @@ from minillm.data.datasets import TokenDataset
 from minillm.objectives import KDObjective
 from minillm.ppo.trainer import MiniLLMTrainer
 from minillm.trainer import finish_run
-from minillm.training_setup import load_teacher, prepare_training
+from minillm.training_setup import check_processed_data, load_teacher, prepare_training
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     ptx = ptx_objective = None
     if args.ptx_data_dir:
         ptx = TokenDataset(args.ptx_data_dir, "train", args.max_length)
+        check_processed_data(ptx, setup.tokenizer, args.tokenizer_path or args.model_path, setup.log)
         ptx_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
                                     args.kd_chunk_size, cli.kd_params(args))
     trainer = MiniLLMTrainer(args, setup, teacher, vocab_size, setup.train_set, ptx, ptx_objective)

@@ -63,7 +63,15 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                        help="optimizer steps between evaluations + checkpoints; 0 = once per epoch")
     group.add_argument("--eval-gen-num", type=int, default=0,
                        help="validation prompts used for sampled Rouge-L; 0 = all, -1 = skip generation")
-    group.add_argument("--resume", action="store_true", help="continue from {save}/resume if it exists")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the run in --save from its newest complete training state (a fresh start "
+                            "when the folder is empty or missing); refused if settings that change results differ")
+    group.add_argument("--overwrite", action="store_true",
+                       help="delete whatever --save holds and start a new run (without it, a folder that holds "
+                            "a run is refused unless --resume)")
+    group.add_argument("--max-nonfinite-steps", type=int, default=5,
+                       help="stop with an error after this many optimizer steps in a row with a NaN/inf loss or "
+                            "gradient (each is skipped and logged)")
     group.add_argument("--stop-after-steps", type=int, default=0,
                        help="leave after this many steps in this invocation (time-boxed jobs; "
                             "continue with --resume); 0 = run to the end")
@@ -169,7 +177,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         if args.max_new_tokens == 0:
             args.max_new_tokens = args.max_length - args.max_prompt_length
     need(getattr(args, "max_new_tokens", 1) > 0, "--max-new-tokens must be positive")
-    for flag in ("batch_size", "micro_batch_size", "epochs", "eval_batch_tokens"):
+    for flag in ("batch_size", "micro_batch_size", "epochs", "eval_batch_tokens", "max_nonfinite_steps"):
         if hasattr(args, flag):
             need(getattr(args, flag) > 0, f"--{flag.replace('_', '-')} must be positive")
     for flag in ("total_steps", "warmup_steps", "eval_interval", "max_eval_rows", "stop_after_steps"):
@@ -199,6 +207,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.label_weight <= 1, "--label-weight must be in [0, 1]")
         need(args.rationale_data_dir is None or Path(args.rationale_data_dir).is_dir(),
              f"--rationale-data-dir {args.rationale_data_dir} does not exist")
+    need(not (getattr(args, "resume", False) and getattr(args, "overwrite", False)),
+         "--resume continues the run in --save and --overwrite deletes it: give one of them")
     if getattr(args, "dropout", None) is not None:
         need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
     if hasattr(args, "deepspeed_config"):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from minillm.guard import SkippingAdamW
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -126,14 +128,15 @@ def zero_stage(ds_config: dict) -> int:
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
                     betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and normalisation weights (every parameter with ndim < 2)."""
+    """AdamW without decay on biases and normalisation weights (every parameter with ndim < 2);
+    it skips a step with a non-finite gradient (minillm.guard.SkippingAdamW)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    return SkippingAdamW(groups, lr=lr, betas=betas)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, kind: str, total_steps: int,

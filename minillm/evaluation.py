@@ -140,6 +140,8 @@ def load_eval_set(data_root: str | Path, name: str, prompt_prefix: str = "") -> 
             rows.append(row)
             prompts.append(prompt_prefix + (row.get("prompt") or build_prompt(row["instruction"], row.get("input", ""))))
             refs.append(row["output"])
+    if not rows:
+        raise ValueError(f"{path}: eval set {name!r} has no rows")
     return EvalSet(name, path, rows, prompts, refs)
 
 

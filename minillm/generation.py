@@ -138,6 +138,9 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
         probs = warp_logits(scores, config).softmax(-1)
         if teacher is not None and teacher_mix > 0:
             probs = teacher_mix * step_logits["teacher"].softmax(-1) + (1.0 - teacher_mix) * probs
+        if not bool(torch.isfinite(probs).all()):  # torch's own message never says why
+            raise FloatingPointError(f"sampling, new token {t + 1}: the next-token probabilities are NaN or infinite "
+                                     f"because the model's logits are: its weights have diverged (or hold NaN)")
         drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         drawn = torch.where(finished[rows], pad_token_id, drawn)
         tokens[rows, t] = drawn

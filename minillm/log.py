@@ -12,6 +12,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from minillm.fileio import atomic_write_text
+
 
 class RunLogger:
     def __init__(self, run_dir: str | Path, rank: int = 0, name: str = "log"):
@@ -41,13 +43,25 @@ class RunLogger:
         self._jsonl.write(json.dumps(record) + "\n")
         self.info(" | ".join(f"{k} {_fmt(v)}" for k, v in record.items()))
 
+    def drop_records_after(self, step: int) -> None:
+        """A resumed run continues after `step`: records of later steps (written by a run killed
+        before its next state was complete) go; at step 0 every record goes."""
+        if not self.enabled:
+            return
+        self._jsonl.close()
+        path = self.run_dir / "log.jsonl"
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if step > 0 and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(path, "".join(kept))
+        self._jsonl = open(path, "a", buffering=1)
+
     def config(self, config: dict[str, Any]) -> None:
         """Echo the full configuration at start, and keep it as `config.json` beside the logs."""
         if not self.enabled:
             return
         text = json.dumps(config, indent=2, sort_keys=True, default=str)
         self.info("config:\n" + text)
-        (self.run_dir / "config.json").write_text(text + "\n")
+        atomic_write_text(self.run_dir / "config.json", text + "\n")
 
     def progress(self, total: int, initial: int = 0, desc: str = "train") -> None:
         if self.enabled:

@@ -25,7 +25,7 @@ from minillm.evaluation import generate_texts, score_generations
 from minillm.fileio import atomic_write_json
 from minillm.losses import IGNORE_INDEX
 from minillm.objectives import Objective
-from minillm.training_setup import TrainingSetup
+from minillm.training_setup import TrainingSetup, restore_run
 
 
 @dataclass
@@ -37,6 +37,7 @@ class TrainState:
     tokens_by_stream: dict = field(default_factory=dict)  # task stream -> its input tokens (budgets by data source)
     train_seconds: float = 0.0
     history: list = field(default_factory=list)  # evaluation records
+    skipped_steps: int = 0  # non-finite loss or gradient: no optimizer update (minillm.guard)
 
 
 class TokenTrainer:
@@ -54,18 +55,18 @@ class TokenTrainer:
         self.objective = objective
         self.log = setup.log
         self.sync_ranks = setup.sync_ranks
+        self.setup = setup
         self.eval_interval = args.eval_interval or self.sampler.steps_per_epoch
+        self.guard = setup.guard
         self.state = TrainState()
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
 
     def train(self) -> TrainState:
-        if self.args.resume:
-            restored = checkpoint.load_training_state(self.engine, self.args.save, self.dist.rank)
-            if restored is not None:
-                self.state = TrainState(**restored[0]["train_state"])
-                self.log.info(f"resumed from {self.args.save}/resume at step {self.state.step}")
+        restored = restore_run(self.args, self.setup)
+        if restored is not None:
+            self.state = TrainState(**restored.client_state["train_state"])
         self.log.info(f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch, "
                       f"{self.total_steps} steps in all, evaluation every {self.eval_interval} steps")
         stop_at = self.total_steps
@@ -80,12 +81,16 @@ class TokenTrainer:
             stats = self._train_step(self.state.step)
             self.state.step += 1
             self.state.train_seconds += time.time() - started
-            for name, value in stats.items():
-                window[name] = window.get(name, 0.0) + value
-            window_steps += 1
+            if self.guard.after_step(self.state.step, [stats["loss"]],
+                                     self.sampler.global_indices(self.state.step - 1).tolist()):
+                for name, value in stats.items():
+                    window[name] = window.get(name, 0.0) + value
+                window_steps += 1
+            else:
+                self.state.skipped_steps += 1
             self.log.advance(1, loss=stats["loss"])
             step = self.state.step
-            if step % self.args.log_interval == 0 or step == self.total_steps:
+            if window_steps and (step % self.args.log_interval == 0 or step == self.total_steps):
                 record = {k: v / window_steps for k, v in window.items()}
                 self.log.metrics({"step": step, "epoch": self.sampler.epoch_of(step - 1), **record,
                                   "lr": self.engine.get_lr()[0], "tokens": self.state.tokens})
@@ -121,7 +126,7 @@ class TokenTrainer:
         for batch in batches:
             batch = self._to_device(batch)
             loss_rows, parts = self.objective(self.engine, batch)
-            self.engine.backward((loss_rows * row_scale.to(loss_rows.device)[batch["stream"]]).sum())
+            self.guard.backward((loss_rows * row_scale.to(loss_rows.device)[batch["stream"]]).sum())
             self.engine.step()
             for name, rows in {"loss": loss_rows.detach(), **parts}.items():
                 added = per_stream_sums(batch["stream"], rows, streams)
@@ -179,7 +184,11 @@ class TokenTrainer:
         return score_generations(texts, self.valid_set.references()[:count], self.valid_set.answers()[:count])
 
     def _evaluate_and_save(self, step: int) -> None:
-        metrics = {**self.validation_loss(), **self.validation_generation()}
+        metrics = self.validation_loss()
+        if self.guard.in_a_row:  # sampling from weights that just gave a NaN loss fails on NaN probabilities
+            self.log.info(f"step {step}: no generation at this evaluation: the last step's loss was not finite")
+        else:
+            metrics.update(self.validation_generation())
         record = {"step": step, "epoch": self.sampler.epoch_of(step - 1), **metrics}
         self.state.history.append(record)
         self.log.metrics({"event": "eval", **record})

@@ -6,13 +6,18 @@ import argparse
 import os
 from dataclasses import dataclass
 
+import torch
+
+from minillm import checkpoint
 from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TaskStream, TokenDataset, fraction_subset
+from minillm.data.manifest import check_data_tokenizer
 from minillm.engine import (BatchPlan, DistInfo, build_optimizer, build_scheduler, init_distributed,
                             initialize_engine, load_deepspeed_config, plan_batches, precision_dtype,
                             set_seed, zero_stage)
+from minillm.guard import NonFiniteGuard
 from minillm.log import RunLogger
-from minillm.checkpoint import resolve_checkpoint
 from minillm.modeling import check_same_tokenizer, check_vocabulary, load_model, load_tokenizer, set_dropout
+from minillm.run_folder import check_run_folder, claim_run_folder
 
 
 @dataclass
@@ -27,6 +32,7 @@ class TrainingSetup:
     sampler: GlobalBatchSampler
     total_steps: int
     ds_config: dict
+    guard: NonFiniteGuard
 
     @property
     def valid_set(self) -> TokenDataset:
@@ -40,8 +46,17 @@ class TrainingSetup:
 
 def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     dist_info = init_distributed()
+    verdict = check_run_folder(args)  # every rank, before rank 0 changes the folder
+    checkpoint.barrier()
+    removed = []
+    if dist_info.is_main:
+        claim_run_folder(args, verdict)
+        removed = checkpoint.remove_stale_temporaries(args.save)
+    checkpoint.barrier()
     set_seed(args.seed)
     log = RunLogger(args.save, dist_info.rank)
+    for path in removed:
+        log.info(f"removed {path}: a temporary file of a save that was interrupted")
     log.config({"entrypoint": run_name, "world_size": dist_info.world_size, "device": str(dist_info.device),
                 **vars(args)})
     plan = plan_batches(args.batch_size, args.micro_batch_size, dist_info.world_size)
@@ -50,8 +65,11 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     log.info(f"{plan.describe()}; precision {dtype}, ZeRO stage {zero_stage(ds_config)}, "
              f"{os.environ.get('OMP_NUM_THREADS', 'default')} CPU thread(s) per rank")
 
-    tokenizer = load_tokenizer(args.tokenizer_path or args.model_path)
+    tokenizer_path = args.tokenizer_path or args.model_path
+    tokenizer = load_tokenizer(tokenizer_path)
     train_streams, valid_streams = task_streams(args, "train"), task_streams(args, "valid")
+    for stream in train_streams + valid_streams:
+        check_processed_data(stream.dataset, tokenizer, tokenizer_path, log)
     primary = train_streams[0].dataset
     subset = fraction_subset(len(primary), args.train_fraction) if args.train_fraction < 1 else None
     train_set = PairedStreams(train_streams, subset)
@@ -74,8 +92,35 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     optimizer = build_optimizer(model, args.lr, args.weight_decay, tuple(args.adam_betas))
     scheduler = build_scheduler(optimizer, args.lr_scheduler, total_steps, args.warmup_steps, args.lr_min)
     engine = initialize_engine(model, optimizer, scheduler, ds_config)
+    guard = NonFiniteGuard(engine, args.max_nonfinite_steps, dtype == torch.float16, log)
     return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_streams, sampler, total_steps,
-                         ds_config)
+                         ds_config, guard)
+
+
+def check_processed_data(dataset: TokenDataset, tokenizer, tokenizer_path: str, log: RunLogger) -> None:
+    """Refuse data made with another tokenizer (its manifest) or holding ids outside the vocabulary."""
+    warning = check_data_tokenizer(dataset.data_dir, tokenizer, tokenizer_path)
+    if warning:
+        log.info(f"warning: {warning}")
+    dataset.check_token_ids(len(tokenizer))
+
+
+def restore_run(args: argparse.Namespace, setup: TrainingSetup) -> checkpoint.RestoredState | None:
+    """--resume: load the newest complete training state (saying why a newer one was passed
+    over) and drop what the folder holds beyond it; None = start from step 0."""
+    if not args.resume:
+        return None
+    restored, notes = checkpoint.load_training_state(setup.engine, args.save, setup.dist.rank, setup.dist.world_size)
+    for note in notes:
+        setup.log.info(f"--resume: {note}")
+    state = restored.client_state["train_state"] if restored else {"step": 0, "history": []}
+    checkpoint.discard_after(args.save, state["step"], state["history"], setup.dist.rank)
+    setup.log.drop_records_after(state["step"])
+    if restored:
+        setup.log.info(f"resumed from {restored.step_dir} at step {state['step']}")
+    else:
+        setup.log.info(f"--resume: no complete training state in {args.save}/resume; starting from step 0")
+    return restored
 
 
 def task_streams(args: argparse.Namespace, split: str) -> list[TaskStream]:
@@ -92,7 +137,7 @@ def load_teacher(args: argparse.Namespace, setup: TrainingSetup):
     """The frozen teacher (a model folder, or a run folder's best checkpoint) in the engine's
     precision, a full replica per rank (not partitioned under ZeRO-3); refuses a teacher whose
     tokenizer differs from the student's. Returns (teacher, shared vocabulary size)."""
-    path = resolve_checkpoint(args.teacher_model_path, args.teacher_pick)
+    path = checkpoint.resolve_checkpoint(args.teacher_model_path, args.teacher_pick)
     vocab_size = check_same_tokenizer(setup.tokenizer, load_tokenizer(path))
     teacher = load_model(path, precision_dtype(setup.ds_config), setup.dist.device).eval()
     teacher.requires_grad_(False)

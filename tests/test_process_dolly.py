@@ -115,7 +115,8 @@ def test_full_variant_matches_reference(tmp_path, tiny_tokenizer_dir, tokenizer,
                     "--max-prompt-length", str(MAX_PROMPT_LENGTH)) == 0
     out = tmp_path / "out" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == [
-        "train.jsonl", "train_0.bin", "train_0.idx", "valid.jsonl", "valid_0.bin", "valid_0.idx",
+        "data_manifest.json", "train.jsonl", "train_0.bin", "train_0.idx", "valid.jsonl", "valid_0.bin",
+        "valid_0.idx",
     ]
     examples = expected_examples(ROWS, tokenizer, MAX_PROMPT_LENGTH)
     assert examples[2] is None and all(e is not None for i, e in enumerate(examples) if i != 2)
@@ -154,7 +155,7 @@ def test_prompt_only_variant(tmp_path, tiny_tokenizer_dir, tokenizer, capsys) ->
     assert run_tool(data_dir, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "0", "--only-prompt",
                     "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--max-length", str(max_length)) == 0
     out = tmp_path / "out" / "tiny"
-    assert sorted(p.name for p in out.iterdir()) == ["train.jsonl", "train_0.bin", "train_0.idx"]
+    assert sorted(p.name for p in out.iterdir()) == ["data_manifest.json", "train.jsonl", "train_0.bin", "train_0.idx"]
     kept = [e for e in examples if e is not None and len(e["prompt_ids"]) < max_length]
     assert len(kept) == 4
     assert (out / "train_0.bin").read_bytes() == bin_bytes([e["prompt_ids"] for e in kept])
@@ -185,7 +186,7 @@ def test_output_independent_of_worker_count(tmp_path, tiny_tokenizer_dir) -> Non
         assert run_tool(data_dir, out, tiny_tokenizer_dir, "--dev-num", "50",
                         "--data-process-workers", workers) == 0
         outputs.append({p.name: p.read_bytes() for p in (out / "tiny").iterdir()})
-    assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
+    assert len(outputs[0]) == 7 and outputs[0] == outputs[1]  # the manifest included
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_blank_lines_are_skipped_and_workers_agree(tiny_tokenizer_dir, tmp_path,
         report = capsys.readouterr().out
         documents = len(CORPUS_LINES) - BLANK_LINES
         assert f"documents {documents}, empty lines skipped {BLANK_LINES}" in report
-    assert sorted(outputs["1"]) == ["train_0.bin", "train_0.idx", "valid_0.bin", "valid_0.idx"]
+    assert sorted(outputs["1"]) == ["data_manifest.json", "train_0.bin", "train_0.idx", "valid_0.bin", "valid_0.idx"]
     assert outputs["1"] == outputs["2"]
     chunks = read_chunks(tmp_path / "out1", "valid") + read_chunks(tmp_path / "out1", "train")
     np.testing.assert_array_equal(np.concatenate(chunks),
@@ -104,7 +104,7 @@ def test_max_docs_and_no_validation_split(tiny_tokenizer_dir, tmp_path):
     assert run_tool(corpus, tmp_path / "out", tiny_tokenizer_dir, "--chunk-length", "8",
                     "--dev-num", "0", "--max-docs", "3") == 0
     assert sorted(path.name for path in (tmp_path / "out" / "tiny").iterdir()) == [
-        "train_0.bin", "train_0.idx"]
+        "data_manifest.json", "train_0.bin", "train_0.idx"]
     np.testing.assert_array_equal(np.concatenate(read_chunks(tmp_path / "out", "train")),
                                   whole_chunks(token_stream(first_three, tiny_tokenizer_dir), 8))
 

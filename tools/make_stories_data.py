@@ -14,6 +14,7 @@ Output (`--out`, replaced atomically), in the project's processed format:
   full/{train,valid,test}_0.bin/.idx + {split}.jsonl   prompt + split id + response (SFT, KD, evaluation)
   prompt/{train,valid}_0.bin/.idx + {split}.jsonl      prompts only (MiniLLM's rollouts)
   stories.json                                         teacher, settings, counts
+  {full,prompt}/data_manifest.json                     tokenizer, settings, the teacher files' sha256
 The first `num-valid` samples are the validation split, the next `num-test` the held-out test
 split, the rest training data. Rows whose opening contains EOS are dropped (and counted).
 """
@@ -31,6 +32,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 import torch  # noqa: E402
 
 from minillm.data.indexed import IndexedDatasetWriter, best_dtype, split_id_for  # noqa: E402
+from minillm.data.manifest import write_data_manifest  # noqa: E402
 from minillm.fileio import atomic_directory, atomic_open, atomic_write_json  # noqa: E402
 from minillm.generation import SamplingConfig, sample  # noqa: E402
 from minillm.modeling import load_model, load_tokenizer  # noqa: E402
@@ -91,6 +93,13 @@ def make_stories_data(teacher_dir: str | Path, out: str | Path, num_train: int, 
             write_split(tmp / "full", name, rows, tokenizer, prompt_only=False)
             if name != "test":
                 write_split(tmp / "prompt", name, rows, tokenizer, prompt_only=True)
+        settings = {key: summary[key] for key in ("seed", "prompt_tokens", "continuation_tokens")}
+        teacher_files = sorted(p for p in Path(teacher_dir).iterdir() if p.is_file())
+        for variant in ("full", "prompt"):
+            splits = {name: count for name, count in summary["splits"].items() if variant == "full" or name != "test"}
+            write_data_manifest(tmp / variant, tool="tools/make_stories_data.py", tokenizer=tokenizer,
+                                tokenizer_path=teacher_dir, settings={**settings, "only_prompt": variant == "prompt"},
+                                sources=teacher_files, splits=splits)
         summary["example"] = {"prompt": tokenizer.decode(kept[0][0], skip_special_tokens=True),
                               "output": tokenizer.decode(kept[0][1], skip_special_tokens=True)}
         atomic_write_json(tmp / "stories.json", summary)

@@ -11,6 +11,11 @@ Step-by-step distillation processes the same rationale rows once per task: `--ta
 prefix; rows with an empty target have no such task and are skipped (and counted). The `.jsonl`
 rows then also record `row`, the input line within the split, so the tasks of a question pair up,
 and `answer` (accuracy). `task.json` records the task and its prefix.
+
+The output folder is written under a temporary name and replaces `{processed_data_dir}/{model_type}`
+whole, so no file of an earlier processing survives; `data_manifest.json` records the tokenizer,
+the settings and the source's sha256 (training checks it). An input that leaves no training item
+is an error.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from minillm.data.indexed import IndexedDatasetWriter, best_dtype, split_id_for
+from minillm.data.manifest import write_data_manifest
 from minillm.data.templates import TASK_PREFIXES
-from minillm.fileio import atomic_open, atomic_write_json
+from minillm.fileio import atomic_directory, atomic_open, atomic_write_json
 from minillm.modeling import load_tokenizer
 from minillm.data.processing import (
     DataFormatError,
@@ -39,6 +45,10 @@ from minillm.data.processing import (
 )
 
 TASK_FIELDS = {"label": "output", "rationale": "rationale"}  # the target of each task
+
+
+class NoTrainingDataError(ValueError):
+    """The input leaves no item for the training split."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -184,17 +194,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         else {"train": records}
     )
     output_dir = os.path.join(args.processed_data_dir, args.model_type)
-    os.makedirs(output_dir, exist_ok=True)
     variant = "prompt-only" if args.only_prompt else "full"
     dtype_name = best_dtype(len(tokenizer)).name
     task = f", task {args.task} (prefix {args.task_prefix!r})" if args.task else ""
     print(f"{raw_path}: {len(records)} rows -> {output_dir} ({variant}, dtype {dtype_name}{task})")
-    for name, split_records in splits.items():
-        report = write_split(name, split_records, output_dir, args, tokenizer)
-        print("\n".join(report.lines(args)))
-    if args.task:
-        atomic_write_json(os.path.join(output_dir, "task.json"),
-                          {"task": args.task, "prefix": args.task_prefix, "target_field": args.target_field})
+    try:
+        if not splits["train"]:
+            raise NoTrainingDataError(f"{raw_path}: {len(records)} rows, none left for train after the first "
+                                      f"{args.dev_num} (--dev-num) for valid")
+        with atomic_directory(output_dir) as staging:
+            kept = {}
+            for name, split_records in splits.items():
+                report = write_split(name, split_records, str(staging), args, tokenizer)
+                print("\n".join(report.lines(args)))
+                kept[name] = len(report.prompt_lengths)
+            if not kept["train"]:
+                raise NoTrainingDataError(f"{raw_path}: no training item kept from {len(splits['train'])} rows "
+                                          f"(see the counts above)")
+            if args.task:
+                atomic_write_json(staging / "task.json",
+                                  {"task": args.task, "prefix": args.task_prefix, "target_field": args.target_field})
+            write_data_manifest(staging, tool="tools/process_data_dolly.py", tokenizer=tokenizer,
+                                tokenizer_path=args.model_path, sources=[raw_path], splits=kept, settings={
+                                    "max_prompt_length": args.max_prompt_length, "max_length": args.max_length,
+                                    "dev_num": args.dev_num, "only_prompt": args.only_prompt, "task": args.task,
+                                    "task_prefix": args.task_prefix, "target_field": args.target_field})
+    except (NoTrainingDataError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

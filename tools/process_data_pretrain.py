@@ -5,8 +5,9 @@ documents are concatenated in input order and cut into `--chunk-length`-token ch
 incomplete tail is dropped). The first `--dev-num` chunks form `valid_0`, the rest `train_0`, in
 `{processed_data_dir}/{model_type}/`: the `.bin`/`.idx` format of the instruction data, but with
 no split id, so every position is supervised (ref §2). The corpus is streamed, so its size is
-limited by disk rather than memory, and the splits are published only after the whole corpus has
-been processed, so a failure leaves no output.
+limited by disk rather than memory, and the output folder is published whole (replacing any
+earlier one, with `data_manifest.json`: tokenizer, settings, the corpus's sha256) only after the
+whole corpus has been processed, so a failure leaves no output.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from minillm.data.indexed import IndexedDatasetWriter, best_dtype
+from minillm.data.manifest import write_data_manifest
 from minillm.data.processing import DataFormatError, map_with_tokenizer
+from minillm.fileio import atomic_directory
 from minillm.modeling import load_tokenizer
 
 # Documents per pool task, and how many tasks per worker may wait for the writer: enough to keep
@@ -222,14 +225,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     output_dir = os.path.join(args.processed_data_dir, args.model_type)
     try:
         tokenizer = load_tokenizer(args.model_path)
-        with open(args.data_path, "rb") as corpus:
-            os.makedirs(output_dir, exist_ok=True)
+        with open(args.data_path, "rb") as corpus, atomic_directory(output_dir) as staging:
             dtype_name = best_dtype(len(tokenizer)).name
             print(
                 f"{args.data_path} -> {output_dir} "
                 f"(chunks of {args.chunk_length} tokens, dtype {dtype_name})"
             )
-            report = write_chunks(corpus, args.data_path, output_dir, args, tokenizer)
+            report = write_chunks(corpus, args.data_path, str(staging), args, tokenizer)
+            write_data_manifest(staging, tool="tools/process_data_pretrain.py", tokenizer=tokenizer,
+                                tokenizer_path=args.model_path, sources=[args.data_path], splits=report.chunks,
+                                settings={"chunk_length": args.chunk_length, "dev_num": args.dev_num,
+                                          "max_docs": args.max_docs})
     except (DataFormatError, CorpusTooSmallError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

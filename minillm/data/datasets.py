@@ -44,6 +44,16 @@ class TokenDataset:
     def __len__(self) -> int:
         return len(self.indexed)
 
+    def check_token_ids(self, vocab_size: int) -> None:
+        """Every id must index the model's vocabulary (or be the split id): a corrupt file or one
+        made with a larger tokenizer would otherwise fail mid-training with a bare IndexError."""
+        found = self.indexed.first_invalid_token(vocab_size)
+        if found is not None:
+            item, value = found
+            raise ValueError(f"{self.indexed.prefix}.bin: item {item} holds token id {value}, outside the "
+                             f"vocabulary of {vocab_size} tokens (and not the split id {self.indexed.split_id}); "
+                             f"the file is corrupt or was made with another tokenizer: reprocess it")
+
     def example(self, index: int) -> Example:
         ids = self.indexed[index]
         where = np.flatnonzero(ids == self.indexed.split_id)

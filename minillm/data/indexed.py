@@ -179,6 +179,7 @@ class IndexedDataset:
             raise ValueError(
                 f"{data_file}: truncated, {data_size} bytes but the index needs {needed}"
             )
+        self._items_end = needed
         # np.memmap cannot map an empty file; an empty dataset has no items to view anyway.
         self._data = (
             np.memmap(data_file, mode="r", dtype=np.uint8)
@@ -193,6 +194,19 @@ class IndexedDataset:
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+    def first_invalid_token(self, vocab_size: int, block: int = 1 << 22) -> tuple[int, int] | None:
+        """(item, value) of the first token that is neither in [0, vocab_size) nor the split id,
+        or None. Scans the items' bytes in blocks of `block` tokens, so memory stays bounded."""
+        tokens = self._data[: self._items_end].view(self.dtype.newbyteorder("<"))
+        for start in range(0, len(tokens), block):
+            values = tokens[start : start + block]
+            bad = np.flatnonzero(((values >= vocab_size) | (values < 0)) & (values != self.split_id))
+            if bad.size:
+                position = start + int(bad[0])
+                item = int(np.searchsorted(self.pointers, position * self.dtype.itemsize, side="right")) - 1
+                return item, int(tokens[position])
+        return None
 
     def __getitem__(self, index: int) -> np.ndarray:
         """Tokens of one item, as a read-only view into the memory map."""

@@ -39,9 +39,14 @@ class DataFormatError(ValueError):
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(line_number, object)` for every line; blank or non-object lines are errors."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    """Yield `(line_number, object)` for every line; blank, non-UTF-8 or non-object lines are errors."""
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataFormatError(path, line_number, None,
+                                      f"not valid UTF-8 (byte {error.start} of the line: {error.reason})") from None
             if not line.strip():
                 raise DataFormatError(path, line_number, None, "blank line")
             try:

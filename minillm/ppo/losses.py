@@ -20,6 +20,8 @@ import torch.distributed as dist
 from minillm.losses import divergence
 
 AllReduce = Callable[[torch.Tensor], object]
+# How far (in nats) below its row's largest logit a teacher logit may lie in the single-step term.
+TEACHER_LOGIT_RANGE = 100.0
 
 
 def rewards(teacher_logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor,
@@ -140,7 +142,14 @@ def single_step_regulariser(student_logits: torch.Tensor, teacher_logits: torch.
     weights each sequence's sum (default 1). Both distributions are over the first `vocab_size`
     columns (the tokenizer length). Delegates to the chunked `minillm.losses.divergence`, so
     backward may run once per call.
+
+    Teacher logits more than TEACHER_LOGIT_RANGE below their row's maximum (−inf included: a
+    teacher that forbids a token) are raised to that floor: the exact reverse KL is +inf wherever
+    the student gives such a token mass, and its gradient NaN, which would end the run. The floor
+    gives those tokens p ≤ e^−100 times the top token's, a finite penalty that still pushes the
+    student off them; a teacher whose logits all lie within the range is used bit for bit.
     """
-    per_sequence = divergence("reverse_kl", student_logits, teacher_logits, mask, reduction="rows",
-                              vocab_size=vocab_size)
+    floor = teacher_logits[..., :vocab_size].amax(-1, keepdim=True) - TEACHER_LOGIT_RANGE
+    per_sequence = divergence("reverse_kl", student_logits, torch.maximum(teacher_logits, floor), mask,
+                              reduction="rows", vocab_size=vocab_size)
     return per_sequence.sum() if row_weights is None else (per_sequence * row_weights).sum()

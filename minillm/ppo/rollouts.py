@@ -32,7 +32,14 @@ class Rollouts:
         return len(self.prompts)
 
     def state(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Tensors and lists only, so that a resume state loads with torch.load(weights_only=True)."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["prompts"] = [torch.from_numpy(np.asarray(p, dtype=np.int64)) for p in self.prompts]
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> Rollouts:
+        return cls(**{**state, "prompts": [p.numpy() for p in state["prompts"]]})
 
     def statistics(self) -> dict[str, float]:
         """Per-token reward (log p − log q_old), sequence-level reverse-KL estimate, length."""

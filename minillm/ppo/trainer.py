@@ -31,7 +31,7 @@ from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect
 from minillm.trainer import per_stream_sums
-from minillm.training_setup import TrainingSetup
+from minillm.training_setup import TrainingSetup, restore_run
 
 
 @dataclass
@@ -41,6 +41,7 @@ class MiniLLMState:
     ptx_tokens: int = 0  # pretraining-corpus tokens trained on (all ranks; the budget table's "pretraining")
     train_seconds: float = 0.0
     history: list = field(default_factory=list)
+    skipped_steps: int = 0  # non-finite loss or gradient: no optimizer update (minillm.guard)
 
 
 class MiniLLMTrainer:
@@ -147,7 +148,7 @@ class MiniLLMTrainer:
                 loss = loss + pt_rows.sum() * (scale / max(ptx_tokens, 1.0))
                 parts = {**parts, "pt_loss": pt_rows.detach().sum(),
                          **{f"pt_{n}": v.sum() for n, v in pt_parts.items()}}
-            self.engine.backward(loss)
+            self.setup.guard.backward(loss)
             self.engine.step()
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value)
@@ -161,14 +162,12 @@ class MiniLLMTrainer:
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> MiniLLMState:
         args = self.args
-        if args.resume:
-            restored = checkpoint.load_training_state(self.engine, args.save, self.dist.rank)
-            if restored is not None:
-                client, mine = restored
-                self.state = MiniLLMState(**client["train_state"])
-                self.collection_stats = client["collection_stats"]
-                self.rollouts = Rollouts(**mine["rollouts"]) if mine.get("rollouts") else None
-                self.log.info(f"resumed from {args.save}/resume at step {self.state.step}")
+        restored = restore_run(args, self.setup)
+        if restored is not None:
+            self.state = MiniLLMState(**restored.client_state["train_state"])
+            self.collection_stats = restored.client_state["collection_stats"]
+            saved = restored.rank_state.get("rollouts")
+            self.rollouts = Rollouts.from_state(saved) if saved else None
         self.log.info(f"{args.num_rollouts} rollouts per collection ({self.rollouts_per_rank} per rank), "
                       f"{args.ppo_epochs} PPO epochs, {self.plan.describe()} rollouts per step -> "
                       f"{self.steps_per_collection} steps per collection, {args.total_steps} steps in all; "
@@ -186,8 +185,11 @@ class MiniLLMTrainer:
             self.state.step += 1
             self.state.train_seconds += time.time() - started
             step = self.state.step
+            losses = [value for name, value in stats.items() if name.endswith("_loss")]
+            finite = self.setup.guard.after_step(step, losses, self._collection_items(step - 1))
+            self.state.skipped_steps += not finite
             self.log.advance(1, reward=self.collection_stats["reward"])
-            if step % args.log_interval == 0 or step == args.total_steps:
+            if finite and (step % args.log_interval == 0 or step == args.total_steps):
                 self.log.metrics({"step": step, **self.collection_stats, **stats, "lr": self.engine.get_lr()[0],
                                   "rollout_tokens": self.state.rollout_tokens})
             if step % self.setup_eval_interval == 0 or step == args.total_steps:
@@ -223,8 +225,18 @@ class MiniLLMTrainer:
                 "rev_kl": float(-log_ratio.mean()), "reward": float(log_ratio.sum() / max(lengths.sum(), 1.0)),
                 "response_len": float(lengths.mean())}
 
+    def _collection_items(self, step: int) -> list[list[int]]:
+        """(task stream, item) of the prompts behind this rank's rollouts of `step`'s collection."""
+        share = self.prompt_sampler.micro_batches(step // self.steps_per_collection, self.dist.rank,
+                                                  self.dist.world_size, self.rollouts_per_rank)[0]
+        return [list(self.prompt_pool[int(i)]) for i in share]
+
     def _evaluate_and_save(self, step: int) -> None:
-        metrics = self.evaluate()
+        if self.setup.guard.in_a_row:  # sampling from weights that just gave a NaN loss fails on NaN probabilities
+            self.log.info(f"step {step}: no evaluation: the last step's loss was not finite")
+            metrics = {}
+        else:
+            metrics = self.evaluate()
         record = {"step": step, **metrics}
         self.state.history.append(record)
         self.log.metrics({"event": "eval", **record})

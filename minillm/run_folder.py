@@ -1,0 +1,110 @@
+"""A run folder belongs to one run: what may start or continue in it.
+
+At start, `{save}/run.json` records the run's identity: every flag that changes what the run
+computes, with each path flag replaced by a fingerprint of what it points to (data, tokenizer,
+model, teacher, DeepSpeed config). Then:
+  - a folder that already holds files is refused without --resume (--overwrite empties it first);
+  - --resume compares the identity with the recorded one and refuses any difference, listing
+    them; only the flags in RESUMABLE_CHANGES (how the run is watched and split, not what it
+    computes) may change;
+  - --resume in an empty or missing folder starts fresh (the comparison driver always passes it).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from minillm.data.manifest import DATA_MANIFEST
+from minillm.fileio import atomic_write_json
+
+RUN_FILE = "run.json"
+# Flags a resumed run may change: they decide when it evaluates, logs or stops, how its global
+# batch is split into micro-batches, and where files go; not the trajectory.
+RESUMABLE_CHANGES = frozenset({"eval_interval", "log_interval", "stop_after_steps", "eval_batch_tokens",
+                               "micro_batch_size", "max_nonfinite_steps", "resume", "overwrite", "local_rank",
+                               "save"})
+# Path flags compared by the content they point to, not by their spelling.
+FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "ptx_data_dir", "model_path", "tokenizer_path",
+                       "teacher_model_path", "deepspeed_config")
+# Files up to this size are hashed; larger ones (weights, optimizer states) count by size, so that
+# a start does not read gigabytes.
+HASHED_FILE_BYTES = 1 << 20
+
+
+def fingerprint(path: str | Path | None) -> str | None:
+    """sha256 of a file, or of a folder's data manifest when it has one, else of its file list
+    (relative name, size, and the content hash of every file up to HASHED_FILE_BYTES)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if not path.is_dir():
+        return f"missing: {path}"
+    if (path / DATA_MANIFEST).is_file():
+        return hashlib.sha256((path / DATA_MANIFEST).read_bytes()).hexdigest()
+    entries = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        size = file.stat().st_size
+        content = hashlib.sha256(file.read_bytes()).hexdigest() if size <= HASHED_FILE_BYTES else None
+        entries.append([str(file.relative_to(path)), size, content])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def run_identity(args: argparse.Namespace) -> dict:
+    """What decides the run's results: flags (JSON values) and the fingerprints of path flags."""
+    identity = {}
+    for name, value in sorted(vars(args).items()):
+        if name in RESUMABLE_CHANGES:
+            continue
+        identity[name] = fingerprint(value) if name in FINGERPRINTED_PATHS else json.loads(json.dumps(value, default=str))
+    return identity
+
+
+def identity_differences(recorded: dict, current: dict) -> list[str]:
+    lines = []
+    for name in sorted(recorded.keys() | current.keys()):
+        before, after = recorded.get(name, "(absent)"), current.get(name, "(absent)")
+        if before != after:
+            flag = "--" + name.replace("_", "-")
+            what = "content changed (fingerprint)" if name in FINGERPRINTED_PATHS else f"{before!r} -> {after!r}"
+            lines.append(f"  {flag}: {what}")
+    return lines
+
+
+def check_run_folder(args: argparse.Namespace) -> str:
+    """What to do with {save}: "fresh" (nothing there, or --overwrite), "continue" (--resume of
+    the same run). Raises SystemExit with the reason when the folder belongs to another run.
+    Reads only, so that every rank reaches the same verdict before rank 0 changes anything."""
+    save = Path(args.save)
+    held = sorted(p.name for p in save.iterdir()) if save.is_dir() else []
+    if args.overwrite or not held:
+        return "fresh"
+    if not args.resume:
+        raise SystemExit(f"error: {save} already holds a run ({', '.join(held[:6])}{', ...' if len(held) > 6 else ''}); "
+                         f"pass --resume to continue it or --overwrite to delete it and start again")
+    run_file = save / RUN_FILE
+    if not run_file.is_file():
+        raise SystemExit(f"error: --resume: {save} holds files but no {RUN_FILE}, so nothing says which run they "
+                         f"belong to; pass --overwrite to delete them and start again")
+    differences = identity_differences(json.loads(run_file.read_text()), run_identity(args))
+    if differences:
+        raise SystemExit(f"error: --resume: these settings differ from the run in {save} ({run_file}):\n"
+                         + "\n".join(differences)
+                         + f"\nresume with the recorded settings, or start a new run (another --save, or --overwrite); "
+                           f"only {', '.join('--' + n.replace('_', '-') for n in sorted(RESUMABLE_CHANGES - {'resume', 'overwrite', 'local_rank', 'save'}))} may change")
+    return "continue"
+
+
+def claim_run_folder(args: argparse.Namespace, verdict: str) -> None:
+    """Rank 0, after every rank has its verdict: empty the folder for a fresh run and record the
+    identity."""
+    save = Path(args.save)
+    if verdict == "fresh" and save.is_dir():
+        for path in save.iterdir():
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if not (save / RUN_FILE).is_file():
+        atomic_write_json(save / RUN_FILE, run_identity(args))

@@ -1,0 +1,340 @@
+"""Runs that cannot silently go wrong (issue 12): each numbered reproduction of the issue, and a
+fault-injection test that stops a run at every phase of a save.
+
+Training runs in this process (one process group for the module) to keep the file fast; a
+"kill" is an exception raised from `checkpoint.save_phase_hook` at the chosen phase, which stops
+the run exactly there (a kill's one extra effect, the temporary folder an atomic save leaves
+behind, is planted by hand).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+import train_minillm
+import train_sft
+from minillm import checkpoint
+from minillm.data.datasets import TokenDataset
+from minillm.evaluation import load_eval_set
+from minillm.guard import SkippingAdamW
+from minillm.losses import divergence
+from minillm.modeling import load_tokenizer
+from minillm.ppo import losses as ppo
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool
+
+PROCESS_DOLLY = load_tool("process_data_dolly")
+STEPS, EVAL_EVERY = 6, 2
+
+
+class SimulatedKill(BaseException):
+    """Raised at a save phase: nothing after it runs, as after kill -9."""
+
+
+def in_process(main, argv: list[str]) -> None:
+    """An entrypoint's main in this process; the environment it sets (RANK, ...) is put back after."""
+    saved = dict(os.environ)
+    try:
+        main(argv)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def sft(world, save: Path, *extra: str, data: Path | None = None) -> None:
+    in_process(train_sft.main, [
+        "--model-path", str(world.student), "--data-dir", str(data or world.processed), "--save", str(save),
+        "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--batch-size", "8",
+        "--micro-batch-size", "8", "--lr", "3e-3", "--total-steps", str(STEPS), "--eval-interval",
+        str(EVAL_EVERY), "--eval-gen-num", "-1", "--log-interval", "1", "--dropout", "0", *extra])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_process_group():
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def straight(world, tmp_path_factory) -> Path:
+    """The uninterrupted run every other run is compared with."""
+    save = tmp_path_factory.mktemp("straight") / "run"
+    sft(world, save)
+    return save
+
+
+def weights(run: Path, step: int = STEPS) -> dict[str, torch.Tensor]:
+    return load_file(run / str(step) / "model.safetensors")
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in open(run / "log.jsonl")]
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+# -- 1. NaN / inf ---------------------------------------------------------------------------------
+
+def test_a_diverging_run_skips_non_finite_steps_then_stops_and_never_records_nan_as_best(world, tmp_path):
+    save = tmp_path / "diverge"
+    with pytest.raises(SystemExit, match=r"3 optimizer steps in a row had a non-finite loss"):
+        sft(world, save, "--lr", "1e20", "--total-steps", "40", "--max-nonfinite-steps", "3")
+    skips = [r for r in records(save) if r.get("event") == "skip"]
+    assert len(skips) == 3 and skips[0]["reason"] == "non-finite loss" and len(skips[0]["items"]) == 8
+    assert all(math.isfinite(entry["value"]) for entry in checkpoint.read_best(save).values())
+    assert "non-finite loss; optimizer step skipped" in (save / "log.txt").read_text()
+
+
+def test_a_diverging_minillm_run_skips_and_stops_too(world, tmp_path):
+    assert process(world.data, tmp_path / "prompts", world.tokenizer, "--dev-num", "40", "--only-prompt") == 0
+    save = tmp_path / "minillm"
+    with pytest.raises(SystemExit, match=r"1 optimizer steps in a row had a non-finite loss"):
+        in_process(train_minillm.main, [
+            "--model-path", str(world.student), "--teacher-model-path", str(world.teacher),
+            "--data-dir", str(tmp_path / "prompts" / "t"), "--save", str(save), "--max-length", str(MAX_LENGTH),
+            "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--max-new-tokens", "8", "--num-rollouts", "8",
+            "--batch-size", "4", "--micro-batch-size", "4", "--ppo-epochs", "1", "--rollout-batch-size", "8",
+            "--total-steps", "4", "--eval-gen-num", "2", "--lr", "1e20", "--warmup-steps", "0",
+            "--max-nonfinite-steps", "1"])
+    skip, = [r for r in records(save) if r.get("event") == "skip"]
+    assert skip["step"] == 2 and len(skip["items"]) == 8  # the collection's (task stream, item) prompts
+
+
+def test_sampling_from_diverged_weights_says_so():
+    from minillm.generation import SamplingConfig, sample
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_layer=1, n_head=1, n_embd=8, n_positions=16)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="weights have diverged"):
+        sample(model, torch.ones(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.long),
+               SamplingConfig(max_new_tokens=2), eos_token_id=0, pad_token_id=0, generator=torch.Generator())
+
+
+def test_skipping_adamw_leaves_weights_and_moments_untouched_on_a_nan_gradient():
+    layer = torch.nn.Linear(3, 2)
+    optimizer = SkippingAdamW(layer.parameters(), lr=0.1)
+    layer(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    before = ([p.detach().clone() for p in layer.parameters()],
+              [s["exp_avg"].clone() for s in optimizer.state.values()])
+    layer.weight.grad.fill_(float("nan"))
+    optimizer.step()
+    assert optimizer.overflow
+    assert all(torch.equal(a, b) for a, b in zip(before[0], layer.parameters()))
+    assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(before[1], optimizer.state.values()))
+
+
+def test_best_json_ignores_nan(tmp_path):
+    assert checkpoint.update_best(tmp_path, {"valid_loss": float("nan")}, 4, tmp_path / "4") == []
+    assert checkpoint.update_best(tmp_path, {"valid_loss": 2.0}, 8, tmp_path / "8") == ["valid_loss"]
+    assert checkpoint.update_best(tmp_path, {"valid_loss": float("-inf")}, 12, tmp_path / "12") == []
+    assert checkpoint.best_checkpoint(tmp_path, "valid_loss") == tmp_path / "8"
+
+
+def test_minillm_single_step_term_and_rewards_are_finite_for_minus_inf_teacher_logits():
+    torch.manual_seed(0)
+    student = torch.randn(2, 3, 7, requires_grad=True)
+    teacher = torch.randn(2, 3, 7)
+    mask = torch.ones(2, 3)
+    plain = ppo.single_step_regulariser(student, teacher, mask, 7)
+    assert torch.equal(plain, divergence("reverse_kl", student, teacher, mask, reduction="rows", vocab_size=7).sum())
+    teacher[0, 1, 2] = -float("inf")  # the teacher forbids one token here
+    teacher[1, 0, :3] = -float("inf")  # and three there
+    regulariser = ppo.single_step_regulariser(student, teacher, mask, 7)
+    regulariser.backward()
+    assert torch.isfinite(regulariser) and torch.isfinite(student.grad).all()
+    assert regulariser > plain.detach()  # the forbidden tokens still cost the student
+    teacher_logprobs = torch.tensor([[-float("inf"), -1.0]])
+    reward = ppo.rewards(teacher_logprobs, torch.tensor([[-2.0, -2.0]]), torch.ones(1, 2))
+    assert torch.equal(reward, torch.tensor([[-100.0, 2.0]]))
+
+
+# -- 2. one run per folder ------------------------------------------------------------------------
+
+def test_a_folder_that_holds_a_run_is_refused_without_resume_and_replaced_with_overwrite(world, straight, tmp_path):
+    save = copy_run(straight, tmp_path / "reused")
+    with pytest.raises(SystemExit, match="already holds a run .*--resume .*--overwrite"):
+        sft(world, save, "--lr", "2e-3")
+    (save / "planted").write_text("from the old run")
+    sft(world, save, "--lr", "2e-3", "--total-steps", "2", "--overwrite")
+    assert not (save / "planted").exists() and not (save / "4").exists()
+    assert checkpoint.read_best(save)["valid_loss"]["step"] == 2
+
+
+# -- 3 + the fault-injection test: resume state ---------------------------------------------------
+
+KILLS = [("model_written", 2), ("model_saved", 2), ("best_updated", 2), ("engine_state_written", 4),
+         ("rank_state_written", 4), ("pointer_moved", 4), ("model_saved", 6)]
+
+
+def test_a_run_killed_at_every_save_phase_resumes_to_the_uninterrupted_weights(world, straight, tmp_path,
+                                                                                monkeypatch):
+    assert {phase for phase, _ in KILLS} == set(checkpoint.SAVE_PHASES)
+    save = tmp_path / "killed"
+    for phase, step in KILLS:
+        def hook(reached: str, at: int, phase=phase, step=step):
+            if (reached, at) == (phase, step):
+                raise SimulatedKill(f"{phase}@{step}")
+        monkeypatch.setattr(checkpoint, "save_phase_hook", hook)
+        with pytest.raises(SimulatedKill):
+            sft(world, save, "--resume")  # the driver's way: --resume from the very first run
+        if phase == "model_written":  # a kill in the middle of the model save leaves a full-size temporary folder
+            shutil.copytree(straight / str(step), save / f".{step}.k1ll3d00")
+    monkeypatch.setattr(checkpoint, "save_phase_hook", None)
+    sft(world, save, "--resume")
+    for name, tensor in weights(straight).items():
+        assert torch.equal(tensor, weights(save)[name]), name
+    log = records(save)
+    assert [r["step"] for r in log if "event" not in r] == list(range(1, STEPS + 1))
+    assert [r["step"] for r in log if r.get("event") == "eval"] == list(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY))
+    assert ({k: (v["value"], v["step"]) for k, v in checkpoint.read_best(save).items()}
+            == {k: (v["value"], v["step"]) for k, v in checkpoint.read_best(straight).items()})
+    assert not list(save.glob(".*")) and [p.name for p in (save / "resume").glob("step*")] == [f"step{STEPS}"]
+    text = (save / "log.txt").read_text()
+    assert "a temporary file of a save that was interrupted" in text
+    assert "passed over step4" in text  # killed after DeepSpeed's files: step4 had no manifest
+
+
+def test_a_damaged_newest_state_is_passed_over_and_said_so(world, straight, tmp_path):
+    """The issue's reproduction: the newest state loses rank0.pt. It was complete, so older
+    states were pruned: the run restarts from step 0 (and says why) instead of failing forever."""
+    save = copy_run(straight, tmp_path / "damaged")
+    (save / "resume" / f"step{STEPS}" / "rank0.pt").unlink()
+    sft(world, save, "--resume", "--stop-after-steps", "1")
+    text = (save / "log.txt").read_text()
+    assert f"passed over step{STEPS}" in text and "rank0.pt" in text and "starting from step 0" in text
+    assert [r["step"] for r in records(save)] == [1] and not (save / "best.json").exists()
+    assert not (save / str(STEPS)).exists()
+
+
+# -- 4. changed settings --------------------------------------------------------------------------
+
+def test_resume_refuses_changed_settings_and_lists_them(world, straight, tmp_path, tiny_tokenizer_dir):
+    save = copy_run(straight, tmp_path / "changed")
+    with pytest.raises(SystemExit) as refused:
+        sft(world, save, "--resume", "--lr", "6e-3", "--batch-size", "16", data=other_tokenizer_data(
+            world, tiny_tokenizer_dir, tmp_path))
+    message = str(refused.value)
+    assert "--lr: 0.003 -> 0.006" in message and "--batch-size: 8 -> 16" in message
+    assert "--data-dir: content changed" in message
+    sft(world, save, "--resume", "--eval-interval", "3", "--log-interval", "2")  # what cannot change results
+
+
+# -- 5. crafted resume state ----------------------------------------------------------------------
+
+class Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.parametrize("target", ["rank0.pt", "mp_rank_00_model_states.pt"])
+def test_a_planted_pickle_never_runs(world, straight, tmp_path, target):
+    save = copy_run(straight, tmp_path / "planted")
+    state = save / "resume" / f"step{STEPS}"
+    marker = tmp_path / "marker"
+    (state / target).write_bytes(pickle.dumps({"rng": Payload(marker)}))
+    sft(world, save, "--resume", "--stop-after-steps", "1")  # sha256 differs: passed over
+    assert not marker.exists() and "sha256 differs" in (save / "log.txt").read_text()
+    if target == "rank0.pt":  # even with a forged manifest, our state loads as weights only
+        shutil.rmtree(save)
+        save = copy_run(straight, tmp_path / "forged")
+        state = save / "resume" / f"step{STEPS}"
+        (state / target).write_bytes(pickle.dumps({"rng": Payload(marker)}))
+        checkpoint.write_manifest(state)
+        with pytest.raises(ValueError, match=r"rank0.pt: refused: .*not only tensors and plain values"):
+            sft(world, save, "--resume")
+        assert not marker.exists()
+
+
+# -- 6. data provenance ---------------------------------------------------------------------------
+
+def process(data_dir: Path, out: Path, tokenizer: Path, *extra: str) -> int:
+    return PROCESS_DOLLY.main(["--data-dir", str(data_dir), "--processed-data-dir", str(out), "--model-path",
+                               str(tokenizer), "--model-type", "t", "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+                               "--max-length", str(MAX_LENGTH), *extra])
+
+
+def other_tokenizer_data(world, tokenizer: Path, tmp_path: Path) -> Path:
+    assert process(world.data, tmp_path / "other", tokenizer, "--dev-num", "40") == 0
+    return tmp_path / "other" / "t"
+
+
+def test_data_from_another_tokenizer_is_refused_naming_both(world, tmp_path, tiny_tokenizer_dir):
+    data = other_tokenizer_data(world, tiny_tokenizer_dir, tmp_path)
+    with pytest.raises(ValueError, match=rf"tokenized with {tiny_tokenizer_dir} .* model's tokenizer is "
+                                         rf"{world.student}"):
+        sft(world, tmp_path / "run", data=data)
+
+
+def test_corrupted_token_bytes_are_refused_naming_file_and_item(world, tmp_path):
+    data = Path(shutil.copytree(world.processed, tmp_path / "data"))
+    dataset = TokenDataset(data, "train", MAX_LENGTH)
+    offset = int(dataset.indexed.pointers[7]) + 2 * 3  # uint16 ids: the 4th token of item 7
+    with open(data / "train_0.bin", "r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xfe\xff")
+    with pytest.raises(ValueError, match=r"train_0.bin: item 7 holds token id 65534, outside the vocabulary"):
+        TokenDataset(data, "train", MAX_LENGTH).check_token_ids(len(load_tokenizer(world.tokenizer)))
+
+
+def write_rows(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "raw.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+ROWS = [{"instruction": f"Add {i} and {i}.", "input": "", "output": f"It is {2 * i}.", "rationale": f"{i}+{i}",
+         "answer": str(2 * i)} for i in range(6)]
+
+
+def test_processing_replaces_the_whole_folder_and_records_a_manifest(tmp_path, tiny_tokenizer_dir):
+    data = write_rows(tmp_path / "raw", ROWS)
+    assert process(data, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "2", "--task", "label") == 0
+    assert (tmp_path / "out" / "t" / "task.json").is_file()
+    assert process(data, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "0") == 0
+    out = tmp_path / "out" / "t"
+    assert sorted(p.name for p in out.iterdir()) == ["data_manifest.json", "train.jsonl", "train_0.bin",
+                                                     "train_0.idx"]
+    manifest = json.loads((out / "data_manifest.json").read_text())
+    assert manifest["tokenizer"]["path"] == str(tiny_tokenizer_dir) and manifest["settings"]["dev_num"] == 0
+    assert manifest["sources"] == {str(data / "raw.jsonl"): checkpoint.file_sha256(data / "raw.jsonl")}
+    assert manifest["splits"] == {"train": 6} and not list((tmp_path / "out").glob(".*"))
+
+
+@pytest.mark.parametrize(("content", "extra", "expected"), [
+    (b'{"instruction": "a", "output": "b"}\n{"instruction": "\xff", "output": "b"}\n', (),
+     r"raw.jsonl:2: not valid UTF-8"),
+    (b"", (), r"raw.jsonl: 0 rows, none left for train"),
+    (b'{"instruction": "a", "output": "b"}\n', ("--dev-num", "5"), r"raw.jsonl: 1 rows, none left for train"),
+])
+def test_bad_raw_input_is_an_error_naming_the_file(tmp_path, tiny_tokenizer_dir, capsys, content, extra, expected):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "raw.jsonl").write_bytes(content)
+    assert process(tmp_path / "raw", tmp_path / "out", tiny_tokenizer_dir, *extra) == 1
+    error = capsys.readouterr().err
+    assert re.search(expected, error) and "Traceback" not in error
+    assert not (tmp_path / "out" / "t").exists()
+
+
+def test_an_empty_eval_set_names_its_file(tmp_path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "valid.jsonl").write_text("")
+    with pytest.raises(ValueError, match=r"tiny/valid.jsonl: eval set 'tiny' has no rows"):
+        load_eval_set(tmp_path, "tiny")
