@@ -4,8 +4,9 @@ Everything the tiny end-to-end pipeline needs is generated offline from one seed
 project runs without a download. The testbed is built so that a comparison of distillation
 methods means something at ~1M parameters:
   - the teacher can do every task: a reasoning question composes facts about 24 animals (size,
-    home, food, look; memorised from the open-ended families and the reasoning rows themselves)
-    with one easy comparison (which of two is bigger, which of three eats X or lives in Y), and its gold
+    home, food, look, legs; memorised from the open-ended families and the reasoning rows
+    themselves) with one easy comparison (which of three is the biggest, which of two has more
+    legs), and its gold
     answer is chain of thought: the recalled facts, then "So the answer is X." — each step easy
     for a 4-layer GPT-2, so the teacher's greedy answers are right (README: ≥ 80% per family);
   - a small student trained from scratch cannot memorise everything the teacher does, so
@@ -153,45 +154,48 @@ def _reasoning_row(family: str, instruction: str, answer: str, rationale: str, i
 
 
 SIZE_ORDER: tuple[str, ...] = ("tiny", "small", "medium-sized", "large", "huge")
+# Legs per animal: a fact only the "more_legs" reasoning rows state.
+LEGS: dict[str, int] = {
+    "fox": 4, "wolf": 4, "bear": 4, "rabbit": 4, "owl": 2, "eagle": 2, "camel": 4, "lizard": 4, "frog": 4,
+    "duck": 2, "otter": 4, "beaver": 4, "shark": 0, "whale": 0, "crab": 10, "tiger": 4, "monkey": 4,
+    "parrot": 2, "elephant": 4, "zebra": 4, "giraffe": 4, "hedgehog": 4, "snail": 0, "bat": 2,
+}
 
 
-def bigger_animal(rng: random.Random) -> Row:
-    """Which of two animals of different sizes is bigger: two recalled facts, then a comparison."""
-    first, second = rng.sample([a for a in ANIMALS], 2)
-    while ANIMALS[first][0] == ANIMALS[second][0]:
-        first, second = rng.sample(list(ANIMALS), 2)
-    sizes = {animal: ANIMALS[animal][0] for animal in (first, second)}
-    winner = max(sizes, key=lambda animal: SIZE_ORDER.index(sizes[animal]))
-    instruction = rng.choice((f"Which is bigger, {_with_article(first)} or {_with_article(second)}?",
-                              f"Which animal is larger: the {first} or the {second}?"))
-    rationale = f"The {first} is {sizes[first]}. The {second} is {sizes[second]}."
-    return _reasoning_row("bigger", instruction, winner, rationale)
+def _rank_animals(rng: random.Random, family: str, count: int, rank: Callable[[str], int],
+                  questions: tuple[str, ...], fact: Callable[[str], str]) -> Row:
+    """Which of `count` animals (all of different rank) ranks highest: their recalled facts, then
+    one comparison. The answer depends on the whole set, so no single remembered association
+    gives it away (a question naming one food or place would: the model answers from memory)."""
+    animals = rng.sample(list(ANIMALS), count)
+    while len({rank(animal) for animal in animals}) < count:
+        animals = rng.sample(list(ANIMALS), count)
+    names = {f"a{i}": _with_article(animal) for i, animal in enumerate(animals)}
+    instruction = rng.choice(questions).format(*animals, **names)
+    rationale = " ".join(fact(animal) for animal in animals)
+    return _reasoning_row(family, instruction, max(animals, key=rank), rationale)
 
 
-def _which_of_three(rng: random.Random, family: str, aspect: int, question: str, fact: str) -> Row:
-    """Which of three animals has a given value of one fact (exactly one does): three recalled
-    facts, matched against the question. `aspect` indexes ANIMALS' columns; `question` and
-    `fact` are templates over {value} (and {a}, {b}, {c} / {animal})."""
-    answer = rng.choice(list(ANIMALS))
-    value = ANIMALS[answer][aspect]
-    animals = [answer, *rng.sample([a for a, facts in ANIMALS.items() if facts[aspect] != value], 2)]
-    rng.shuffle(animals)
-    instruction = question.format(value=value, a=animals[0], b=animals[1], c=animals[2])
-    rationale = " ".join(fact.format(animal=animal, value=ANIMALS[animal][aspect]) for animal in animals)
-    return _reasoning_row(family, instruction, answer, rationale)
+def _size_rank(animal: str) -> int:
+    return SIZE_ORDER.index(ANIMALS[animal][0])
 
 
-def which_eats(rng: random.Random) -> Row:
-    """Which of three animals eats a given food."""
-    return _which_of_three(rng, "which_eats", 2, "Which of these animals eats {value}: the {a}, the {b} or the {c}?",
-                           "The {animal} eats {value}.")
+def _size_fact(animal: str) -> str:
+    return f"The {animal} is {ANIMALS[animal][0]}."
 
 
-def which_lives(rng: random.Random) -> Row:
-    """Which of three animals lives in a given place."""
-    return _which_of_three(rng, "which_lives", 1,
-                           "Which of these animals lives in the {value}: the {a}, the {b} or the {c}?",
-                           "The {animal} lives in the {value}.")
+def biggest_animal(rng: random.Random) -> Row:
+    """Which of three animals of different sizes is the biggest."""
+    return _rank_animals(rng, "biggest", 3, _size_rank,
+                         ("Which is the biggest: the {0}, the {1} or the {2}?",
+                          "Which of these animals is the largest: the {0}, the {1} or the {2}?"), _size_fact)
+
+
+def more_legs(rng: random.Random) -> Row:
+    """Which of two animals has more legs."""
+    return _rank_animals(rng, "more_legs", 2, LEGS.__getitem__,
+                         ("Which has more legs, {a0} or {a1}?", "Which animal has more legs: the {0} or the {1}?"),
+                         lambda animal: f"The {animal} has {LEGS[animal]} legs.")
 
 
 # ---------------------------------------------------------------- open-ended (scored by Rouge-L)
@@ -269,15 +273,14 @@ def name_an_example(rng: random.Random) -> Row:
 
 
 FAMILIES: dict[str, Callable[[random.Random], Row]] = {
-    "bigger": bigger_animal,
-    "which_eats": which_eats,
-    "which_lives": which_lives,
+    "biggest": biggest_animal,
+    "more_legs": more_legs,
     "describe": describe_animal,
     "extract": extract_category,
     "compare": compare_animals,
     "name": name_an_example,
 }
-REASONING_FAMILIES: tuple[str, ...] = ("bigger", "which_eats", "which_lives")
+REASONING_FAMILIES: tuple[str, ...] = ("biggest", "more_legs")
 # Families whose prompts recur by design (a few dozen questions, many valid answers each): their
 # dev/test rows may repeat a training prompt, since what is tested is the set of answers.
 MULTI_ANSWER_FAMILIES: tuple[str, ...] = ("name",)
@@ -353,7 +356,7 @@ def pretrain_document(rng: random.Random) -> str:
 
 
 def write_default_dataset(out_dir: Path, seed: int = 0, n_train: int = 3000, n_dev: int = 200,
-                          n_test: int = 350, n_pretrain: int = 2000) -> dict[str, Path]:
+                          n_test: int = 300, n_pretrain: int = 2000) -> dict[str, Path]:
     """Write raw.jsonl (dev rows first, then train), valid.jsonl (test, with prompts), pretrain.txt.
 
     Dev and test prompts are distinct from each other and from every train prompt (but for the

@@ -18,6 +18,7 @@ from minillm.metrics import answer_correct
 from minillm.synthetic import (
     ANIMALS,
     FAMILIES,
+    LEGS,
     MULTI_ANSWER_FAMILIES,
     REASONING_FAMILIES,
     SIZE_ORDER,
@@ -37,22 +38,22 @@ def _load_builder():
     return module
 
 
-def _answer_bigger(row: dict) -> str:
-    first, second = re.search(r"(?:an?|the) (\w+) or (?:an?|the) (\w+)\?", row["instruction"]).groups()
-    sizes = {animal: SIZE_ORDER.index(ANIMALS[animal][0]) for animal in (first, second)}
-    assert sizes[first] != sizes[second]
-    return max(sizes, key=sizes.get)
+def _listed(row: dict) -> list[str]:
+    """The animals a question names, in order."""
+    return [word for word in re.findall(r"\w+", row["instruction"]) if word in ANIMALS]
 
 
-def _answer_which(row: dict, aspect: int) -> str:
-    value, *animals = re.fullmatch(r"Which of these animals (?:eats|lives in the) (.+): the (\w+), the (\w+) or "
-                                   r"the (\w+)\?", row["instruction"]).groups()
-    [answer] = [animal for animal in animals if ANIMALS[animal][aspect] == value]
-    return answer
+def _largest(animals: list[str], rank) -> str:
+    assert len({rank(animal) for animal in animals}) == len(animals)
+    return max(animals, key=rank)
 
 
-ANSWER_FROM_QUESTION = {"bigger": _answer_bigger, "which_eats": lambda row: _answer_which(row, 2),
-                        "which_lives": lambda row: _answer_which(row, 1)}
+def _size(animal: str) -> int:
+    return SIZE_ORDER.index(ANIMALS[animal][0])
+
+
+ANSWER_FROM_QUESTION = {"biggest": lambda row: _largest(_listed(row), _size),
+                        "more_legs": lambda row: _largest(_listed(row), LEGS.get)}
 
 
 def test_same_seed_same_rows_different_seed_different_rows():
