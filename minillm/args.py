@@ -93,7 +93,7 @@ def add_kd_args(parser: argparse.ArgumentParser) -> None:
         users = ", ".join(d for d, params in DIVERGENCE_PARAMS.items() if name in params)
         default = next(params[name] for params in DIVERGENCE_PARAMS.values() if name in params)
         group.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
-                           help=f"parameter of {users} (default {default})")
+                           help=f"parameter of {users} (default {'unset' if default is None else default})")
 
 
 def kd_params(args: argparse.Namespace) -> dict[str, float]:
