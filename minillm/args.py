@@ -93,7 +93,7 @@ def add_kd_args(parser: argparse.ArgumentParser) -> None:
         users = ", ".join(d for d, params in DIVERGENCE_PARAMS.items() if name in params)
         default = next(params[name] for params in DIVERGENCE_PARAMS.values() if name in params)
         group.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
-                           help=f"parameter of {users} (default {default})")
+                           help=f"parameter of {users} (default {'unset' if default is None else default})")
 
 
 def kd_params(args: argparse.Namespace) -> dict[str, float]:
@@ -121,6 +121,10 @@ def add_minillm_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--clip-eps", type=float, default=0.2, help="PPO ratio clipping")
     group.add_argument("--no-length-norm", action="store_true", help="ablation: returns not divided by remaining length")
     group.add_argument("--no-single-step-reg", action="store_true", help="ablation: drop the single-step reverse KL")
+    group.add_argument("--whiten", choices=("tokens", "reference"), default="tokens",
+                       help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
+                            "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
+                            "mini-batch, padding zeros included")
     group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
                                               "absent = no pretraining loss (ablation)")
     group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")

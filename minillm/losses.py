@@ -81,9 +81,21 @@ def reverse_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return _kl_to_mixture(log_q, log_p, 0.0)
 
 
-def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """KL(p ‖ q) + KL(q ‖ p) (the sum, not halved); [N, V] → [N]."""
-    return forward_kl(log_p, log_q) + reverse_kl(log_p, log_q)
+def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor, *, sym_lambda: float | None = None) -> torch.Tensor:
+    """Symmetric KL; [N, V] → [N].
+
+    sym_lambda unset (the default): KL(p ‖ q) + KL(q ‖ p), the unweighted sum this registry has
+    always computed, so existing runs keep their loss. sym_lambda = λ: the convex mix
+    (1 − λ)·KL(p ‖ q) + λ·KL(q ‖ p) of DistiLLM's `symmetric_kl(..., lam)` (same λ; DistiLLM
+    writes the forward term as the cross-entropy −Σ p log q, which has the same gradient). λ = ½
+    is half the unweighted sum.
+    """
+    if sym_lambda is None:
+        return forward_kl(log_p, log_q) + reverse_kl(log_p, log_q)
+    forward, reverse = forward_kl(log_p, log_q), reverse_kl(log_p, log_q)
+    # _weighted: λ = 0 or 1 switches the other, possibly infinite, KL off.
+    return (_weighted(torch.full_like(forward, 1.0 - sym_lambda), forward)
+            + _weighted(torch.full_like(reverse, sym_lambda), reverse))
 
 
 def js_divergence(log_p: torch.Tensor, log_q: torch.Tensor, *, jsd_beta: float = 0.5) -> torch.Tensor:
@@ -94,6 +106,10 @@ def js_divergence(log_p: torch.Tensor, log_q: torch.Tensor, *, jsd_beta: float =
     `generalized_jsd_loss`, β = 0 is defined as forward KL(p ‖ q) and β = 1 as reverse KL(q ‖ p).
     These are the scaled limits: JSD_β / β → KL(p ‖ q) as β → 0, JSD_β / (1 − β) → KL(q ‖ p) as
     β → 1.
+
+    DistiLLM's `js_distance(..., lam)` weights the mixture the other way round,
+    m = (1 − λ)·p + λ·q, so it equals this with β = 1 − λ (its default λ = 0.9 is β = 0.1), for
+    0 < λ < 1; at λ = 0 or 1 DistiLLM's form is 0 while TRL's β = 1 or 0 is a plain KL.
     """
     if jsd_beta == 0.0:
         return forward_kl(log_p, log_q)
@@ -151,6 +167,60 @@ def adaptive_kl(log_p: torch.Tensor, log_q: torch.Tensor, *, akl_mu: float = 0.5
             + _weighted(1.0 - head_weight, reverse_kl(log_p, log_q)))
 
 
+def alpha_beta(log_p: torch.Tensor, log_q: torch.Tensor, *, ab_alpha: float = 0.2,
+               ab_beta: float = 0.7) -> torch.Tensor:
+    """α-β divergence D_AB^(α,β)(p ‖ q) (Cichocki, Cruces & Amari 2011, "Generalized Alpha-Beta
+    Divergences", Entropy 13:134), the loss of ABKD (Wang et al., ICML 2025); [N, V] → [N].
+
+    For α, β, α + β ≠ 0:  −1/(αβ) Σ_v [p^α q^β − α/(α+β) p^(α+β) − β/(α+β) q^(α+β)], and its
+    continuous limits
+        β = 0:       1/α² Σ_v [p^α log(p^α / q^α) − p^α + q^α]      (α = 1: KL(p ‖ q))
+        α = 0:       1/β² Σ_v [q^β log(q^β / p^β) − q^β + p^β]      (β = 1: KL(q ‖ p))
+        α + β = 0:   1/α² Σ_v [(p/q)^α − 1 − log (p/q)^α]
+        α = β = 0:   ½ Σ_v (log p − log q)².
+    Every power is computed as exp(exponent · log-prob), in the math dtype (fp32 at least).
+    Defaults α = 0.2, β = 0.7: ABKD's GPT-2 recipe (ghwang-s/abkd,
+    distillation_llm/scripts/gpt2/ab/train_0.1B_1.5B.sh: START_ALPHA=0.2, START_ALPHA_BETA=0.9).
+    ABKD's `ab_div` divides its limit branches by α (or β) rather than α² (β²); the two agree at
+    (1, 0) and (0, 1), the KLs, and only this one is continuous in (α, β).
+
+    Zero mass: a token neither side can emit contributes 0 (this drops the log-ratio terms of the
+    α + β = 0 and α = β = 0 forms where both probabilities underflow). Where one side is 0 the term is its
+    limit: finite for positive exponents (e.g. q^(α+β) / (α(α+β)) where p = 0 < q, for α, α+β > 0),
+    +inf where a power with a negative exponent of that 0 diverges.
+    """
+    if ab_alpha == 0 and ab_beta != 0:
+        # The α = 0 form is the β = 0 form with the roles of (p, α) and (q, β) swapped.
+        return alpha_beta(log_q, log_p, ab_alpha=ab_beta, ab_beta=0.0)
+    # Zero mass as in the KL family: a probability that is 0 (log −inf, or below ≈ −104 in fp32,
+    # −745 in fp64, where an +inf logit clamped by `_scaled_logits` puts the others).
+    p_zero, q_zero = log_p.exp() == 0, log_q.exp() == 0
+    # Equal finite stand-ins where p = q = 0 keep inf − inf out of the values and the gradients;
+    # the term is pinned to 0 there below.
+    both_zero = p_zero & q_zero
+    x, y = torch.where(both_zero, 0.0, log_p), torch.where(both_zero, 0.0, log_q)
+    alpha, beta, total = ab_alpha, ab_beta, ab_alpha + ab_beta
+    if alpha == 0:  # and β = 0
+        terms = 0.5 * (x - y).square()
+    elif total == 0:
+        log_ratio = alpha * (x - y)
+        terms = (torch.expm1(log_ratio) - log_ratio) / alpha ** 2
+    elif beta == 0:
+        p_alpha = (alpha * x).exp()
+        # p^α log(p^α / q^α) is 0 where p^α = 0 (α > 0, p = 0), even though log p = −inf.
+        p_alpha_log_ratio = torch.where(p_alpha > 0, p_alpha * alpha * (x - y), 0.0)
+        terms = (p_alpha_log_ratio - p_alpha + (alpha * y).exp()) / alpha ** 2
+    else:
+        terms = -((alpha * x + beta * y).exp() - alpha / total * (total * x).exp()
+                  - beta / total * (total * y).exp()) / (alpha * beta)
+    # With one side 0, NaN can only come from inf − inf: two powers of that 0 diverge, and the
+    # term, non-negative, is +inf.
+    terms = torch.where((p_zero ^ q_zero) & terms.isnan(), math.inf, terms)
+    # Each term is ≥ 0 with its minimum at p = q, where its value and slope are 0; pinning them
+    # there removes the rounding of the power forms (e.g. e^(αx+βx) vs e^((α+β)x)).
+    return torch.where(x == y, 0.0, terms).sum(-1)
+
+
 DIVERGENCES: dict[str, PerTokenDivergence] = {
     "forward_kl": forward_kl,
     "reverse_kl": reverse_kl,
@@ -160,22 +230,28 @@ DIVERGENCES: dict[str, PerTokenDivergence] = {
     "skew_forward_kl": skew_forward_kl,
     "skew_reverse_kl": skew_reverse_kl,
     "adaptive_kl": adaptive_kl,
+    "alpha_beta": alpha_beta,
 }
 
 # Each divergence's parameters and defaults, read from the keyword-only arguments above so the
-# defaults live in one place. Every parameter (skew_alpha, jsd_beta, akl_mu) lies in [0, 1].
-DIVERGENCE_PARAMS: dict[str, dict[str, float]] = {
+# defaults live in one place. A None default means "unset" (see the function's docstring).
+DIVERGENCE_PARAMS: dict[str, dict[str, float | None]] = {
     name: {param.name: param.default for param in inspect.signature(fn).parameters.values()
            if param.kind is inspect.Parameter.KEYWORD_ONLY}
     for name, fn in DIVERGENCES.items()
 }
 
 
-def resolve_divergence_params(name: str, params: Mapping[str, float]) -> dict[str, float]:
+# Allowed values of each parameter, inclusive; the others (weights, mixture and mass fractions)
+# lie in [0, 1]. The α-β exponents may be any finite number.
+PARAM_RANGES: dict[str, tuple[float, float]] = {"ab_alpha": (-math.inf, math.inf), "ab_beta": (-math.inf, math.inf)}
+
+
+def resolve_divergence_params(name: str, params: Mapping[str, float]) -> dict[str, float | None]:
     """The full parameter dict for divergence `name`: defaults overridden by `params`.
 
     Raises ValueError for an unknown divergence, a parameter it does not take, or a value
-    outside [0, 1] (or not a number), naming the offender.
+    outside its range (PARAM_RANGES, else [0, 1]; always finite) or not a number, naming the offender.
     """
     if name not in DIVERGENCES:
         raise ValueError(f"unknown divergence {name!r}; choose from {sorted(DIVERGENCES)}")
@@ -184,8 +260,10 @@ def resolve_divergence_params(name: str, params: Mapping[str, float]) -> dict[st
         if param not in resolved:
             raise ValueError(f"divergence {name!r} takes no parameter {param!r}; "
                              f"it takes {sorted(resolved) or 'none'}")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{param} must be a number in [0, 1], got {value!r}")
+        low, high = PARAM_RANGES.get(param, (0.0, 1.0))
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                or not low <= value <= high):
+            raise ValueError(f"{param} must be a finite number in [{low}, {high}], got {value!r}")
         resolved[param] = float(value)
     return resolved
 

@@ -58,9 +58,13 @@ require_inputs() {
 }
 # evaluate METHOD RUN MODEL: best checkpoint by validation Rouge-L on every eval set and seed.
 evaluate() {
+  # The preset's EVAL_NO_REPEAT_NGRAM (gpt2: 6, MiniLLM's final protocol); 0 adds nothing, so the
+  # stage's command line, and its fingerprint, stay as they were.
+  local no_repeat=()
+  if (( ${EVAL_NO_REPEAT_NGRAM:-0} > 0 )); then no_repeat=("EXTRA_ARGS=--no-repeat-ngram-size $EVAL_NO_REPEAT_NGRAM"); fi
   stage "eval-$1-$2" "$3 $EVAL_INPUTS" "$RESULTS/eval/$1/$2" env MODELS="$1/$2=$3" DATA_ROOT="$EVAL_DATA_ROOT" \
     EVAL_SETS="$EVAL_SETS" SEEDS="$EVAL_SEEDS" SAVE_ROOT="$RESULTS/eval" REPORT= MAX_NEW_TOKENS="$NEW_TOKENS" \
-    MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" bash scripts/eval/run_eval.sh "$BASE_PATH"
+    MAX_PROMPT_LENGTH="$PREFIXED_PROMPT_LENGTH" "${no_repeat[@]}" bash scripts/eval/run_eval.sh "$BASE_PATH"
 }
 train_env=(env EXTRA_ARGS=--resume)  # an interrupted training stage continues where it stopped
 # The students' initialisation for a training seed: the preset's STUDENT_INIT, or (random-init

@@ -32,6 +32,7 @@ CASES = [
     ("forward_kl", {}),
     ("reverse_kl", {}),
     ("symmetric_kl", {}),
+    ("symmetric_kl", {"sym_lambda": 0.9}),
     ("js_divergence", {}),
     ("js_divergence", {"jsd_beta": 0.2}),
     ("js_divergence", {"jsd_beta": 0.0}),
@@ -43,6 +44,13 @@ CASES = [
     ("skew_reverse_kl", {"skew_alpha": 0.4}),
     ("adaptive_kl", {}),
     ("adaptive_kl", {"akl_mu": 0.9}),
+    ("alpha_beta", {}),
+    # The limit forms: β = 0, α = 0, α + β = 0, α = β = 0; and a negative exponent.
+    ("alpha_beta", {"ab_alpha": 0.5, "ab_beta": 0.0}),
+    ("alpha_beta", {"ab_alpha": 0.0, "ab_beta": 0.5}),
+    ("alpha_beta", {"ab_alpha": 0.6, "ab_beta": -0.6}),
+    ("alpha_beta", {"ab_alpha": 0.0, "ab_beta": 0.0}),
+    ("alpha_beta", {"ab_alpha": -0.3, "ab_beta": 0.8}),
 ]
 CASE_IDS = [name + "".join(f"-{k}={v}" for k, v in params.items()) for name, params in CASES]
 
@@ -67,6 +75,26 @@ def _akl_head_weight(p: torch.Tensor, q: torch.Tensor, mu: float) -> torch.Tenso
     return torch.tensor(weights, dtype=p.dtype).reshape(p.shape[:-1])
 
 
+def _alpha_beta(p: torch.Tensor, q: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Cichocki-Cruces-Amari D_AB^(a,b)(p ‖ q) from probabilities with torch.pow, per element then
+    summed over the last dim. Conventions: a term with p = q is 0; with one side 0, inf − inf (two
+    diverging powers of that 0) is +inf."""
+    s = a + b
+    if a == 0 and b == 0:
+        terms = 0.5 * (p.log() - q.log()).square()
+    elif s == 0:
+        ratio = (p / q).pow(a)
+        terms = (ratio - 1 - ratio.log()) / a ** 2
+    elif b == 0:
+        terms = (torch.xlogy(p.pow(a), p.pow(a)) - torch.xlogy(p.pow(a), q.pow(a)) - p.pow(a) + q.pow(a)) / a ** 2
+    elif a == 0:
+        terms = (torch.xlogy(q.pow(b), q.pow(b)) - torch.xlogy(q.pow(b), p.pow(b)) - q.pow(b) + p.pow(b)) / b ** 2
+    else:
+        terms = -(p.pow(a) * q.pow(b) - a / s * p.pow(s) - b / s * q.pow(s)) / (a * b)
+    terms = torch.where(((p == 0) ^ (q == 0)) & terms.isnan(), INF, terms)
+    return torch.where(p == q, 0.0, terms).sum(-1)
+
+
 def _reference(name: str, p: torch.Tensor, q: torch.Tensor, params: dict[str, float]) -> torch.Tensor:
     """The per-position divergence from probabilities p, q [..., V] → [...], by its definition."""
     alpha = params.get("skew_alpha", 0.1)
@@ -75,8 +103,13 @@ def _reference(name: str, p: torch.Tensor, q: torch.Tensor, params: dict[str, fl
         return _kl(p, q)
     if name == "reverse_kl" or (name == "js_divergence" and beta == 1):
         return _kl(q, p)
+    if name == "symmetric_kl" and "sym_lambda" in params:
+        lam = params["sym_lambda"]
+        return (1 - lam) * _kl(p, q) + lam * _kl(q, p)
     if name == "symmetric_kl":
         return _kl(p, q) + _kl(q, p)
+    if name == "alpha_beta":
+        return _alpha_beta(p, q, params.get("ab_alpha", 0.2), params.get("ab_beta", 0.7))
     if name == "js_divergence":
         m = beta * p + (1 - beta) * q
         return beta * _kl(p, m) + (1 - beta) * _kl(q, m)
@@ -250,6 +283,94 @@ def test_jsd_beta_convention():
     assert 0 < jsd(0.5) <= math.log(2)
 
 
+def _per_token(name: str, student: torch.Tensor, teacher: torch.Tensor, **params) -> torch.Tensor:
+    """DIVERGENCES[name] on every position of the logits, [B, T, V] → [B·T]."""
+    return DIVERGENCES[name](teacher.log_softmax(-1).flatten(0, 1), student.log_softmax(-1).flatten(0, 1), **params)
+
+
+def test_alpha_beta_general_form_matches_numpy():
+    """The general form written out in numpy, on random distributions (and 1e-300-scale masses)."""
+    student, teacher = _logits(20)
+    p, q = teacher.softmax(-1).flatten(0, 1).numpy(), student.softmax(-1).flatten(0, 1).numpy()
+    for a, b in [(0.2, 0.7), (1.5, -0.5), (-0.3, 0.8), (2.0, 3.0)]:
+        expected = -(p ** a * q ** b - a / (a + b) * p ** (a + b) - b / (a + b) * q ** (a + b)).sum(-1) / (a * b)
+        got = _per_token("alpha_beta", student, teacher, ab_alpha=a, ab_beta=b)
+        torch.testing.assert_close(got, torch.from_numpy(expected), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("limit", "near"), [
+    ((0.0, 0.5), (1e-5, 0.5)),        # α → 0
+    ((0.5, 0.0), (0.5, 1e-5)),        # β → 0
+    ((0.6, -0.6), (0.6, -0.6 + 1e-5)),  # α + β → 0
+    ((0.0, 0.0), (1e-5, 2e-5)),       # α, β → 0
+])
+def test_alpha_beta_limit_forms_are_the_limits(limit, near):
+    student, teacher = _logits(21)
+    at_limit = _per_token("alpha_beta", student, teacher, ab_alpha=limit[0], ab_beta=limit[1])
+    nearby = _per_token("alpha_beta", student, teacher, ab_alpha=near[0], ab_beta=near[1])
+    torch.testing.assert_close(nearby, at_limit, rtol=1e-3, atol=0)
+    # The limit form is not just another general-form value: it differs from a point further off.
+    far = _per_token("alpha_beta", student, teacher, ab_alpha=limit[0] + 0.3, ab_beta=limit[1])
+    assert ((far - at_limit).abs() > 1e-2 * at_limit).all()
+
+
+def test_alpha_beta_is_kl_at_one_zero_and_zero_one():
+    student, teacher = _logits(22)
+    ab = lambda a, b: divergence("alpha_beta", student, teacher, MASK, ab_alpha=a, ab_beta=b)  # noqa: E731
+    torch.testing.assert_close(ab(1.0, 0.0), divergence("forward_kl", student, teacher, MASK), rtol=1e-12, atol=0)
+    torch.testing.assert_close(ab(0.0, 1.0), divergence("reverse_kl", student, teacher, MASK), rtol=1e-12, atol=0)
+    # α = β = 0 is half the squared log-ratio, summed over the vocabulary.
+    log_ratio = teacher.log_softmax(-1) - student.log_softmax(-1)
+    torch.testing.assert_close(ab(0.0, 0.0), 0.5 * log_ratio.square().sum(-1)[MASK].mean())
+
+
+# DistiLLM (github.com/jongwooko/distillm, distillm/losses.py), written out per position from
+# probabilities. Its forward_kl is the cross-entropy −Σ p log q (KL(p ‖ q) + H(p)); its
+# js_distance mixes m = (1 − λ)·p + λ·q.
+def _distillm_symmetric_kl(p: torch.Tensor, q: torch.Tensor, lam: float) -> torch.Tensor:
+    return (1 - lam) * -(p * q.log()).sum(-1) + lam * (q * (q.log() - p.log())).sum(-1)
+
+
+def _distillm_js_distance(p: torch.Tensor, q: torch.Tensor, lam: float) -> torch.Tensor:
+    mixed_log = ((1 - lam) * p + lam * q).log()
+    return lam * (q * (q.log() - mixed_log)).sum(-1) + (1 - lam) * (p * (p.log() - mixed_log)).sum(-1)
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.9])
+def test_symmetric_kl_sym_lambda_is_distillm_symmetric_kl(lam):
+    """Same λ: same gradient; the value is DistiLLM's minus (1 − λ)·H(p) (KL, not cross-entropy)."""
+    student, teacher = _logits(23)
+    value, grad = _grad("symmetric_kl", student, teacher, {"sym_lambda": lam})
+    leaf = student.clone().requires_grad_()
+    p = teacher.softmax(-1)
+    reference = _distillm_symmetric_kl(p, leaf.softmax(-1), lam)[MASK].mean()
+    reference.backward()
+    torch.testing.assert_close(grad, leaf.grad)
+    entropy = -(p * p.log()).sum(-1)[MASK].mean()
+    torch.testing.assert_close(value, reference.detach() - (1 - lam) * entropy)
+
+
+def test_symmetric_kl_default_is_the_unweighted_sum():
+    student, teacher = _logits(24)
+    total = divergence("symmetric_kl", student, teacher, MASK)
+    forward, reverse = (divergence(f"{d}_kl", student, teacher, MASK) for d in ("forward", "reverse"))
+    torch.testing.assert_close(total, forward + reverse)
+    torch.testing.assert_close(divergence("symmetric_kl", student, teacher, MASK, sym_lambda=0.5), total / 2)
+    assert divergence("symmetric_kl", student, teacher, MASK, sym_lambda=0.0) == forward
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.5, 0.9])
+def test_js_divergence_with_one_minus_lambda_is_distillm_js_distance(lam):
+    """jsd_beta = 1 − λ: same value (both are true divergences) and same gradient."""
+    student, teacher = _logits(25)
+    value, grad = _grad("js_divergence", student, teacher, {"jsd_beta": 1 - lam})
+    leaf = student.clone().requires_grad_()
+    reference = _distillm_js_distance(teacher.softmax(-1), leaf.softmax(-1), lam)[MASK].mean()
+    reference.backward()
+    torch.testing.assert_close(value, reference.detach())
+    torch.testing.assert_close(grad, leaf.grad)
+
+
 def test_total_variation_bounds():
     student, teacher = _logits(10)
     log_q, log_p = student.log_softmax(-1).flatten(0, 1), teacher.log_softmax(-1).flatten(0, 1)
@@ -405,12 +526,19 @@ def test_second_backward_is_refused():
 
 def test_registry_parameters_and_validation():
     assert DIVERGENCE_PARAMS == {
-        "forward_kl": {}, "reverse_kl": {}, "symmetric_kl": {}, "total_variation": {},
+        "forward_kl": {}, "reverse_kl": {}, "symmetric_kl": {"sym_lambda": None}, "total_variation": {},
         "js_divergence": {"jsd_beta": 0.5},
         "skew_forward_kl": {"skew_alpha": 0.1}, "skew_reverse_kl": {"skew_alpha": 0.1},
-        "adaptive_kl": {"akl_mu": 0.5},
+        "adaptive_kl": {"akl_mu": 0.5}, "alpha_beta": {"ab_alpha": 0.2, "ab_beta": 0.7},
     }
     assert resolve_divergence_params("adaptive_kl", {"akl_mu": 1}) == {"akl_mu": 1.0}
+    # The α-β exponents may be any finite number; the other parameters lie in [0, 1].
+    assert resolve_divergence_params("alpha_beta", {"ab_alpha": -3}) == {"ab_alpha": -3.0, "ab_beta": 0.7}
+    for bad in (math.inf, math.nan):
+        with pytest.raises(ValueError, match="ab_beta must be a finite number"):
+            resolve_divergence_params("alpha_beta", {"ab_beta": bad})
+    with pytest.raises(ValueError, match="sym_lambda"):
+        resolve_divergence_params("symmetric_kl", {"sym_lambda": 1.5})
     student, teacher = _logits(19)
     with pytest.raises(ValueError, match="unknown divergence 'kl'"):
         divergence("kl", student, teacher, MASK)
@@ -418,6 +546,8 @@ def test_registry_parameters_and_validation():
         divergence("forward_kl", student, teacher, MASK, jsd_beta=0.5)
     with pytest.raises(ValueError, match="'skew_alpha'"):
         divergence("js_divergence", student, teacher, MASK, skew_alpha=0.5)
+    with pytest.raises(ValueError, match="'ab_alpha'"):
+        divergence("symmetric_kl", student, teacher, MASK, ab_alpha=0.5)
     for bad in (-0.1, 1.5, math.nan, "0.1", True):
         with pytest.raises(ValueError, match="skew_alpha"):
             resolve_divergence_params("skew_forward_kl", {"skew_alpha": bad})

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from minillm.ppo import losses
+from minillm.ppo.rollouts import Rollouts, whiten_minibatch
 
 
 def _prefix_mask(lengths: list[int], T: int) -> torch.Tensor:
@@ -82,6 +84,23 @@ def test_whiten_split_across_ranks_equals_whole() -> None:
     torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
     # Without the all-reduce each half whitens with its own statistics, which differ.
     assert not torch.allclose(losses.whiten(*halves[0]), whole[:2], atol=1e-3)
+
+
+def test_whiten_minibatch_is_lmops_whitening_over_every_slot() -> None:
+    """--whiten reference on a padded mini-batch of collection rows 2 and 0 (row 1 is not in it).
+    LMOps' utils.whiten over all 8 slots of the mini-batch, padding zeros included: values
+    6 0 | 0 0 and 0 2 0 | 0 → mean 1, biased variance (25 + 7·1) / 8 = 4, so (x − 1) / 2."""
+    returns = torch.tensor([[6.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0], [0.0, 2.0, 0.0, 0.0]])
+    mask = _prefix_mask([2, 4, 3], 4)
+    zeros = torch.zeros(3, 4)
+    rollouts = Rollouts(prompts=[np.array([1])] * 3, responses=zeros.long(), mask=mask, old_logprobs=zeros,
+                        teacher_logprobs=zeros, weights=mask, advantages=returns, streams=torch.zeros(3).long())
+    whitened = whiten_minibatch(rollouts, np.array([2, 0]), torch.device("cpu"))
+    expected = torch.tensor([[2.5, -0.5, -0.5, -0.5], [9.0, 9.0, 9.0, 9.0], [-0.5, 0.5, -0.5, -0.5]])
+    torch.testing.assert_close(whitened.advantages, expected)
+    assert torch.equal(rollouts.advantages, returns)  # the collection itself keeps its raw returns
+    # Whitening over the real tokens only (--whiten tokens) differs: mean 8/5, not 1.
+    assert not torch.allclose(losses.whiten(returns[[2, 0]], mask[[2, 0]]), expected[[2, 0]] * mask[[2, 0]], atol=0.1)
 
 
 def test_policy_loss_hand_computation_and_gradient() -> None:

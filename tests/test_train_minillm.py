@@ -15,6 +15,7 @@ from minillm.engine import DistInfo
 from minillm.evaluation import generate_texts
 from minillm.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
+from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collect
 from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint
 
@@ -114,13 +115,20 @@ def test_collect_weights_and_length_normalisation(alpha):
     student, teacher = tiny_gpt2(0, 16), tiny_gpt2(1, 32)
     prompts = [np.array([3, 4, 5]), np.array([6, 7]), np.array([8, 9, 10, 11])]
 
-    def run(length_norm: bool):
+    def run(length_norm: bool, whiten: str = "tokens"):
         return collect(student, teacher, prompts, config=SamplingConfig(max_new_tokens=10), teacher_mix=alpha,
                        reward_scaling=0.5, reward_clip=100.0, gamma=0.95, length_norm=length_norm, eos_token_id=-1,
                        pad_token_id=0, max_prompt_length=8, batch_size=2,
-                       generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), sync_ranks=False)
+                       generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), sync_ranks=False,
+                       whiten=whiten)
 
     normed, plain = run(True), run(False)
+    # --whiten reference keeps the raw returns, whitened later per mini-batch.
+    raw = run(True, "reference")
+    returns = ppo.discounted_returns(ppo.rewards(raw.teacher_logprobs, raw.old_logprobs, raw.mask, 0.5, 100.0),
+                                     raw.mask, 0.95, True)
+    assert torch.equal(raw.advantages, returns)
+    torch.testing.assert_close(ppo.whiten(returns, raw.mask), normed.advantages)
     assert torch.equal(normed.responses, plain.responses)  # same samples: only the returns differ
     assert not torch.allclose(normed.advantages, plain.advantages)
     if alpha == 0:

@@ -6,7 +6,7 @@ response positions (T = max new tokens); no vocabulary-sized tensor is stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -25,7 +25,9 @@ class Rollouts:
     old_logprobs: torch.Tensor  # [N, T] log q_old(y_t): the student when sampling
     teacher_logprobs: torch.Tensor  # [N, T] log p(y_t)
     weights: torch.Tensor  # [N, T] importance weights q(y_t) / p̃(y_t) of teacher-mixed sampling
-    advantages: torch.Tensor  # [N, T] whitened length-normalised discounted returns
+    # [N, T] length-normalised discounted returns, whitened over the collection (whiten="tokens")
+    # or raw, to be whitened per mini-batch by `whiten_minibatch` (whiten="reference")
+    advantages: torch.Tensor
     streams: torch.Tensor  # [N] task stream of each prompt (0 unless step-by-step)
 
     def __len__(self) -> int:
@@ -55,9 +57,11 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
             teacher_mix: float, reward_scaling: float, reward_clip: float, gamma: float, length_norm: bool,
             eos_token_id: int, pad_token_id: int, max_prompt_length: int, batch_size: int,
             generator: torch.Generator, device: torch.device, sync_ranks: bool,
-            streams: list[int] | None = None) -> Rollouts:
+            streams: list[int] | None = None, whiten: str = "tokens") -> Rollouts:
     """Sample one response per prompt with the current policy (mixed with the teacher), then
-    rewards → returns → advantages whitened across all ranks (over every task stream at once).
+    rewards → returns → advantages. whiten="tokens": the advantages are the returns whitened over
+    the real response tokens of the whole collection on all ranks (over every task stream at
+    once); whiten="reference": they are the raw returns (0 off the mask), for `whiten_minibatch`.
     `streams`: each prompt's task stream, kept for the loss weights (default all 0)."""
     student.eval()  # dropout is off for the whole MiniLLM run; eval() also keeps it so here
     parts = []
@@ -73,10 +77,33 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     weights = ppo.importance_weights(old, ppo.mixed_logprob(old, teacher_lp, teacher_mix))
     returns = ppo.discounted_returns(ppo.rewards(teacher_lp, old, mask, reward_scaling, reward_clip), mask,
                                      gamma, length_norm)
-    advantages = ppo.whiten(returns.to(device), mask.to(device)).cpu()
+    if whiten not in ("tokens", "reference"):
+        raise ValueError(f"whiten must be 'tokens' or 'reference', got {whiten!r}")
+    advantages = ppo.whiten(returns.to(device), mask.to(device)).cpu() if whiten == "tokens" else returns
     stream_ids = torch.as_tensor(streams if streams is not None else [0] * len(prompts), dtype=torch.long)
     return Rollouts([np.asarray(p) for p in prompts], responses, mask, old, teacher_lp, weights * mask, advantages,
                     stream_ids)
+
+
+def whiten_minibatch(rollouts: Rollouts, rows: np.ndarray, device: torch.device) -> Rollouts:
+    """`rollouts` (collected with whiten="reference") with the advantages of `rows`, this rank's
+    share of one optimizer step's mini-batch, whitened as LMOps' MiniLLM does; other rows as they are.
+
+    LMOps (minillm/minillm/losses.py, `Loss._get_advantages_and_returns`, called from `ppo_loss`
+    for every batch of the rollout loader) whitens with `utils.whiten` → `get_global_statistics`:
+    mean and biased variance over EVERY element of the [batch, response] tensor summed over all
+    ranks, the padding slots' zero returns included. Its response slots are the full
+    max_length − max_prompt_length (generate() pads to max_length, prompts are padded to
+    max_prompt_length), as are ours: [N, max_new_tokens]. Its loader batch is one rank's share of
+    the optimizer step's mini-batch at its recipe's gradient accumulation of 1; here the whole
+    step's mini-batch is one whitening group whatever the accumulation, so that
+    --micro-batch-size stays free to change. Collective: every rank calls it at every step.
+    """
+    index = torch.as_tensor(rows)
+    returns = rollouts.advantages[index].to(device)
+    advantages = rollouts.advantages.clone()
+    advantages[index] = ppo.whiten(returns, torch.ones_like(returns)).cpu()
+    return replace(rollouts, advantages=advantages)
 
 
 def collate_rollouts(rollouts: Rollouts, indices: np.ndarray, pad_token_id: int, max_prompt_length: int,

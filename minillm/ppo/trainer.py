@@ -29,7 +29,7 @@ from minillm.generation import SamplingConfig
 from minillm.losses import IGNORE_INDEX
 from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
-from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect
+from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect, whiten_minibatch
 from minillm.trainer import per_stream_sums
 from minillm.training_setup import TrainingSetup, restore_run
 
@@ -81,7 +81,8 @@ class MiniLLMTrainer:
             reward_clip=self.args.reward_clip, gamma=self.args.gamma, length_norm=not self.args.no_length_norm,
             eos_token_id=self.setup.tokenizer.eos_token_id, pad_token_id=self.setup.tokenizer.pad_token_id,
             max_prompt_length=self.args.max_prompt_length, batch_size=self.args.rollout_batch_size,
-            generator=generator, device=self.dist.device, sync_ranks=self.setup.sync_ranks)
+            generator=generator, device=self.dist.device, sync_ranks=self.setup.sync_ranks,
+            whiten=self.args.whiten)
         stats = self.rollouts.statistics()
         tokens, = all_reduce_sum([float(self.rollouts.mask.sum())], self.dist.device)
         totals = all_reduce_sum([stats[k] for k in sorted(stats)], self.dist.device)
@@ -122,7 +123,10 @@ class MiniLLMTrainer:
     def _train_step(self, step: int) -> dict[str, float]:
         micro = self._minibatch_indices(step)
         tok = self.setup.tokenizer
-        batches = [collate_rollouts(self.rollouts, idx, tok.pad_token_id, self.args.max_prompt_length,
+        rollouts = self.rollouts
+        if self.args.whiten == "reference":
+            rollouts = whiten_minibatch(rollouts, np.concatenate(micro), self.dist.device)
+        batches = [collate_rollouts(rollouts, idx, tok.pad_token_id, self.args.max_prompt_length,
                                     self.dist.device) for idx in micro]
         ptx_batches = []
         if self.ptx is not None:
