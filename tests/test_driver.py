@@ -12,9 +12,11 @@ from world import REPO
 
 pytestmark = pytest.mark.slow
 
-MINIMAL = {  # the tiny preset shrunk to a few steps per stage
+MINIMAL = {  # the tiny preset shrunk to a few steps per stage; the teachers get just enough to
+    # write parsable chain of thought (the DSS data stage fails when no rationale parses)
     "N_TRAIN": "120", "N_DEV": "24", "N_TEST": "16", "N_PRETRAIN": "60", "DEV_NUM": "24",
-    "TEACHER_EPOCHS": "1", "DSS_TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "1", "BATCH_SIZE": "16",
+    "TEACHER_EPOCHS": "8", "DSS_TEACHER_EPOCHS": "12", "DSS_TEACHER_LR": "3e-3", "STUDENT_EPOCHS": "1",
+    "BATCH_SIZE": "16",
     "MICRO_BATCH_SIZE": "16", "TEACHER_MICRO_BATCH": "16", "MINILLM_STEPS": "2", "NUM_ROLLOUTS": "16",
     "MINI_BATCH": "8", "PPO_EPOCHS": "1", "MINILLM_EVAL_INTERVAL": "2", "EVAL_SEEDS": "10 20",
     "EVAL_GEN_NUM": "4", "MAX_LENGTH": "112", "MAX_PROMPT_LENGTH": "80",
