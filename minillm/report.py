@@ -398,8 +398,8 @@ def majority_baselines(evaluations: dict[str, dict[str, dict]]) -> tuple[dict, d
 
 def stream_tokens(final: dict, stream: str, single_stream: bool) -> int | None:
     """Tokens a run trained on from one stream: final.json's "tokens_by_stream" (token-level),
-    "rollout_tokens" / "ptx_tokens" (MiniLLM family); a one-stream run without the split counts
-    its "tokens"."""
+    "rollout_tokens" / "ptx_tokens" (MiniLLM family); a one-stream run counts its "tokens" (its
+    only stream is named after its data, e.g. "default", not after the catalogue's "label")."""
     if stream == "rollout":
         return final.get("rollout_tokens")
     if stream == "pretraining":
@@ -407,7 +407,7 @@ def stream_tokens(final: dict, stream: str, single_stream: bool) -> int | None:
     by_stream = final.get("tokens_by_stream") or {}
     if stream in by_stream:
         return by_stream[stream]
-    return final.get("tokens") if single_stream and not by_stream else None
+    return final.get("tokens") if single_stream and len(by_stream) <= 1 else None
 
 
 def _mean_or_none(values) -> float | None:

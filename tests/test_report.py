@@ -405,6 +405,7 @@ def test_stream_tokens_and_run_order_of_stages():
     assert [stream_tokens(final, s, False) for s in ("label", "rationale", "rollout", "pretraining")] == [
         300, 900, 5, None]
     assert stream_tokens({"tokens": 1200}, "label", True) == 1200  # one stream: its tokens
+    assert stream_tokens({"tokens": 1200, "tokens_by_stream": {"default": 1200}}, "label", True) == 1200
     assert stream_tokens({"tokens": 1200}, "label", False) is None  # two streams, no split: unknown
     stages = [{"name": "b", "finished_at": "2026-01-02"}, {"name": "c"}, {"name": "a", "finished_at": "2026-01-01"}]
     assert [s["name"] for s in stages_in_run_order(stages)] == ["a", "b", "c"]

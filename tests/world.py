@@ -37,7 +37,7 @@ class World:
 
 def build_world(root: Path) -> World:
     paths = load_tool("make_tiny_default").build_default(root, seed=0, n_train=400, n_dev=40, n_test=24,
-                                                         n_pretrain=50, vocab_size=600)
+                                                         n_pretrain=50, vocab_size=800)
     processed = root / "processed_data" / "tiny" / "full"
     status = load_tool("process_data_dolly").main([
         "--data-dir", str(paths["data"]), "--processed-data-dir", str(processed),
