@@ -272,15 +272,17 @@ def test_derived_rows_put_gold_labels_back_and_write_chain_of_thought(tmp_path):
                "answer": "fox", "gold_answer": "owl", "gold_output": "The answer is owl.", "label_source": "teacher"}
     gold = {**teacher, "output": "The answer is owl.", "answer": "owl", "label_source": "gold"}
     open_ended = {**gold, "rationale": "", "answer": "", "gold_answer": "", "output": "A fox is an animal."}
+    explained = {**open_ended, "rationale": "Foxes are animals."}  # e.g. a dolly row with a teacher rationale
     source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in (teacher, gold, open_ended)))
+    source.write_text("".join(json.dumps(row) + "\n" for row in (teacher, gold, open_ended, explained)))
     assert deriver.main(["--input", str(source), "--out", str(tmp_path / "gold.jsonl"), "--labels", "gold"]) == 0
     relabelled = read_jsonl(tmp_path / "gold.jsonl")
     assert relabelled[0] == {**teacher, "output": "The answer is owl.", "answer": "owl", "label_source": "gold"}
-    assert relabelled[1:] == [gold, open_ended]  # rows that are gold already stay as they are
+    assert relabelled[1:] == [gold, open_ended, explained]  # rows that are gold already stay as they are
     assert deriver.main(["--input", str(source), "--out", str(tmp_path / "cot.jsonl"), "--chain-of-thought"]) == 0
     assert [row["rationale"] for row in read_jsonl(tmp_path / "cot.jsonl")] == [
-        "The fox is small. So the answer is fox.", "The fox is small. So the answer is owl.", ""]
+        "The fox is small. So the answer is fox.", "The fox is small. So the answer is owl.", "",
+        "Foxes are animals. So the answer is A fox is an animal."]
 
 
 def test_derived_rows_name_the_line_of_a_row_without_its_gold_label(tmp_path, capsys):

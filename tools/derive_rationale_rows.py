@@ -7,7 +7,8 @@
 `gold_answer`, which tools/generate_rationales.py keeps) while its rationale stays — the
 "gold labels + teacher rationales" arm of distilling step-by-step.
 
---chain-of-thought: every rationale is followed by its conclusion, "So the answer is <answer>.",
+--chain-of-thought: every rationale is followed by its conclusion, "So the answer is <answer>."
+(an open-ended row without a short answer concludes with its label),
 so that a teacher trained on the rationale task learns to write chain of thought whose final
 answer can be parsed (tools/generate_rationales.py's one-pass mode).
 
@@ -41,12 +42,14 @@ def with_gold_label(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_chain_of_thought(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with its rationale followed by its conclusion (rows without rationale unchanged)."""
+    """The row with its rationale followed by its conclusion (rows without rationale unchanged).
+    The conclusion states the short answer, or, for an open-ended row (no `answer`, e.g. dolly
+    rows a teacher wrote rationales for), the label itself."""
     rationale = require_string(row, "rationale")
     if not rationale:
         return dict(row)
-    conclusion = CHAIN_OF_THOUGHT_CONCLUSION.format(answer=require_string(row, "answer"))
-    return {**row, "rationale": f"{rationale} {conclusion}"}
+    answer = require_string(row, "answer") or require_string(row, "output").strip().removesuffix(".")
+    return {**row, "rationale": f"{rationale} {CHAIN_OF_THOUGHT_CONCLUSION.format(answer=answer)}"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
