@@ -48,14 +48,6 @@ COUNTABLE_ITEMS: tuple[str, ...] = (
     "pens", "apples", "stickers", "marbles", "books", "cards", "shells", "coins", "cookies",
     "balloons", "stamps", "pencils",
 )
-# (question phrase, rationale phrase) for the two steps of a word problem.
-GAINS: tuple[tuple[str, str], ...] = (
-    ("buys {n} more", "buying {n}"), ("finds {n} more", "finding {n}"),
-    ("gets {n} more from a friend", "getting {n} from a friend"),
-)
-LOSSES: tuple[tuple[str, str], ...] = (
-    ("gives {n} away", "giving {n} away"), ("loses {n}", "losing {n}"), ("sells {n}", "selling {n}"),
-)
 
 # name -> (size, habitat, food, feature): the facts the open-ended families ask the model to recall.
 ANIMALS: dict[str, tuple[str, str, str, str]] = {
