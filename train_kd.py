@@ -8,8 +8,9 @@ See scripts/kd/kd_base.sh.
 from __future__ import annotations
 
 from minillm import args as cli
+from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import KDObjective
-from minillm.trainer import TokenTrainer, finish_run
+from minillm.token_step import TokenStep
 from minillm.training_setup import load_teacher, prepare_training
 
 
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
     objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
                             args.kd_chunk_size, cli.kd_params(args))
-    finish_run(setup, TokenTrainer(args, setup, objective).train())
+    method = TokenStep(setup, objective, cli.validation_config(args))
+    loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)
+    finish_run(setup, loop.run())
 
 
 if __name__ == "__main__":

@@ -9,26 +9,26 @@ Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 
 from __future__ import annotations
 
 from minillm import args as cli
-from minillm.data.datasets import TokenDataset
+from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import KDObjective
-from minillm.ppo.trainer import MiniLLMTrainer
-from minillm.trainer import finish_run
-from minillm.training_setup import check_processed_data, load_teacher, prepare_training
+from minillm.ppo.step import OnPolicyStep
+from minillm.training_setup import load_teacher, prepare_training, pretraining_term
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_minillm_args)
+    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_pretraining_args, cli.add_minillm_args)
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_minillm")
     teacher, vocab_size = load_teacher(args, setup)
-    ptx = ptx_objective = None
-    if args.ptx_data_dir:
-        ptx = TokenDataset(args.ptx_data_dir, "train", args.max_length)
-        check_processed_data(ptx, setup.tokenizer, args.tokenizer_path or args.model_path, setup.log)
-        ptx_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
-                                    args.kd_chunk_size, cli.kd_params(args))
-    trainer = MiniLLMTrainer(args, setup, teacher, vocab_size, setup.train_set, ptx, ptx_objective)
-    finish_run(setup, trainer.train())
+    corpus_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
+                                   args.kd_chunk_size, cli.kd_params(args))
+    try:
+        method = OnPolicyStep(setup, cli.on_policy_config(args), teacher, vocab_size, setup.train_set,
+                              cli.validation_config(args), pretraining_term(args, setup, corpus_objective))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    loop = TrainingLoop(cli.loop_config(args, setup.total_steps, method.steps_per_collection), setup, method)
+    finish_run(setup, loop.run())
 
 
 if __name__ == "__main__":

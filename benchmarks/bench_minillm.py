@@ -45,7 +45,7 @@ from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from minillm.generation import SamplingConfig, sample  # noqa: E402
 from minillm.modeling import inference_dtype  # noqa: E402
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect  # noqa: E402
-from minillm.ppo.trainer import MiniLLMTrainer  # noqa: E402
+from minillm.ppo.step import OnPolicyStep  # noqa: E402
 
 # MiniLLM's recipe (ref §6): the settings that change the work done per rollout or per step.
 TEACHER_MIX = 0.2
@@ -204,19 +204,19 @@ def optimizer_step_runner(student: torch.nn.Module, teacher: torch.nn.Module, ro
                           pad_token_id: int, args: argparse.Namespace) -> Callable[[], None]:
     """One MiniLLM optimizer step on `--mini-batch` rollouts, without DeepSpeed.
 
-    The loss is the trainer's own `_policy_terms` (student forward with grad, teacher forward,
-    PPO-clipped policy loss, single-step reverse KL), called with a stand-in for the trainer that
-    holds only what it reads; then the token-mean scaling of a 1-rank run, backward, gradient
+    The loss is the on-policy step's own `_policy_terms` (student forward with grad, teacher
+    forward, PPO-clipped policy loss, single-step reverse KL), called with a stand-in for the step
+    that holds only what it reads; then the token-mean scaling of a 1-rank run, backward, gradient
     clipping and AdamW with ref §6's settings.
     """
-    trainer = SimpleNamespace(engine=student, teacher=teacher, vocab_size=args.vocab,
-                              args=SimpleNamespace(clip_eps=CLIP_EPS, no_single_step_reg=False))
+    method = SimpleNamespace(engine=student, teacher=teacher, vocab_size=args.vocab,
+                             config=SimpleNamespace(clip_eps=CLIP_EPS, single_step_reg=True))
     optimizer = torch.optim.AdamW(student.parameters(), lr=LR, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
     indices = np.arange(args.mini_batch)
 
     def step() -> None:
         batch = collate_rollouts(rollouts, indices, pad_token_id, args.prompt_len, args.device)
-        loss, _ = MiniLLMTrainer._policy_terms(trainer, batch)
+        loss, _ = OnPolicyStep._policy_terms(method, batch, torch.ones(len(indices), device=args.device))
         (loss / batch["mask"].sum().clamp(min=1)).backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), CLIP_GRAD)
         optimizer.step()

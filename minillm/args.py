@@ -10,7 +10,10 @@ from pathlib import Path
 
 from minillm.evaluation import DEFAULT_EVAL_SETS
 from minillm.generation import SamplingConfig
+from minillm.loop import LoopConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
+from minillm.ppo.step import OnPolicyConfig
+from minillm.validation import ValidationConfig
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -125,11 +128,17 @@ def add_minillm_args(parser: argparse.ArgumentParser) -> None:
                        help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
                             "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
                             "mini-batch, padding zeros included")
-    group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
-                                              "absent = no pretraining loss (ablation)")
-    group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
     parser.set_defaults(batch_size=64, micro_batch_size=8, lr=5e-6, lr_scheduler="constant", warmup_steps=100,
                         adam_betas=(0.9, 0.95), weight_decay=1e-6, total_steps=5000, eval_interval=100, dropout=0.0)
+
+
+def add_pretraining_args(parser: argparse.ArgumentParser) -> None:
+    """MiniLLM's pretraining term (minillm.pretraining_term): MiniLLM trains it with
+    (1 − kd_ratio)·CE + kd_ratio·KD; train_sft.py (the on-policy runs' control arms) with CE."""
+    group = parser.add_argument_group("pretraining corpus")
+    group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
+                                              "absent = no pretraining term")
+    group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +178,26 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
                           top_k=args.top_k, top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size)
 
 
+def loop_config(args: argparse.Namespace, total_steps: int, steps_per_eval: int) -> LoopConfig:
+    """The loop's settings; --eval-interval 0 = `steps_per_eval` (an epoch, or a collection)."""
+    return LoopConfig(save=args.save, total_steps=total_steps, eval_interval=args.eval_interval or steps_per_eval,
+                      log_interval=args.log_interval, resume=args.resume, stop_after_steps=args.stop_after_steps)
+
+
+def validation_config(args: argparse.Namespace) -> ValidationConfig:
+    return ValidationConfig(sampling_config(args), args.eval_gen_num, args.seed, args.max_prompt_length,
+                            args.eval_batch_tokens)
+
+
+def on_policy_config(args: argparse.Namespace) -> OnPolicyConfig:
+    return OnPolicyConfig(
+        num_rollouts=args.num_rollouts, ppo_epochs=args.ppo_epochs, rollout_batch_size=args.rollout_batch_size,
+        max_new_tokens=args.max_new_tokens, max_prompt_length=args.max_prompt_length,
+        teacher_mix_alpha=args.teacher_mix_alpha, reward_scaling=args.reward_scaling, reward_clip=args.reward_clip,
+        gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps,
+        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed)
+
+
 def validate(args: argparse.Namespace) -> argparse.Namespace:
     """Range and combination checks, with messages that name the flag."""
     def need(condition: bool, message: str) -> None:
@@ -204,6 +233,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(args.reward_scaling > 0 and 0 < args.gamma <= 1 and args.clip_eps > 0,
              "need --reward-scaling > 0, 0 < --gamma ≤ 1, --clip-eps > 0")
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
+    if hasattr(args, "ptx_batch_size"):
+        need(args.ptx_batch_size >= 0, "--ptx-batch-size must be ≥ 0")
         if args.ptx_batch_size == 0:
             args.ptx_batch_size = args.batch_size
     if hasattr(args, "train_fraction"):

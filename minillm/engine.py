@@ -172,3 +172,9 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def per_stream_sums(stream: torch.Tensor, rows: torch.Tensor, streams: int) -> list[float]:
+    """Σ of per-sequence values `rows` [B] by task stream (`stream` [B]) → `streams` floats."""
+    totals = torch.zeros(streams, dtype=torch.float64).index_add_(0, stream.cpu(), rows.detach().double().cpu())
+    return totals.tolist()

@@ -64,7 +64,8 @@ def _kd(divergence: str, label: str) -> Method:
                   "gold labels + the teacher's token distribution", GOLD_LABELS)
 
 
-_MINILLM_STREAMS = (("rollout", "rollout"), ("pretraining", "pretraining"))
+_PRETRAINING = (("pretraining", "pretraining"),)
+_MINILLM_STREAMS = (("rollout", "rollout"),) + _PRETRAINING
 _DSS_TEACHER_STREAMS = (("label", "teacher-written"), ("rationale", "teacher-written"))
 
 # Report rows follow this order; unknown keys come after, labelled by their key.
@@ -91,8 +92,10 @@ METHODS: dict[str, Method] = {
     "seqkd": Method("SeqKD", "black-box", "random init", "cross-entropy on the teacher's sampled responses",
                     "labels written by the SFT teacher", (("label", "teacher-written"),)),
     "sft-continued": Method("SFT (continued)", "control arm", "the SFT student",
-                            "cross-entropy on the gold responses, for exactly the steps MiniLLM adds",
-                            "gold labels (the SFT data again)", GOLD_LABELS, "sft"),
+                            "cross-entropy on the gold responses + on MiniLLM's pretraining chunks, for exactly "
+                            "the steps MiniLLM adds",
+                            "gold labels (the SFT data again) + the pretraining corpus",
+                            GOLD_LABELS + _PRETRAINING, "sft"),
     "minillm": Method("MiniLLM", "white-box", "the SFT student",
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
@@ -110,9 +113,10 @@ METHODS: dict[str, Method] = {
                      "gold labels + gold rationales + the DSS teacher's token distribution",
                      (("label", "gold"), ("rationale", "gold"))),
     "dss-continued": Method("DSS (continued)", "control arm", "the DSS student",
-                            "the DSS objective, for exactly the steps DSS-MiniLLM adds",
-                            "the DSS data again (labels and rationales written by the DSS teacher)",
-                            _DSS_TEACHER_STREAMS, "dss"),
+                            "the DSS objective + cross-entropy on DSS-MiniLLM's pretraining chunks, for exactly "
+                            "the steps DSS-MiniLLM adds",
+                            "the DSS data again (labels and rationales written by the DSS teacher) + the "
+                            "pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING, "dss"),
     "dss-minillm": Method("DSS-MiniLLM", "step-by-step × white-box", "the DSS student",
                           "MiniLLM's sequence-level reverse KL, starting from the DSS student",
                           "its own rollouts on both tasks' prompts scored by the DSS teacher + the pretraining "
@@ -428,8 +432,9 @@ def training_budget(key: str, runs: dict[str, TrainingRun]) -> dict:
         return budget
     streams = method_info(key).streams
     by_source: dict[str, float | None] = {}  # a source with any stream uncounted is None, not understated
+    single_task_stream = len([stream for stream, _ in streams if stream not in ("rollout", "pretraining")]) == 1
     for stream, source in streams:
-        mean = _mean_or_none(stream_tokens(final, stream, len(streams) == 1) for final in finals.values())
+        mean = _mean_or_none(stream_tokens(final, stream, single_task_stream) for final in finals.values())
         counted = by_source.get(source, 0.0)
         by_source[source] = None if mean is None or counted is None else counted + mean
     budget["tokens_by_source"] = by_source

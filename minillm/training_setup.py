@@ -17,6 +17,8 @@ from minillm.engine import (BatchPlan, DistInfo, build_optimizer, build_schedule
 from minillm.guard import NonFiniteGuard
 from minillm.log import RunLogger
 from minillm.modeling import check_same_tokenizer, check_vocabulary, load_model, load_tokenizer, set_dropout
+from minillm.objectives import Objective
+from minillm.pretraining_term import PretrainingTerm
 from minillm.run_folder import check_run_folder, claim_run_folder
 
 
@@ -105,21 +107,24 @@ def check_processed_data(dataset: TokenDataset, tokenizer, tokenizer_path: str, 
     dataset.check_token_ids(len(tokenizer))
 
 
-def restore_run(args: argparse.Namespace, setup: TrainingSetup) -> checkpoint.RestoredState | None:
+def restore_run(resume: bool, save: str, setup: TrainingSetup) -> checkpoint.RestoredState | None:
     """--resume: load the newest complete training state (saying why a newer one was passed
     over) and drop what the folder holds beyond it; None = start from step 0."""
-    if not args.resume:
+    if not resume:
         return None
-    restored, notes = checkpoint.load_training_state(setup.engine, args.save, setup.dist.rank, setup.dist.world_size)
+    restored, notes = checkpoint.load_training_state(setup.engine, save, setup.dist.rank, setup.dist.world_size)
     for note in notes:
         setup.log.info(f"--resume: {note}")
     state = restored.client_state["train_state"] if restored else {"step": 0, "history": []}
-    checkpoint.discard_after(args.save, state["step"], state["history"], setup.dist.rank)
+    if restored and "method_state" not in restored.client_state:
+        raise SystemExit(f"error: {restored.step_dir} was saved by an older version of the training loop and "
+                         f"cannot be resumed; start the run anew with --overwrite")
+    checkpoint.discard_after(save, state["step"], state["history"], setup.dist.rank)
     setup.log.drop_records_after(state["step"])
     if restored:
         setup.log.info(f"resumed from {restored.step_dir} at step {state['step']}")
     else:
-        setup.log.info(f"--resume: no complete training state in {args.save}/resume; starting from step 0")
+        setup.log.info(f"--resume: no complete training state in {save}/resume; starting from step 0")
     return restored
 
 
@@ -143,3 +148,16 @@ def load_teacher(args: argparse.Namespace, setup: TrainingSetup):
     teacher.requires_grad_(False)
     setup.log.info(f"teacher {path}: {sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M parameters")
     return teacher, vocab_size
+
+
+def pretraining_term(args: argparse.Namespace, setup: TrainingSetup, objective: Objective) -> PretrainingTerm | None:
+    """--ptx-data-dir: MiniLLM's pretraining term with `objective` on that corpus; None without it."""
+    if not args.ptx_data_dir:
+        return None
+    corpus = TokenDataset(args.ptx_data_dir, "train", args.max_length)
+    check_processed_data(corpus, setup.tokenizer, args.tokenizer_path or args.model_path, setup.log)
+    try:
+        return PretrainingTerm(corpus, objective, args.ptx_batch_size, setup.plan, setup.dist, args.seed,
+                               setup.tokenizer.pad_token_id)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None

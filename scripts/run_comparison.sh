@@ -5,14 +5,14 @@
 # design; with STUDENT_INIT_PER_SEED=1 each seed also draws its own random init): SFT on gold
 # labels; word-level KD (one run per divergence in KD_LOSSES); SeqKD (SFT on the teacher's
 # answers); MiniLLM (from the SFT student) and its control arm SFT (continued) (the SFT student
-# trained further by cross-entropy for MiniLLM's steps); step-by-step DSS (labels and rationales
-# the DSS teacher writes in one chain-of-thought pass), DSS (gold labels) (gold labels + the
-# teacher's rationales), DSS-KD (white-box KD in both task streams) and DSS-MiniLLM (from the DSS
-# student) with its control arm DSS (continued). The teacher and the two-task DSS teacher are
-# trained once; every student once per seed in TRAIN_SEEDS. Everything is evaluated on the
-# preset's eval sets (Rouge-L sampled with several generation seeds, accuracy greedy);
-# results/<preset>/comparison.md (+ .csv, .json, plots/) is written by tools/report.py, which can
-# regenerate it without training.
+# trained further by cross-entropy for MiniLLM's steps, on MiniLLM's pretraining chunks too);
+# step-by-step DSS (labels and rationales the DSS teacher writes in one chain-of-thought pass),
+# DSS (gold labels) (gold labels + the teacher's rationales), DSS-KD (white-box KD in both task
+# streams) and DSS-MiniLLM (from the DSS student) with its control arm DSS (continued). The
+# teacher and the two-task DSS teacher are trained once; every student once per seed in
+# TRAIN_SEEDS. Everything is evaluated on the preset's eval sets (Rouge-L sampled with several
+# generation seeds, accuracy greedy); results/<preset>/comparison.md (+ .csv, .json, plots/) is
+# written by tools/report.py, which can regenerate it without training.
 # A stage whose outputs exist and whose inputs are unchanged is skipped (minillm/stages.py); an
 # interrupted one resumes; --force (or FORCE=1) reruns everything.
 force=${FORCE:-0}
@@ -173,11 +173,11 @@ for seed in $TRAIN_SEEDS; do
     EVAL_INTERVAL="$MINILLM_EVAL_INTERVAL")
   minillm=("${train_env[@]}" "${recipe[@]}" "${PTX_ENV[@]}" NUM_ROLLOUTS="$NUM_ROLLOUTS" MINI_BATCH="$MINI_BATCH"
     PPO_EPOCHS="$PPO_EPOCHS")
-  continued=("${train_env[@]}" "${recipe[@]}" BATCH_SIZE="$MINI_BATCH")
+  continued=("${train_env[@]}" "${recipe[@]}" "${PTX_ENV[@]}" BATCH_SIZE="$MINI_BATCH")
   stage "minillm-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/minillm/seed$seed" \
     "${minillm[@]}" INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" \
     SAVE_PATH="$RUNS/minillm/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
-  stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL" "$RUNS/sft-continued/seed$seed" "${continued[@]}" \
+  stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL $PTX_DATA_DIR" "$RUNS/sft-continued/seed$seed" "${continued[@]}" \
     INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" SAVE_PATH="$RUNS/sft-continued/seed$seed" \
     bash scripts/sft/sft_continued.sh "$BASE_PATH"
   # shellcheck disable=SC2046  # streams prints two VAR=value words
@@ -195,7 +195,7 @@ for seed in $TRAIN_SEEDS; do
     PROMPT_DATA_DIR="$PROCESSED/dss/prompt/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss/prompt/rationale/$PRESET" \
     SAVE_PATH="$RUNS/dss-minillm/seed$seed" bash scripts/dss/dss_minillm_base.sh "$BASE_PATH"
   # shellcheck disable=SC2046
-  stage "dss-continued-seed$seed" "$RUNS/dss/seed$seed $BLACK_BOX" "$RUNS/dss-continued/seed$seed" \
+  stage "dss-continued-seed$seed" "$RUNS/dss/seed$seed $BLACK_BOX $PTX_DATA_DIR" "$RUNS/dss-continued/seed$seed" \
     "${continued[@]}" INIT_PATH="$RUNS/dss/seed$seed" $(streams "$BLACK_BOX") \
     SAVE_PATH="$RUNS/dss-continued/seed$seed" bash scripts/sft/sft_continued.sh "$BASE_PATH"
 done

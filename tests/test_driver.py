@@ -54,6 +54,8 @@ def test_the_main_command_runs_every_method_then_skips_everything(tmp_path):
         assert finals[control]["steps"] == finals[on_policy]["steps"] == int(MINIMAL["MINILLM_STEPS"])
         control_config = json.loads((results / "runs" / control / "seed10" / "config.json").read_text())
         assert control_config["batch_size"] == int(MINIMAL["MINI_BATCH"])
+        # ... and the same pretraining corpus tokens (the same chunks, by cross-entropy alone)
+        assert finals[control]["ptx_tokens"] == finals[on_policy]["ptx_tokens"] > 0
     assert finals["minillm"]["ptx_tokens"] > 0 and set(finals["dss"]["tokens_by_stream"]) == {"label", "rationale"}
     # each training seed draws its own student initialisation
     assert (tmp_path / "checkpoints" / "student-init" / "seed10" / "model.safetensors").is_file()

@@ -17,7 +17,7 @@ from minillm.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collect
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint, token_training_args
 
 pytestmark = pytest.mark.slow
 PROMPTS_PER_CHECK = 4  # samples per validation prompt in the reverse-KL estimate
@@ -83,6 +83,22 @@ def test_minillm_lowers_the_sampled_reverse_kl_below_its_sft_initialisation(
     assert "rougeL" in evals[-1]
     before, after = sampled_reverse_kl(init, teacher, world), sampled_reverse_kl(save / "48", teacher, world)
     assert after < 0.9 * before, (before, after)
+
+
+def test_the_control_arm_trains_on_minillms_pretraining_chunks(world, trained_teacher, sft_student, prompt_data,
+                                                              ptx_data, tmp_path):
+    """train_sft.py --ptx-data-dir (SFT (continued)) with MiniLLM's steps, batch and seed trains on
+    exactly MiniLLM's corpus tokens, by cross-entropy alone, whatever the micro-batch split."""
+    init = best_checkpoint(sft_student, "valid_loss")
+    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, tmp_path / "minillm", 3,
+                                "--ptx-data-dir", str(ptx_data)))
+    run_entrypoint(token_training_args("train_sft.py", world, init, tmp_path / "control", 3,
+                                       "--ptx-data-dir", str(ptx_data), "--micro-batch-size", "4"))
+    minillm, control = (json.loads((tmp_path / run / "final.json").read_text()) for run in ("minillm", "control"))
+    assert control["ptx_tokens"] == minillm["ptx_tokens"] > 0
+    steps, _ = records(tmp_path / "control")
+    assert "pt_loss" in steps[-1] and "pt_ce" in steps[-1] and "pt_kd" not in steps[-1]
+    assert steps[-1]["pt_loss"] == pytest.approx(steps[-1]["pt_ce"])
 
 
 def test_one_and_two_ranks_take_the_same_steps_with_the_same_global_settings(
