@@ -5,6 +5,7 @@ with policy gradient (ref §6; DeepSpeed entrypoint).
       --data-dir PROMPT_DATA --ptx-data-dir CORPUS --save RUN [options]
 Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 64, α = 0.2,
 γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/minillm/train_base_xl.sh.
+`--recipe opd` is on-policy distillation with the same step (scripts/opd/opd_base.sh).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from minillm.training_setup import load_teacher, prepare_training, pretraining_t
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_pretraining_args, cli.add_minillm_args)
+    recipe = cli.recipe_of(argv)
+    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_pretraining_args,
+                                       lambda p: cli.add_minillm_args(p, recipe))
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_minillm")
     teacher, vocab_size = load_teacher(args, setup)

@@ -12,6 +12,8 @@ from minillm.evaluation import DEFAULT_EVAL_SETS
 from minillm.generation import SamplingConfig
 from minillm.loop import LoopConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
+from minillm.ppo.rollouts import WHITENING
+from minillm.response_source import DATA, TEACHER, GKDConfig
 from minillm.ppo.step import OnPolicyConfig
 from minillm.validation import ValidationConfig
 
@@ -99,6 +101,26 @@ def add_kd_args(parser: argparse.ArgumentParser) -> None:
                            help=f"parameter of {users} (default {'unset' if default is None else default})")
 
 
+def add_gkd_args(parser: argparse.ArgumentParser) -> None:
+    """GKD (Agarwal et al., ICLR 2024): train_kd.py on responses the student samples in a fraction
+    λ of the steps. Its loss is the KD group's with --kd-ratio 1 and --kd-loss js_divergence
+    (--jsd-beta β); sampling follows the generation flags (--temperature etc.)."""
+    group = parser.add_argument_group("GKD (on-policy data for token-level KD)")
+    group.add_argument("--gkd-lambda", type=float, default=0.0,
+                       help="λ: the fraction of optimizer steps whose responses the student samples for the "
+                            "batch's prompts; 0 = none (plain KD)")
+    group.add_argument("--gkd-off-policy", choices=(DATA, TEACHER), default=DATA,
+                       help="the other steps' responses: the data's, or the teacher's samples (GKD's mixing "
+                            "with sequence-level KD)")
+
+
+def gkd_config(args: argparse.Namespace) -> GKDConfig | None:
+    """GKD's response source, or None for plain KD (λ 0 and the data's responses)."""
+    if args.gkd_lambda == 0 and args.gkd_off_policy == DATA:
+        return None
+    return GKDConfig(args.gkd_lambda, args.gkd_off_policy, sampling_config(args), args.max_prompt_length, args.seed)
+
+
 def kd_params(args: argparse.Namespace) -> dict[str, float]:
     """The chosen divergence's parameters; one given for another divergence is an error."""
     given = {name: getattr(args, name) for params in DIVERGENCE_PARAMS.values() for name in params
@@ -109,27 +131,52 @@ def kd_params(args: argparse.Namespace) -> dict[str, float]:
         raise SystemExit(f"error: --kd-loss {args.kd_loss}: {err}") from None
 
 
-def add_minillm_args(parser: argparse.ArgumentParser) -> None:
-    """MiniLLM's algorithm (ref §6); each piece can be switched off for the paper's ablations.
-    --batch-size is the GLOBAL mini-batch of rollouts per optimizer step."""
-    group = parser.add_argument_group("MiniLLM")
-    group.add_argument("--num-rollouts", type=int, default=256, help="GLOBAL rollouts per collection")
+# On-policy recipes: each is train_minillm.py's defaults with these changed (any flag still overrides).
+ON_POLICY_RECIPES: dict[str, dict] = {
+    "minillm": {},  # MiniLLM (ref §6): add_minillm_args' own defaults
+    # On-policy distillation (Agarwal et al. 2024 / "on-policy distillation", 2025): the student
+    # samples alone, the per-token advantage is log p − log q of each sampled token (γ = 0: no
+    # discount, no critic, no whitening), plain policy gradient, one optimizer step per collection.
+    "opd": {"teacher_mix_alpha": 0.0, "reward_scaling": 1.0, "gamma": 0.0, "no_length_norm": True,
+            "whiten": "none", "no_single_step_reg": True, "clip_eps": 0.0, "ppo_epochs": 1, "num_rollouts": 0},
+}
+
+
+def recipe_of(argv: list[str] | None) -> str:
+    """The --recipe named on a command line (before the full parse, which needs its defaults)."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--recipe", choices=sorted(ON_POLICY_RECIPES), default="minillm")
+    return peek.parse_known_args(argv)[0].recipe
+
+
+def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -> None:
+    """MiniLLM's algorithm (ref §6); each piece can be switched off for the paper's ablations, and
+    `recipe` swaps in another on-policy method's defaults. --batch-size is the GLOBAL mini-batch
+    of rollouts per optimizer step."""
+    group = parser.add_argument_group("on-policy (MiniLLM, on-policy distillation)")
+    group.add_argument("--recipe", choices=sorted(ON_POLICY_RECIPES), default="minillm",
+                       help="the on-policy method whose defaults apply: minillm (ref §6) or opd (on-policy "
+                            "distillation: student samples, advantage log p − log q per token, γ 0, no "
+                            "clipping, one step per collection)")
+    group.add_argument("--num-rollouts", type=int, default=256,
+                       help="GLOBAL rollouts per collection; 0 = --batch-size (one optimizer step per collection)")
     group.add_argument("--ppo-epochs", type=int, default=4, help="passes over each collection")
     group.add_argument("--rollout-batch-size", type=int, default=32, help="prompts per sampling batch, per rank")
     group.add_argument("--teacher-mix-alpha", type=float, default=0.2,
                        help="sample from α·p_teacher + (1 − α)·q_student; 0 = no teacher-mixed sampling")
     group.add_argument("--reward-scaling", type=float, default=0.5)
     group.add_argument("--reward-clip", type=float, default=100.0)
-    group.add_argument("--gamma", type=float, default=0.95, help="discount of the returns")
-    group.add_argument("--clip-eps", type=float, default=0.2, help="PPO ratio clipping")
+    group.add_argument("--gamma", type=float, default=0.95, help="discount of the returns (0 = none)")
+    group.add_argument("--clip-eps", type=float, default=0.2, help="PPO ratio clipping; 0 = no clipping")
     group.add_argument("--no-length-norm", action="store_true", help="ablation: returns not divided by remaining length")
     group.add_argument("--no-single-step-reg", action="store_true", help="ablation: drop the single-step reverse KL")
-    group.add_argument("--whiten", choices=("tokens", "reference"), default="tokens",
+    group.add_argument("--whiten", choices=WHITENING, default="tokens",
                        help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
                             "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
-                            "mini-batch, padding zeros included")
+                            "mini-batch, padding zeros included; 'none' = the raw returns")
     parser.set_defaults(batch_size=64, micro_batch_size=8, lr=5e-6, lr_scheduler="constant", warmup_steps=100,
-                        adam_betas=(0.9, 0.95), weight_decay=1e-6, total_steps=5000, eval_interval=100, dropout=0.0)
+                        adam_betas=(0.9, 0.95), weight_decay=1e-6, total_steps=5000, eval_interval=100, dropout=0.0,
+                        **ON_POLICY_RECIPES[recipe])
 
 
 def add_pretraining_args(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +241,7 @@ def on_policy_config(args: argparse.Namespace) -> OnPolicyConfig:
         num_rollouts=args.num_rollouts, ppo_epochs=args.ppo_epochs, rollout_batch_size=args.rollout_batch_size,
         max_new_tokens=args.max_new_tokens, max_prompt_length=args.max_prompt_length,
         teacher_mix_alpha=args.teacher_mix_alpha, reward_scaling=args.reward_scaling, reward_clip=args.reward_clip,
-        gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps,
+        gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps or None,
         single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed)
 
 
@@ -222,16 +269,21 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.kd_ratio <= 1, "--kd-ratio must be in [0, 1]")
         need(args.kd_temperature > 0 and args.kd_chunk_size > 0, "--kd-temperature and --kd-chunk-size must be positive")
         kd_params(args)
+    if hasattr(args, "gkd_lambda"):
+        need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")
     if hasattr(args, "num_rollouts"):
         world = int(os.environ.get("WORLD_SIZE", "1"))
         need(args.total_steps > 0, "--total-steps must be set for MiniLLM")
+        need(args.num_rollouts >= 0, "--num-rollouts must be ≥ 0")
+        if args.num_rollouts == 0:
+            args.num_rollouts = args.batch_size
         need(args.num_rollouts % args.batch_size == 0,
              f"--num-rollouts ({args.num_rollouts}) must be a multiple of --batch-size ({args.batch_size})")
         need(args.num_rollouts % world == 0 and args.batch_size % world == 0,
              f"--num-rollouts and --batch-size must be multiples of the number of ranks ({world})")
         need(0 <= args.teacher_mix_alpha <= 1, "--teacher-mix-alpha must be in [0, 1]")
-        need(args.reward_scaling > 0 and 0 < args.gamma <= 1 and args.clip_eps > 0,
-             "need --reward-scaling > 0, 0 < --gamma ≤ 1, --clip-eps > 0")
+        need(args.reward_scaling > 0 and 0 <= args.gamma <= 1 and args.clip_eps >= 0,
+             "need --reward-scaling > 0, 0 ≤ --gamma ≤ 1, --clip-eps ≥ 0")
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
     if hasattr(args, "ptx_batch_size"):
         need(args.ptx_batch_size >= 0, "--ptx-batch-size must be ≥ 0")

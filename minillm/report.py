@@ -100,6 +100,15 @@ METHODS: dict[str, Method] = {
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
                       "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS, "sft"),
+    "opd": Method("On-policy distillation", "white-box", "the SFT student",
+                  "policy gradient on its own samples with per-token advantage log p − log q (γ 0, no clipping, "
+                  "one step per collection) + MiniLLM's pretraining term",
+                  "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS, "sft"),
+    "gkd": Method("GKD", "white-box", "the SFT student",
+                  "generalised JSD (β 0.5) to the teacher's distribution, on its own samples in half of the steps "
+                  "(λ 0.5) and on the gold responses in the others + cross-entropy on MiniLLM's pretraining chunks",
+                  "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining corpus",
+                  GOLD_LABELS + (("rollout", "rollout"),) + _PRETRAINING, "sft"),
     "dss": Method("DSS", "step-by-step, black-box", "random init",
                   "cross-entropy on the teacher's labels + α · cross-entropy on its rationales "
                   "(two task-prefixed streams)",
@@ -124,7 +133,8 @@ METHODS: dict[str, Method] = {
 }
 BASELINE = "sft"
 # (method, its control arm): the control trains the same init for the same extra steps.
-CONTROLS = {"minillm": "sft-continued", "dss-minillm": "dss-continued"}
+CONTROLS = {"minillm": "sft-continued", "opd": "sft-continued", "gkd": "sft-continued",
+            "dss-minillm": "dss-continued"}
 REFERENCE_FAMILIES = ("teacher", "reference")  # rows that are not students under test
 MAJORITY_LABEL = "Majority answer"
 # evaluate.py's per-set (and per-family) metrics; "accuracy" is the sampled accuracy of old summaries.
@@ -402,8 +412,9 @@ def majority_baselines(evaluations: dict[str, dict[str, dict]]) -> tuple[dict, d
 
 def stream_tokens(final: dict, stream: str, single_stream: bool) -> int | None:
     """Tokens a run trained on from one stream: final.json's "tokens_by_stream" (token-level),
-    "rollout_tokens" / "ptx_tokens" (MiniLLM family); a one-stream run counts its "tokens" (its
-    only stream is named after its data, e.g. "default", not after the catalogue's "label")."""
+    "rollout_tokens" / "ptx_tokens" (on-policy runs, GKD, the control arms); a one-task-stream run
+    counts its only stream (named after its data, e.g. "default", not after the catalogue's
+    "label"), or its "tokens" when final.json has no per-stream counts."""
     if stream == "rollout":
         return final.get("rollout_tokens")
     if stream == "pretraining":
@@ -411,7 +422,11 @@ def stream_tokens(final: dict, stream: str, single_stream: bool) -> int | None:
     by_stream = final.get("tokens_by_stream") or {}
     if stream in by_stream:
         return by_stream[stream]
-    return final.get("tokens") if single_stream and len(by_stream) <= 1 else None
+    if not single_stream:
+        return None
+    if len(by_stream) == 1:
+        return next(iter(by_stream.values()))
+    return None if by_stream else final.get("tokens")
 
 
 def _mean_or_none(values) -> float | None:

@@ -1,6 +1,7 @@
 """The token-level method of the training loop: SFT, KD and SeqKD (one task stream), step-by-step
 and DSS-KD (a label and a rationale stream); the method is the objective plus the streams, and
-optionally MiniLLM's pretraining term (the on-policy runs' control arms).
+optionally MiniLLM's pretraining term (the on-policy runs' control arms) and responses generated
+at each step instead of the data's (GKD: minillm.response_source).
 
 One optimizer step = one GLOBAL batch of items from `GlobalBatchSampler`; an item brings one row
 per task stream that has it, so both tasks of a question share a batch and a forward pass. The
@@ -19,6 +20,7 @@ from minillm.loop import StepResult
 from minillm.losses import IGNORE_INDEX
 from minillm.objectives import Objective
 from minillm.pretraining_term import PretrainingTerm
+from minillm.response_source import DATA, STUDENT, GeneratedResponses
 from minillm.training_setup import TrainingSetup
 from minillm.validation import ValidationConfig, sampled_validation
 
@@ -28,14 +30,18 @@ class TokenStep:
     evaluate_at_start = False
 
     def __init__(self, setup: TrainingSetup, objective: Objective, validation: ValidationConfig,
-                 pretraining: PretrainingTerm | None = None):
+                 pretraining: PretrainingTerm | None = None, responses: GeneratedResponses | None = None):
         self.setup, self.objective, self.validation, self.pretraining = setup, objective, validation, pretraining
+        self.responses = responses
         self.dist, self.engine, self.plan, self.sampler = setup.dist, setup.engine, setup.plan, setup.sampler
         self.train_set = setup.train_set
 
     def describe(self) -> str:
         corpus = "" if self.pretraining is None else f"; + {self.pretraining.global_batch} pretraining chunks per step"
-        return f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch{corpus}"
+        generated = "" if self.responses is None else (
+            f"; responses sampled by the student in a fraction {self.responses.config.student_fraction:g} of the "
+            f"steps, else the {self.responses.config.off_policy}'s")
+        return f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch{corpus}{generated}"
 
     def position(self, step: int) -> dict:
         return {"epoch": self.sampler.epoch_of(step)}
@@ -52,10 +58,14 @@ class TokenStep:
     def train_step(self, step: int, counters: dict) -> StepResult:
         micro = self.sampler.micro_batches(step, self.dist.rank, self.dist.world_size, self.plan.micro_batch)
         pad, streams = self.setup.tokenizer.pad_token_id, len(self.train_set.names)
+        source = self.responses.source(step) if self.responses is not None else DATA
         batches = []
-        for indices in micro:
+        for micro_step, indices in enumerate(micro):
             rows = [row for i in indices for row in self.train_set.examples(int(i))]
-            batch = collate_sft([example for _, example in rows], pad)
+            examples = [example for _, example in rows]
+            if source != DATA:
+                examples = self.responses.generate(source, self.engine.module, examples, step, micro_step)
+            batch = collate_sft(examples, pad)
             batch["stream"] = torch.tensor([stream for stream, _ in rows])
             batches.append(batch)
         supervised_rows = [(batch["labels"] != IGNORE_INDEX).sum(1) for batch in batches]
@@ -94,9 +104,13 @@ class TokenStep:
         stats.update({n: total / max(corpus_tokens, 1.0) for n, total in zip(corpus_names, reduced[len(names) * streams:])})
         counters["tokens"] = counters.get("tokens", 0) + int(sum(stream_tokens))
         counters["supervised_tokens"] = counters.get("supervised_tokens", 0) + int(sum(supervised))
-        by_stream = counters.setdefault("tokens_by_stream", {})
-        for name, count in zip(self.train_set.names, stream_tokens):
-            by_stream[name] = by_stream.get(name, 0) + int(count)
+        if source == DATA:
+            by_stream = counters.setdefault("tokens_by_stream", {})
+            for name, count in zip(self.train_set.names, stream_tokens):
+                by_stream[name] = by_stream.get(name, 0) + int(count)
+        else:  # generated responses: counted apart from the data's (the budget table's sources)
+            kind = "rollout_tokens" if source == STUDENT else "teacher_sampled_tokens"
+            counters[kind] = counters.get(kind, 0) + int(sum(supervised))
         if self.pretraining is not None:
             counters["ptx_tokens"] = counters.get("ptx_tokens", 0) + int(corpus_tokens)
         return StepResult(stats, self.sampler.global_indices(step).tolist())

@@ -125,6 +125,29 @@ def test_policy_loss_hand_computation_and_gradient() -> None:
     assert old.grad is None and weights.grad is None and advantages.grad is None
 
 
+def test_policy_loss_without_clipping_is_the_plain_policy_gradient() -> None:
+    # The same tokens as above with clip_eps=None: Σ −A·ρ over the mask, gradient −A·ρ everywhere.
+    logprobs = torch.tensor([[math.log(3.0), math.log(0.5), math.log(0.25), 0.0, -math.inf]], requires_grad=True)
+    old = torch.tensor([[0.0, 0.0, 0.0, 0.0, float("nan")]])
+    weights = torch.tensor([[0.5, 1.0, 2.0, 1.5, float("inf")]])
+    advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0, 7.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+    loss, stats = losses.policy_loss(logprobs, old, weights, advantages, mask, clip_eps=None)
+    torch.testing.assert_close(loss, torch.tensor(-1.5 - 0.5 + 0.5 + 1.5))
+    assert stats["clip_fraction"].item() == 0
+    loss.backward()
+    torch.testing.assert_close(logprobs.grad, torch.tensor([[-1.5, -0.5, 0.5, 1.5, 0.0]]))
+
+
+def test_on_policy_distillation_advantage_is_the_per_token_log_ratio() -> None:
+    """OPD's settings (reward scaling 1, γ 0, no length normalisation): A_t = log p(y_t) − log q(y_t)."""
+    gen = torch.Generator().manual_seed(5)
+    teacher, student = -torch.rand(3, 6, generator=gen) * 4, -torch.rand(3, 6, generator=gen) * 4
+    mask = torch.tensor([[1.0] * 6, [1.0] * 3 + [0.0] * 3, [1.0] + [0.0] * 5])
+    returns = losses.discounted_returns(losses.rewards(teacher, student, mask, 1.0, 100.0), mask, 0.0, False)
+    torch.testing.assert_close(returns, (teacher - student) * mask)
+
+
 def test_importance_weights_exactly_one_without_mixing() -> None:
     gen = torch.Generator().manual_seed(3)
     student = torch.randn(3, 7, generator=gen).log_softmax(-1)

@@ -12,7 +12,9 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 from minillm.checkpoint import best_checkpoint
 from minillm.data.datasets import TokenDataset
 from minillm.evaluation import token_divergences
+from minillm.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
+from minillm.response_source import DATA, STUDENT, GeneratedResponses, GKDConfig
 from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint, token_training_args
 
 pytestmark = pytest.mark.slow
@@ -73,3 +75,25 @@ def test_kd_base_script_picks_the_divergence_from_its_variables(world, tmp_path,
         assert config["skew_alpha"] == 0.2
     assert f"D = {kd_loss}" in (save / "log.txt").read_text()
     assert torch.isfinite(torch.tensor([json.loads(l)["kd"] for l in open(save / "log.jsonl") if '"kd"' in l])).all()
+
+
+def test_gkd_trains_on_the_students_own_samples_in_a_fraction_lambda_of_the_steps(world, trained_teacher, tmp_path):
+    """--gkd-lambda 0.5: the steps drawn "student" train on responses the student sampled (counted
+    as rollout tokens), the others on the data (counted by stream), with GKD's pure JSD loss."""
+    steps = 6
+    run_entrypoint(token_training_args("train_kd.py", world, world.student, tmp_path / "gkd", steps,
+                                       "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
+                                       "--kd-ratio", "1", "--kd-loss", "js_divergence", "--jsd-beta", "0.5",
+                                       "--gkd-lambda", "0.5", "--max-new-tokens", "16", "--log-interval", "1"))
+    drawn = [GeneratedResponses(GKDConfig(0.5, DATA, SamplingConfig(), MAX_PROMPT_LENGTH, 10), None, None, 0, 0,
+                                False).source(step) for step in range(steps)]
+    assert STUDENT in drawn and DATA in drawn, drawn  # the seed gives both kinds of step
+    final = json.loads((tmp_path / "gkd" / "final.json").read_text())
+    records = [json.loads(line) for line in open(tmp_path / "gkd" / "log.jsonl") if '"event"' not in line]
+    # student steps: the prompt plus at most 16 sampled tokens, every one of them supervised
+    student_tokens = [r["supervised_tokens"] - p["supervised_tokens"]
+                      for r, p, kind in zip(records, [{"supervised_tokens": 0}] + records, drawn) if kind == STUDENT]
+    assert final["rollout_tokens"] == sum(student_tokens) > 0
+    assert all(tokens <= 16 * 16 for tokens in student_tokens)
+    assert final["tokens_by_stream"]["default"] < final["tokens"]
+    assert records[0]["loss"] == pytest.approx(records[0]["kd"], rel=1e-6)  # kd_ratio 1: no CE term

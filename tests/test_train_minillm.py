@@ -85,6 +85,25 @@ def test_minillm_lowers_the_sampled_reverse_kl_below_its_sft_initialisation(
     assert after < 0.9 * before, (before, after)
 
 
+def test_on_policy_distillation_lowers_the_per_token_reverse_kl(world, trained_teacher, sft_student, prompt_data,
+                                                               tmp_path):
+    """--recipe opd: the same step with OPD's settings (each still overridable) learns too."""
+    init = best_checkpoint(sft_student, "valid_loss")
+    save = tmp_path / "opd"
+    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, save, 24, "--recipe", "opd", "--lr", "2e-3",
+                                "--num-rollouts", "0", "--ppo-epochs", "1"))
+    config = json.loads((save / "config.json").read_text())
+    assert (config["teacher_mix_alpha"], config["gamma"], config["whiten"], config["clip_eps"]) == (0.0, 0.0, "none", 0.0)
+    assert config["no_single_step_reg"] and config["no_length_norm"] and config["num_rollouts"] == 16
+    steps, evals = records(save)
+    assert all("reg_loss" not in r and r["clip_fraction"] == 0 for r in steps)
+    # OPD's objective is the per-token reverse KL at the states the student visits (its samples
+    # grow longer here, so the sequence-level sum is not what it lowers): the teacher-scored
+    # per-token log p − log q of validation samples moves towards 0.
+    before, after = evals[0]["reward"], evals[-1]["reward"]
+    assert after > 0.9 * before, (before, after)
+
+
 def test_the_control_arm_trains_on_minillms_pretraining_chunks(world, trained_teacher, sft_student, prompt_data,
                                                               ptx_data, tmp_path):
     """train_sft.py --ptx-data-dir (SFT (continued)) with MiniLLM's steps, batch and seed trains on

@@ -107,11 +107,11 @@ def importance_weights(student_logprobs: torch.Tensor, mixed_logprobs: torch.Ten
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_weights: torch.Tensor,
                 advantages: torch.Tensor, mask: torch.Tensor,
-                clip_eps: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                clip_eps: float | None = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO-clipped policy loss with the teacher-mixing weight folded into the ratio; [B, T] inputs.
 
     ρ_t = exp(log q_θ − log q_old) · w_t; per token max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε)), summed
-    over the mask → scalar. `mask` is 0 on padding; a positive value weights its token (1 for a
+    over the mask → scalar; clip_eps None = no clipping (−A·ρ alone). `mask` is 0 on padding; a positive value weights its token (1 for a
     plain sum; the trainer passes its normalisation and task-stream weights this way). The gradient flows through `logprobs` only (the other inputs are
     detached). Stats (detached scalars, sums over masked tokens so the caller can normalise):
     "clip_fraction", the number of tokens where the clipped term was taken and differs from the
@@ -125,7 +125,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_w
     advantages = torch.where(valid, advantages.detach(), 0.0)
     ratio = log_ratio.exp() * weights
     unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
+    clipped = unclipped if clip_eps is None else -advantages * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
     loss = (torch.where(valid, torch.maximum(unclipped, clipped), 0.0) * mask).sum()
     stats = {
         "clip_fraction": (valid & (clipped > unclipped)).sum().detach().to(ratio.dtype),

@@ -16,6 +16,8 @@ from minillm.generation import SamplingConfig, sample
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo
 
+WHITENING = ("tokens", "reference", "none")
+
 
 @dataclass
 class Rollouts:
@@ -61,7 +63,8 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     """Sample one response per prompt with the current policy (mixed with the teacher), then
     rewards → returns → advantages. whiten="tokens": the advantages are the returns whitened over
     the real response tokens of the whole collection on all ranks (over every task stream at
-    once); whiten="reference": they are the raw returns (0 off the mask), for `whiten_minibatch`.
+    once); whiten="reference": they are the raw returns (0 off the mask), for `whiten_minibatch`;
+    whiten="none": the raw returns, used as they are (on-policy distillation).
     `streams`: each prompt's task stream, kept for the loss weights (default all 0)."""
     student.eval()  # dropout is off for the whole MiniLLM run; eval() also keeps it so here
     parts = []
@@ -77,8 +80,8 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     weights = ppo.importance_weights(old, ppo.mixed_logprob(old, teacher_lp, teacher_mix))
     returns = ppo.discounted_returns(ppo.rewards(teacher_lp, old, mask, reward_scaling, reward_clip), mask,
                                      gamma, length_norm)
-    if whiten not in ("tokens", "reference"):
-        raise ValueError(f"whiten must be 'tokens' or 'reference', got {whiten!r}")
+    if whiten not in WHITENING:
+        raise ValueError(f"whiten must be one of {WHITENING}, got {whiten!r}")
     advantages = ppo.whiten(returns.to(device), mask.to(device)).cpu() if whiten == "tokens" else returns
     stream_ids = torch.as_tensor(streams if streams is not None else [0] * len(prompts), dtype=torch.long)
     return Rollouts([np.asarray(p) for p in prompts], responses, mask, old, teacher_lp, weights * mask, advantages,

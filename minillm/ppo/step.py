@@ -1,5 +1,6 @@
-"""MiniLLM's on-policy method of the training loop (ref §6): collect rollouts with the current
-policy, run `ppo_epochs` passes of mini-batches over them, discard, repeat.
+"""The on-policy method of the training loop: MiniLLM (ref §6) and, as another configuration of
+the same step, on-policy distillation (minillm.args ON_POLICY_RECIPES). Collect rollouts with the
+current policy, run `ppo_epochs` passes of mini-batches over them, discard, repeat.
 
 Per optimizer step, over one GLOBAL mini-batch of rollouts (plus, optionally, the pretraining
 term of minillm.pretraining_term):
@@ -24,7 +25,7 @@ from minillm.engine import all_reduce_sum, per_stream_sums
 from minillm.generation import SamplingConfig
 from minillm.loop import StepResult
 from minillm.ppo import losses as ppo
-from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect, whiten_minibatch
+from minillm.ppo.rollouts import WHITENING, Rollouts, collate_rollouts, collect, whiten_minibatch
 from minillm.pretraining_term import PretrainingTerm
 from minillm.training_setup import TrainingSetup
 from minillm.validation import ValidationConfig, sampled_validation
@@ -43,19 +44,19 @@ class OnPolicyConfig:
     reward_clip: float
     gamma: float
     length_norm: bool
-    clip_eps: float
+    clip_eps: float | None  # None = no clipping
     single_step_reg: bool
-    whiten: str  # "tokens" | "reference"
+    whiten: str  # one of minillm.ppo.rollouts.WHITENING
     seed: int
 
     def __post_init__(self):
         if self.num_rollouts <= 0 or self.ppo_epochs <= 0 or self.rollout_batch_size <= 0 or self.max_new_tokens <= 0:
             raise ValueError("num_rollouts, ppo_epochs, rollout_batch_size and max_new_tokens must be positive")
-        if not (0 <= self.teacher_mix_alpha <= 1 and 0 < self.gamma <= 1 and self.clip_eps > 0
-                and self.reward_scaling > 0):
-            raise ValueError("need 0 ≤ teacher_mix_alpha ≤ 1, 0 < gamma ≤ 1, clip_eps > 0, reward_scaling > 0")
-        if self.whiten not in ("tokens", "reference"):
-            raise ValueError(f"whiten must be 'tokens' or 'reference', got {self.whiten!r}")
+        if not (0 <= self.teacher_mix_alpha <= 1 and 0 <= self.gamma <= 1 and self.reward_scaling > 0
+                and (self.clip_eps is None or self.clip_eps > 0)):
+            raise ValueError("need 0 ≤ teacher_mix_alpha ≤ 1, 0 ≤ gamma ≤ 1, reward_scaling > 0, clip_eps > 0 or None")
+        if self.whiten not in WHITENING:
+            raise ValueError(f"whiten must be one of {WHITENING}, got {self.whiten!r}")
 
 
 class OnPolicyStep:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# GKD (Agarwal et al., ICLR 2024; TRL's GKDTrainer defaults λ 0.5, β 0.5): word-level KD whose
+# loss is the generalised JSD_β alone (KD_RATIO 1), on the student's own samples in a fraction
+# GKD_LAMBDA of the steps and on the data's responses in the others (GKD_OFF_POLICY=teacher: the
+# teacher's samples). Like MiniLLM it continues the SFT student with MiniLLM's recipe and corpus
+# (scripts/lib/on_policy_recipe.sh), so SFT (continued) is its control arm too. Sampling is pure
+# ancestral (temperature 1, as MiniLLM's rollouts; TRL samples at 0.9: EXTRA_ARGS="--temperature 0.9").
+# Usage: bash scripts/gkd/gkd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
+SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/gkd/gpt2-base}
+GKD_LAMBDA=${GKD_LAMBDA:-0.5}
+GKD_OFF_POLICY=${GKD_OFF_POLICY:-data}
+KD_RATIO=${KD_RATIO:-1} KD_LOSS=${KD_LOSS:-js_divergence} KD_ARGS=${KD_ARGS:---jsd-beta 0.5}
+source "$BASE_PATH/scripts/lib/kd.sh"
+METHOD_ARGS+=(--gkd-lambda "$GKD_LAMBDA" --gkd-off-policy "$GKD_OFF_POLICY")
+source "$BASE_PATH/scripts/lib/on_policy_recipe.sh"
+source "$BASE_PATH/scripts/lib/train_token.sh"

@@ -1,0 +1,20 @@
+# The on-policy runs' recipe for a token-level entrypoint (sourced after the method set its
+# METHOD_ARGS, before scripts/lib/train_token.sh): continue INIT_PATH's student (its checkpoint
+# with the lowest validation loss, as scripts/minillm/train_base_xl.sh picks it) with MiniLLM's
+# optimizer steps, global batch, learning rate, schedule, Adam settings, dropout and pretraining
+# corpus (trained by cross-entropy here: minillm/pretraining_term.py). Used by the control arms
+# (scripts/sft/sft_continued.sh) and GKD (scripts/gkd/gkd_base.sh), so that they and MiniLLM
+# differ only in their objective.
+INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}   # run folder: lowest valid loss
+MODEL_PATH=$(python -m minillm.checkpoint resolve "$INIT_PATH" --by valid_loss)
+# MiniLLM's recipe (minillm/args.py add_minillm_args) unless the caller matches another run.
+LR=${LR:-5e-6}
+WARMUP_STEPS=${WARMUP_STEPS:-100}
+TOTAL_STEPS=${TOTAL_STEPS:-5000}
+BATCH_SIZE=${BATCH_SIZE:-64}
+PTX=${PTX:-1}                                      # as scripts/minillm/train_base_xl.sh
+PTX_DATA_DIR=${PTX_DATA_DIR:-$BASE_PATH/processed_data/openwebtext/gpt2}
+[[ -v METHOD_ARGS ]] || METHOD_ARGS=()
+METHOD_ARGS+=(--total-steps "$TOTAL_STEPS" --lr-scheduler constant --warmup-steps "$WARMUP_STEPS"
+  --adam-betas 0.9 0.95 --weight-decay 1e-6 --dropout 0)
+[[ $PTX == 1 ]] && METHOD_ARGS+=(--ptx-data-dir "$PTX_DATA_DIR")

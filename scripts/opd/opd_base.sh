@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# On-policy distillation (train_minillm.py --recipe opd): the student samples alone, each sampled
+# token's advantage is log p_teacher − log q_student (γ 0, no whitening, no clipping), one
+# optimizer step per collection of MINI_BATCH rollouts. Starts from the SFT student (lowest
+# validation loss), like MiniLLM; every other MiniLLM variable applies (PTX=0: no corpus, the
+# method's reference form; the driver keeps MiniLLM's corpus so that SFT (continued) controls both).
+# Usage: bash scripts/opd/opd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
+SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/opd/base-init-xlarge}
+MINI_BATCH=${MINI_BATCH:-64}
+NUM_ROLLOUTS=${NUM_ROLLOUTS:-$MINI_BATCH}
+PPO_EPOCHS=${PPO_EPOCHS:-1}
+TEACHER_MIX_ALPHA=${TEACHER_MIX_ALPHA:-0}
+EXTRA_ARGS="--recipe opd ${EXTRA_ARGS:-}"
+source "$BASE_PATH/scripts/minillm/train_base_xl.sh"
