@@ -4,31 +4,36 @@
   deepspeed --num_gpus N train_kd.py --model-path STUDENT --teacher-model-path TEACHER_RUN \\
       --data-dir D --save RUN [--kd-loss forward_kl --kd-ratio 0.5 ...]
 With --gkd-lambda λ it is GKD: a fraction λ of the steps train on the student's own samples
-(scripts/gkd/gkd_base.sh: --kd-ratio 1 --kd-loss js_divergence). See scripts/kd/kd_base.sh.
+(scripts/gkd/gkd_base.sh: --kd-ratio 1 --kd-loss js_divergence); with --adaptive-sgo it is
+DistiLLM (scripts/distillm/distillm_base.sh: --kd-ratio 1 --kd-loss skew_forward_kl).
+See scripts/kd/kd_base.sh.
 """
 from __future__ import annotations
 
 from minillm import args as cli
 from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import KDObjective, sft_objective
-from minillm.response_source import GeneratedResponses
+from minillm.response_source import AdaptiveStudentOutputs, GKDResponses, ResponseSampler
 from minillm.token_step import TokenStep
 from minillm.training_setup import load_teacher, prepare_training, pretraining_term
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_gkd_args, cli.add_pretraining_args)
+    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_generated_response_args,
+                                       cli.add_pretraining_args)
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_kd")
     teacher, vocab_size = load_teacher(args, setup)
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
     objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
                             args.kd_chunk_size, cli.kd_params(args))
-    gkd = cli.gkd_config(args)
-    responses = None if gkd is None else GeneratedResponses(
-        gkd, teacher, setup.dist, setup.tokenizer.eos_token_id, setup.tokenizer.pad_token_id, setup.sync_ranks)
-    # The corpus term, when given, is the control arm's (cross-entropy): GKD continues the SFT
-    # student with MiniLLM's recipe and corpus, and SFT (continued) controls it.
+    sampler = ResponseSampler(cli.sampling_config(args), args.max_prompt_length, args.seed, setup.dist,
+                              setup.tokenizer.eos_token_id, setup.tokenizer.pad_token_id, setup.sync_ranks)
+    gkd, adaptive = cli.gkd_config(args), cli.adaptive_sgo_config(args, setup.total_steps)
+    responses = (GKDResponses(gkd, sampler, teacher) if gkd is not None
+                 else AdaptiveStudentOutputs(adaptive, sampler) if adaptive is not None else None)
+    # The corpus term, when given, is the control arm's (cross-entropy): GKD and DistiLLM continue
+    # the SFT student with MiniLLM's recipe and corpus, and SFT (continued) controls them.
     method = TokenStep(setup, objective, cli.validation_config(args), pretraining_term(args, setup, sft_objective),
                        responses)
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)

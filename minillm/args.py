@@ -13,7 +13,7 @@ from minillm.generation import SamplingConfig
 from minillm.loop import LoopConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
 from minillm.ppo.rollouts import WHITENING
-from minillm.response_source import DATA, TEACHER, GKDConfig
+from minillm.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
 from minillm.ppo.step import OnPolicyConfig
 from minillm.validation import ValidationConfig
 
@@ -101,24 +101,37 @@ def add_kd_args(parser: argparse.ArgumentParser) -> None:
                            help=f"parameter of {users} (default {'unset' if default is None else default})")
 
 
-def add_gkd_args(parser: argparse.ArgumentParser) -> None:
-    """GKD (Agarwal et al., ICLR 2024): train_kd.py on responses the student samples in a fraction
-    λ of the steps. Its loss is the KD group's with --kd-ratio 1 and --kd-loss js_divergence
-    (--jsd-beta β); sampling follows the generation flags (--temperature etc.)."""
-    group = parser.add_argument_group("GKD (on-policy data for token-level KD)")
+def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
+    """Responses generated during training instead of the data's (minillm.response_source):
+    GKD (--gkd-lambda; its loss is --kd-ratio 1 --kd-loss js_divergence) or DistiLLM's adaptive
+    student outputs (--adaptive-sgo; its loss is --kd-ratio 1 --kd-loss skew_forward_kl).
+    Sampling follows the generation flags (--temperature etc.)."""
+    group = parser.add_argument_group("generated responses (GKD, DistiLLM)")
     group.add_argument("--gkd-lambda", type=float, default=0.0,
-                       help="λ: the fraction of optimizer steps whose responses the student samples for the "
-                            "batch's prompts; 0 = none (plain KD)")
+                       help="GKD's λ: the fraction of optimizer steps whose responses the student samples for "
+                            "the batch's prompts; 0 = none (plain KD)")
     group.add_argument("--gkd-off-policy", choices=(DATA, TEACHER), default=DATA,
-                       help="the other steps' responses: the data's, or the teacher's samples (GKD's mixing "
+                       help="GKD: the other steps' responses: the data's, or the teacher's samples (GKD's mixing "
                             "with sequence-level KD)")
+    group.add_argument("--adaptive-sgo", action="store_true",
+                       help="DistiLLM: student outputs with a probability raised when the validation loss rises, "
+                            "through a replay buffer")
+    group.add_argument("--sgo-init-probability", type=float, default=0.0, help="DistiLLM's init_threshold")
+    group.add_argument("--sgo-loss-eps", type=float, default=0.1, help="DistiLLM's loss_eps")
+    group.add_argument("--sgo-capacity", type=int, default=1000, help="replay buffer sequences per rank")
 
 
 def gkd_config(args: argparse.Namespace) -> GKDConfig | None:
-    """GKD's response source, or None for plain KD (λ 0 and the data's responses)."""
+    """GKD's settings, or None for plain KD (λ 0 and the data's responses)."""
     if args.gkd_lambda == 0 and args.gkd_off_policy == DATA:
         return None
-    return GKDConfig(args.gkd_lambda, args.gkd_off_policy, sampling_config(args), args.max_prompt_length, args.seed)
+    return GKDConfig(args.gkd_lambda, args.gkd_off_policy)
+
+
+def adaptive_sgo_config(args: argparse.Namespace, total_steps: int) -> AdaptiveSGOConfig | None:
+    if not args.adaptive_sgo:
+        return None
+    return AdaptiveSGOConfig(total_steps, args.sgo_init_probability, args.sgo_loss_eps, args.sgo_capacity)
 
 
 def kd_params(args: argparse.Namespace) -> dict[str, float]:
@@ -271,6 +284,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         kd_params(args)
     if hasattr(args, "gkd_lambda"):
         need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")
+        need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")
+        need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
+             "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")
     if hasattr(args, "num_rollouts"):
         world = int(os.environ.get("WORLD_SIZE", "1"))
         need(args.total_steps > 0, "--total-steps must be set for MiniLLM")

@@ -66,6 +66,7 @@ def _kd(divergence: str, label: str) -> Method:
 
 _PRETRAINING = (("pretraining", "pretraining"),)
 _MINILLM_STREAMS = (("rollout", "rollout"),) + _PRETRAINING
+_GOLD_AND_OWN_SAMPLES = GOLD_LABELS + _MINILLM_STREAMS  # GKD, DistiLLM
 _DSS_TEACHER_STREAMS = (("label", "teacher-written"), ("rationale", "teacher-written"))
 
 # Report rows follow this order; unknown keys come after, labelled by their key.
@@ -108,7 +109,13 @@ METHODS: dict[str, Method] = {
                   "generalised JSD (β 0.5) to the teacher's distribution, on its own samples in half of the steps "
                   "(λ 0.5) and on the gold responses in the others + cross-entropy on MiniLLM's pretraining chunks",
                   "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining corpus",
-                  GOLD_LABELS + (("rollout", "rollout"),) + _PRETRAINING, "sft"),
+                  _GOLD_AND_OWN_SAMPLES, "sft"),
+    "distillm": Method("DistiLLM", "white-box", "the SFT student",
+                       "skew forward KL (α 0.1) to the teacher's distribution, on the gold responses and, with a "
+                       "probability raised whenever the validation loss rises, on its own samples through a replay "
+                       "buffer + cross-entropy on MiniLLM's pretraining chunks",
+                       "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining "
+                       "corpus", _GOLD_AND_OWN_SAMPLES, "sft"),
     "dss": Method("DSS", "step-by-step, black-box", "random init",
                   "cross-entropy on the teacher's labels + α · cross-entropy on its rationales "
                   "(two task-prefixed streams)",
@@ -134,7 +141,7 @@ METHODS: dict[str, Method] = {
 BASELINE = "sft"
 # (method, its control arm): the control trains the same init for the same extra steps.
 CONTROLS = {"minillm": "sft-continued", "opd": "sft-continued", "gkd": "sft-continued",
-            "dss-minillm": "dss-continued"}
+            "distillm": "sft-continued", "dss-minillm": "dss-continued"}
 REFERENCE_FAMILIES = ("teacher", "reference")  # rows that are not students under test
 MAJORITY_LABEL = "Majority answer"
 # evaluate.py's per-set (and per-family) metrics; "accuracy" is the sampled accuracy of old summaries.

@@ -1,7 +1,7 @@
 """The token-level method of the training loop: SFT, KD and SeqKD (one task stream), step-by-step
 and DSS-KD (a label and a rationale stream); the method is the objective plus the streams, and
 optionally MiniLLM's pretraining term (the on-policy runs' control arms) and responses generated
-at each step instead of the data's (GKD: minillm.response_source).
+during training instead of the data's (GKD, DistiLLM: minillm.response_source).
 
 One optimizer step = one GLOBAL batch of items from `GlobalBatchSampler`; an item brings one row
 per task stream that has it, so both tasks of a question share a batch and a forward pass. The
@@ -20,37 +20,37 @@ from minillm.loop import StepResult
 from minillm.losses import IGNORE_INDEX
 from minillm.objectives import Objective
 from minillm.pretraining_term import PretrainingTerm
-from minillm.response_source import DATA, STUDENT, GeneratedResponses
+from minillm.response_source import DATA, TEACHER, AdaptiveStudentOutputs, GKDResponses
 from minillm.training_setup import TrainingSetup
 from minillm.validation import ValidationConfig, sampled_validation
 
 
 class TokenStep:
     progress_key = "loss"
-    evaluate_at_start = False
 
     def __init__(self, setup: TrainingSetup, objective: Objective, validation: ValidationConfig,
-                 pretraining: PretrainingTerm | None = None, responses: GeneratedResponses | None = None):
+                 pretraining: PretrainingTerm | None = None,
+                 responses: GKDResponses | AdaptiveStudentOutputs | None = None):
         self.setup, self.objective, self.validation, self.pretraining = setup, objective, validation, pretraining
         self.responses = responses
+        self.evaluate_at_start = responses is not None and responses.needs_initial_validation
         self.dist, self.engine, self.plan, self.sampler = setup.dist, setup.engine, setup.plan, setup.sampler
         self.train_set = setup.train_set
 
     def describe(self) -> str:
         corpus = "" if self.pretraining is None else f"; + {self.pretraining.global_batch} pretraining chunks per step"
-        generated = "" if self.responses is None else (
-            f"; responses sampled by the student in a fraction {self.responses.config.student_fraction:g} of the "
-            f"steps, else the {self.responses.config.off_policy}'s")
+        generated = "" if self.responses is None else f"; {self.responses.describe()}"
         return f"{self.plan.describe()}; {self.sampler.steps_per_epoch} steps per epoch{corpus}{generated}"
 
     def position(self, step: int) -> dict:
         return {"epoch": self.sampler.epoch_of(step)}
 
     def state(self) -> tuple[dict, dict]:
-        return {}, {}
+        return self.responses.state() if self.responses is not None else ({}, {})
 
     def restore(self, shared: dict, own: dict) -> None:
-        pass
+        if self.responses is not None:
+            self.responses.restore(shared, own)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
@@ -58,14 +58,13 @@ class TokenStep:
     def train_step(self, step: int, counters: dict) -> StepResult:
         micro = self.sampler.micro_batches(step, self.dist.rank, self.dist.world_size, self.plan.micro_batch)
         pad, streams = self.setup.tokenizer.pad_token_id, len(self.train_set.names)
-        source = self.responses.source(step) if self.responses is not None else DATA
+        source = self.responses.kind(step) if self.responses is not None else DATA
         batches = []
         for micro_step, indices in enumerate(micro):
             rows = [row for i in indices for row in self.train_set.examples(int(i))]
-            examples = [example for _, example in rows]
             if source != DATA:
-                examples = self.responses.generate(source, self.engine.module, examples, step, micro_step)
-            batch = collate_sft(examples, pad)
+                rows = self.responses.rows(source, self.engine.module, rows, step, micro_step)
+            batch = collate_sft([example for _, example in rows], pad)
             batch["stream"] = torch.tensor([stream for stream, _ in rows])
             batches.append(batch)
         supervised_rows = [(batch["labels"] != IGNORE_INDEX).sum(1) for batch in batches]
@@ -109,7 +108,7 @@ class TokenStep:
             for name, count in zip(self.train_set.names, stream_tokens):
                 by_stream[name] = by_stream.get(name, 0) + int(count)
         else:  # generated responses: counted apart from the data's (the budget table's sources)
-            kind = "rollout_tokens" if source == STUDENT else "teacher_sampled_tokens"
+            kind = "teacher_sampled_tokens" if source == TEACHER else "rollout_tokens"
             counters[kind] = counters.get(kind, 0) + int(sum(supervised))
         if self.pretraining is not None:
             counters["ptx_tokens"] = counters.get("ptx_tokens", 0) + int(corpus_tokens)
@@ -117,6 +116,8 @@ class TokenStep:
 
     def evaluate(self, generate: bool) -> dict[str, float]:
         metrics = self.validation_loss()
+        if self.responses is not None:
+            self.responses.after_validation(metrics["valid_loss"])
         if generate:
             metrics.update(sampled_validation(self.setup, self.validation))
         return metrics

@@ -161,3 +161,4 @@ def pretraining_term(args: argparse.Namespace, setup: TrainingSetup, objective: 
                                setup.tokenizer.pad_token_id)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
+

@@ -14,7 +14,7 @@ from minillm.data.datasets import TokenDataset
 from minillm.evaluation import token_divergences
 from minillm.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
-from minillm.response_source import DATA, STUDENT, GeneratedResponses, GKDConfig
+from minillm.response_source import DATA, STUDENT, GKDConfig, GKDResponses, ResponseSampler
 from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint, token_training_args
 
 pytestmark = pytest.mark.slow
@@ -85,8 +85,8 @@ def test_gkd_trains_on_the_students_own_samples_in_a_fraction_lambda_of_the_step
                                        "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
                                        "--kd-ratio", "1", "--kd-loss", "js_divergence", "--jsd-beta", "0.5",
                                        "--gkd-lambda", "0.5", "--max-new-tokens", "16", "--log-interval", "1"))
-    drawn = [GeneratedResponses(GKDConfig(0.5, DATA, SamplingConfig(), MAX_PROMPT_LENGTH, 10), None, None, 0, 0,
-                                False).source(step) for step in range(steps)]
+    sampler = ResponseSampler(SamplingConfig(), MAX_PROMPT_LENGTH, 10, None, 0, 0, False)
+    drawn = [GKDResponses(GKDConfig(0.5, DATA), sampler, None).kind(step) for step in range(steps)]
     assert STUDENT in drawn and DATA in drawn, drawn  # the seed gives both kinds of step
     final = json.loads((tmp_path / "gkd" / "final.json").read_text())
     records = [json.loads(line) for line in open(tmp_path / "gkd" / "log.jsonl") if '"event"' not in line]
@@ -97,3 +97,22 @@ def test_gkd_trains_on_the_students_own_samples_in_a_fraction_lambda_of_the_step
     assert all(tokens <= 16 * 16 for tokens in student_tokens)
     assert final["tokens_by_stream"]["default"] < final["tokens"]
     assert records[0]["loss"] == pytest.approx(records[0]["kd"], rel=1e-6)  # kd_ratio 1: no CE term
+
+
+def test_distillm_resumes_exactly_with_its_replay_buffer(world, trained_teacher, tmp_path):
+    """--adaptive-sgo from p = 1: steps sample into the buffer and replay it; a run stopped at
+    step 3 and resumed ends with the weights of an uninterrupted one (p and the buffer are saved)."""
+    def run(save, *extra):
+        run_entrypoint(token_training_args("train_kd.py", world, world.student, save, 6,
+                                           "--teacher-model-path", str(trained_teacher), "--teacher-pick",
+                                           "valid_loss", "--kd-ratio", "1", "--kd-loss", "skew_forward_kl",
+                                           "--adaptive-sgo", "--sgo-init-probability", "1", "--sgo-capacity", "24",
+                                           "--max-new-tokens", "12", "--eval-interval", "3", *extra))
+    run(tmp_path / "straight")
+    run(tmp_path / "resumed", "--stop-after-steps", "3")
+    run(tmp_path / "resumed", "--resume")
+    finals = [json.loads((tmp_path / name / "final.json").read_text()) for name in ("straight", "resumed")]
+    assert finals[0]["rollout_tokens"] == finals[1]["rollout_tokens"] > 0
+    assert "tokens_by_stream" not in finals[0]  # p = 1 throughout: no step on the data's responses
+    weights = [(tmp_path / name / "6" / "model.safetensors").read_bytes() for name in ("straight", "resumed")]
+    assert weights[0] == weights[1]

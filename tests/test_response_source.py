@@ -1,0 +1,70 @@
+"""minillm.response_source: GKD's and DistiLLM's schedules of generated responses (no model needed)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from minillm.data.datasets import Example
+from minillm.response_source import (DATA, REPLAY, STUDENT, TEACHER, AdaptiveSGOConfig, AdaptiveStudentOutputs,
+                                     GKDConfig, GKDResponses)
+
+
+class StubSampler:
+    """Stands in for ResponseSampler: the "sample" of a row is its prompt + [step, micro_step]."""
+    seed = 3
+    dist = SimpleNamespace(rank=0)
+
+    def __call__(self, model, rows, step, micro_step):
+        return [(stream, Example(np.concatenate([ex.tokens[:ex.prompt_len], [step, micro_step]]), ex.prompt_len))
+                for stream, ex in rows]
+
+
+def rows(count: int) -> list:
+    return [(k % 2, Example(np.array([7, 8, 9, 10 + k]), 2)) for k in range(count)]
+
+
+def test_gkd_draws_student_steps_at_rate_lambda_and_keeps_prompts_and_streams():
+    source = GKDResponses(GKDConfig(0.25, TEACHER), StubSampler(), teacher="teacher")
+    kinds = [source.kind(step) for step in range(2000)]
+    assert set(kinds) == {STUDENT, TEACHER} and abs(kinds.count(STUDENT) / 2000 - 0.25) < 0.03
+    assert kinds == [source.kind(step) for step in range(2000)]  # a function of (seed, step)
+    replaced = source.rows(STUDENT, "student", rows(3), step=5, micro_step=1)
+    assert [stream for stream, _ in replaced] == [0, 1, 0]
+    assert all(ex.prompt_len == 2 and list(ex.tokens) == [7, 8, 5, 1] for _, ex in replaced)
+    assert {GKDResponses(GKDConfig(0.0, DATA), StubSampler(), None).kind(s) for s in range(100)} == {DATA}
+
+
+def test_distillm_probability_rises_only_when_the_validation_loss_rises_by_loss_eps():
+    source = AdaptiveStudentOutputs(AdaptiveSGOConfig(total_steps=100), StubSampler())
+    assert {source.kind(step) for step in range(100)} == {DATA}  # p starts at 0
+    for loss, expected in ((2.0, 0.0), (2.05, 0.0), (2.1, 0.1), (2.15, 0.1), (1.0, 0.1), (2.3, 0.2)):
+        source.after_validation(loss)
+        assert source.probability == expected, loss
+
+
+def test_distillm_fills_its_buffer_with_fresh_samples_then_replays_it():
+    config = AdaptiveSGOConfig(total_steps=1000, init_probability=1.0, capacity=6)
+    source = AdaptiveStudentOutputs(config, StubSampler())
+    assert source.kind(0) == STUDENT  # the buffer is not full: every draw under p is fresh
+    source.rows(STUDENT, "student", rows(4), step=0, micro_step=0)
+    source.rows(STUDENT, "student", rows(4), step=1, micro_step=0)
+    assert len(source.buffer) == 6  # the oldest two dropped
+    kinds = [source.kind(step) for step in range(900, 1000)]  # late: fresh only with p·(1 − step/total)
+    assert kinds.count(REPLAY) > 80 and DATA not in kinds
+    replayed = source.rows(REPLAY, "student", rows(4), step=950, micro_step=0)
+    assert all(any(ex is kept for _, kept in source.buffer) for _, ex in replayed)
+
+
+def test_distillm_state_round_trips():
+    source = AdaptiveStudentOutputs(AdaptiveSGOConfig(total_steps=10, init_probability=0.5), StubSampler())
+    source.rows(STUDENT, "student", rows(3), step=2, micro_step=1)
+    source.after_validation(1.5)
+    shared, own = source.state()
+    assert all(isinstance(t, torch.Tensor) for t in own["replay_buffer"]["tokens"])  # loads with weights_only
+    copy = AdaptiveStudentOutputs(AdaptiveSGOConfig(total_steps=10), StubSampler())
+    copy.restore(shared, own)
+    assert (copy.probability, copy.reference_loss) == (0.5, 1.5)
+    assert [(s, list(ex.tokens), ex.prompt_len) for s, ex in copy.buffer] == \
+        [(s, list(ex.tokens), ex.prompt_len) for s, ex in source.buffer]
