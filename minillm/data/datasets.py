@@ -194,17 +194,19 @@ def collate_sft(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Ten
 
 
 def _collate_teacher_records(examples: Sequence[Example], labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each example's cached records placed at its supervised positions (the labels' order)."""
+    """Each example's cached records placed at its supervised positions: row-major order over the
+    labels is the examples' records one after the other, so one assignment places them all."""
+    supervised = labels != IGNORE_INDEX
+    counts = supervised.sum(1).tolist()
+    held = [len(example.teacher[0]) for example in examples]
+    if counts != held:
+        raise ValueError(f"teacher cache items hold {held} positions but the examples have {counts} supervised "
+                         f"tokens: the cache belongs to other data or another max_length")
     k = examples[0].teacher[0].shape[1]
     ids = torch.zeros((*labels.shape, k), dtype=torch.long)
     log_probs = torch.zeros((*labels.shape, k + 1), dtype=torch.float32)
-    for row, example in enumerate(examples):
-        positions = (labels[row] != IGNORE_INDEX).nonzero().squeeze(1)
-        if len(positions) != len(example.teacher[0]):
-            raise ValueError(f"a teacher cache item holds {len(example.teacher[0])} positions but the example has "
-                             f"{len(positions)} supervised tokens: the cache belongs to other data or max_length")
-        ids[row, positions] = torch.from_numpy(np.asarray(example.teacher[0], dtype=np.int64))
-        log_probs[row, positions] = torch.from_numpy(np.array(example.teacher[1]))
+    ids[supervised] = torch.from_numpy(np.concatenate([example.teacher[0] for example in examples]).astype(np.int64))
+    log_probs[supervised] = torch.from_numpy(np.concatenate([example.teacher[1] for example in examples]))
     return {"teacher_ids": ids, "teacher_log_probs": log_probs}
 
 
