@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from minillm import args as cli
 from minillm.loop import TrainingLoop, finish_run
-from minillm.objectives import CachedKDObjective, KDObjective
+from minillm.objectives import KDObjective
 from minillm.token_step import TokenStep
 from minillm.training_setup import load_teacher, prepare_training, use_teacher_caches
 
@@ -20,13 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_kd")
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
-    if args.teacher_cache:
-        objective = CachedKDObjective(args.kd_ratio, args.kd_loss, use_teacher_caches(args, setup),
-                                      args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
-    else:
-        teacher, vocab_size = load_teacher(args, setup)
-        objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
-                                args.kd_chunk_size, cli.kd_params(args))
+    # With --teacher-cache the teacher is read from its cache: never loaded (teacher=None).
+    teacher, vocab_size = (None, use_teacher_caches(args, setup)) if args.teacher_cache else load_teacher(args, setup)
+    objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
+                            args.kd_chunk_size, cli.kd_params(args))
     method = TokenStep(setup, objective, cli.validation_config(args))
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)
     finish_run(setup, loop.run())

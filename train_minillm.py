@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from minillm import args as cli
 from minillm.loop import TrainingLoop, finish_run
-from minillm.objectives import CachedKDObjective, KDObjective
+from minillm.objectives import KDObjective
 from minillm.ppo.rollouts import describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
 from minillm.training_setup import load_teacher, prepare_training, pretraining_term
@@ -28,12 +28,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("error: --teacher-cache serves the pretraining term's KD: give --ptx-data-dir too")
     setup = prepare_training(args, "train_minillm")
     teacher, vocab_size = load_teacher(args, setup)
-    if args.teacher_cache:
-        corpus_objective = CachedKDObjective(args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
-                                             args.kd_chunk_size, cli.kd_params(args))
-    else:
-        corpus_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
-                                       args.kd_chunk_size, cli.kd_params(args))
+    # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
+    corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.kd_ratio, args.kd_loss, vocab_size,
+                                   args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
     config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
     if config.single_step_reg and config.teacher_logits_budget_mib:
         setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,

@@ -43,7 +43,7 @@ from minillm.data.datasets import Example, collate_sft  # noqa: E402
 from minillm.generation import SamplingConfig  # noqa: E402
 from minillm.losses import IGNORE_INDEX, top_k_with_tail  # noqa: E402
 from minillm.modeling import inference_dtype  # noqa: E402
-from minillm.objectives import CachedKDObjective, KDObjective, sft_objective  # noqa: E402
+from minillm.objectives import KDObjective, sft_objective  # noqa: E402
 from minillm.ppo.rollouts import collate_rollouts, collect  # noqa: E402
 from minillm.ppo.step import OnPolicyStep  # noqa: E402
 
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
     cached_corpus = with_teacher_records(corpus, teacher, args.top_k, vocab, args.device)
     prompts = [rng.integers(0, vocab, args.prompt_len) for _ in range(args.num_rollouts)]
     live_kd = KDObjective(teacher, KD_RATIO, "forward_kl", vocab)
-    cached_kd = CachedKDObjective(KD_RATIO, "forward_kl", vocab)
+    cached_kd = KDObjective(None, KD_RATIO, "forward_kl", vocab)
     optim = optimizer(student)
     timings = time_interleaved({
         "sft": token_step(student, optim, sft_objective, examples, args.device),

@@ -18,7 +18,7 @@ from minillm.data.indexed import IndexedDatasetWriter
 from minillm.generation import SamplingConfig
 from minillm.losses import DIVERGENCES, IGNORE_INDEX, divergence, top_k_with_tail, topk_divergence
 from minillm.modeling import load_tokenizer
-from minillm.objectives import CachedKDObjective, KDObjective
+from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collate_rollouts, collect, teacher_logits_top_k
 from minillm.ppo.step import OnPolicyStep
@@ -154,7 +154,7 @@ def test_cached_kd_objective_equals_the_live_one_when_k_covers_the_vocabulary(ca
     student = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_layer=1, n_head=1, n_embd=8, n_positions=64,
                                          bos_token_id=None, eos_token_id=None)).eval()  # no dropout
     live = KDObjective(cache_world.teacher, 0.5, "reverse_kl", vocab, temperature=2.0)(student, batch)
-    from_cache = CachedKDObjective(0.5, "reverse_kl", vocab, temperature=2.0)(
+    from_cache = KDObjective(None, 0.5, "reverse_kl", vocab, temperature=2.0)(
         student, collate_sft(cached, cache_world.tokenizer.pad_token_id))
     assert torch.allclose(from_cache[0], live[0], rtol=1e-5)
 
