@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.kd_ratio, args.kd_loss, vocab_size,
                                    args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
     config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
-    if config.single_step_reg and config.teacher_logits_budget_mib:
-        setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,
-                                                    config.num_rollouts // setup.dist.world_size,
-                                                    config.max_new_tokens, vocab_size, teacher.dtype))
     try:
+        if config.single_step_reg and config.teacher_logits_budget_mib:  # a budget too small is refused here
+            setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,
+                                                        config.num_rollouts // setup.dist.world_size,
+                                                        config.max_new_tokens, vocab_size, teacher.dtype))
         method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
                               cli.validation_config(args), pretraining_term(args, setup, corpus_objective))
     except ValueError as err:

@@ -74,7 +74,7 @@ def teacher_logits_top_k(budget_mib: float, rollouts: int, new_tokens: int, voca
     k = int((budget / positions - _topk_bytes(0)) // (_topk_bytes(1) - _topk_bytes(0)))
     if k < 1:
         raise ValueError(f"--teacher-logits-budget {budget_mib:g} MiB cannot hold even the top-1 teacher token at "
-                         f"{positions} response positions ({_topk_bytes(1) * positions / 2 ** 20:.1f} MiB); raise it")
+                         f"{positions} response positions ({_topk_bytes(1) * positions / 2 ** 20:.3g} MiB); raise it")
     return k
 
 
