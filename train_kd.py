@@ -6,7 +6,8 @@
 With --gkd-lambda λ it is GKD: a fraction λ of the steps train on the student's own samples
 (scripts/gkd/gkd_base.sh: --kd-ratio 1 --kd-loss js_divergence); with --adaptive-sgo it is
 DistiLLM (scripts/distillm/distillm_base.sh: --kd-ratio 1 --kd-loss skew_forward_kl).
-See scripts/kd/kd_base.sh.
+See scripts/kd/kd_base.sh. With `--teacher-cache DIR` (tools/cache_teacher.py) the teacher is read
+from its cache instead of being loaded and run.
 """
 from __future__ import annotations
 
@@ -15,16 +16,17 @@ from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import KDObjective, sft_objective
 from minillm.response_source import AdaptiveStudentOutputs, GKDResponses, ResponseSampler
 from minillm.token_step import TokenStep
-from minillm.training_setup import load_teacher, prepare_training, pretraining_term
+from minillm.training_setup import load_teacher, prepare_training, pretraining_term, use_teacher_caches
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_generated_response_args,
-                                       cli.add_pretraining_args)
+    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
+                                       cli.add_generated_response_args, cli.add_pretraining_args)
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_kd")
-    teacher, vocab_size = load_teacher(args, setup)
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
+    # With --teacher-cache the teacher is read from its cache: never loaded (teacher=None).
+    teacher, vocab_size = (None, use_teacher_caches(args, setup)) if args.teacher_cache else load_teacher(args, setup)
     objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
                             args.kd_chunk_size, cli.kd_params(args))
     sampler = ResponseSampler(cli.sampling_config(args), args.max_prompt_length, args.seed, setup.dist,

@@ -6,12 +6,17 @@ with policy gradient (ref §6; DeepSpeed entrypoint).
 Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 64, α = 0.2,
 γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/minillm/train_base_xl.sh.
 `--recipe opd` is on-policy distillation with the same step (scripts/opd/opd_base.sh).
+Paying the teacher once: `--teacher-cache DIR` (tools/cache_teacher.py on the corpus) for the
+pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 from minillm import args as cli
 from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import KDObjective
+from minillm.ppo.rollouts import describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
 from minillm.training_setup import load_teacher, prepare_training, pretraining_term
 
@@ -19,14 +24,23 @@ from minillm.training_setup import load_teacher, prepare_training, pretraining_t
 def main(argv: list[str] | None = None) -> None:
     recipe = cli.recipe_of(argv)
     parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_pretraining_args,
-                                       lambda p: cli.add_minillm_args(p, recipe))
+                                       lambda p: cli.add_minillm_args(p, recipe), cli.add_teacher_cache_args,
+                                       cli.add_teacher_logits_args)
     args = cli.validate(parser.parse_args(argv))
+    if args.teacher_cache and not args.ptx_data_dir:
+        raise SystemExit("error: --teacher-cache serves the pretraining term's KD: give --ptx-data-dir too")
     setup = prepare_training(args, "train_minillm")
     teacher, vocab_size = load_teacher(args, setup)
-    corpus_objective = KDObjective(teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature,
-                                   args.kd_chunk_size, cli.kd_params(args))
+    # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
+    corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.kd_ratio, args.kd_loss, vocab_size,
+                                   args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
+    config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
     try:
-        method = OnPolicyStep(setup, cli.on_policy_config(args), teacher, vocab_size, setup.train_set,
+        if config.single_step_reg and config.teacher_logits_budget_mib:  # a budget too small is refused here
+            setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,
+                                                        config.num_rollouts // setup.dist.world_size,
+                                                        config.max_new_tokens, vocab_size, teacher.dtype))
+        method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
                               cli.validation_config(args), pretraining_term(args, setup, corpus_objective))
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None

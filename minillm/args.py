@@ -317,3 +317,29 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     if hasattr(args, "deepspeed_config"):
         need(Path(args.deepspeed_config).is_file(), f"--deepspeed-config {args.deepspeed_config} does not exist")
     return args
+
+
+def add_teacher_cache_args(parser: argparse.ArgumentParser) -> None:
+    """Read the teacher from tools/cache_teacher.py's cache instead of running it (minillm.teacher_cache)."""
+    group = parser.add_argument_group("teacher cache")
+    group.add_argument("--teacher-cache", nargs="+", metavar="DIR",
+                       help="train_kd.py: one cache folder per task stream (--data-dir's, then --rationale-data-dir's), "
+                            "and the teacher is not loaded; train_minillm.py: the --ptx-data-dir corpus's cache, for "
+                            "its KD term. Refused unless made with this teacher, tokenizer, --kd-temperature, data "
+                            "and --max-length")
+
+
+def add_teacher_logits_args(parser: argparse.ArgumentParser) -> None:
+    """MiniLLM: keep the teacher logits the sampler computes, for the single-step term."""
+    group = parser.add_argument_group("teacher logits reuse")
+    group.add_argument("--teacher-logits-budget", type=_non_negative_float, default=0.0, metavar="MIB",
+                       help="keep the teacher's next-token logits from sampling (per rank, MiB) and use them for the "
+                            "single-step term instead of a teacher forward per mini-batch: the full vocabulary when "
+                            "it fits, else the top k tokens + tail that fit (logged); 0 = off (a forward per step)")
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
+    return value

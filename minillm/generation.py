@@ -6,10 +6,12 @@ over the left-padded prompts, then one single-token forward per step. Rows that 
 dropped from the batch and the KV cache, so finished sequences stop costing compute. With a
 teacher, both models step together, the token is drawn from α·p_teacher + (1 − α)·q_student,
 and both models' log-probabilities of the drawn token are recorded on the spot, so a rollout
-needs no second forward pass and stores no vocabulary-sized tensor.
+needs no second forward pass and stores no vocabulary-sized tensor (unless MiniLLM asks to keep
+the teacher's logits, `keep_teacher_logits`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -104,7 +106,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
            config: SamplingConfig, eos_token_id: int, pad_token_id: int,
            generator: torch.Generator | None = None, sync_ranks: bool = False,
            teacher: torch.nn.Module | None = None, teacher_mix: float = 0.0,
-           record_logprobs: bool = False) -> SampleOutput:
+           record_logprobs: bool = False,
+           keep_teacher_logits: Callable[[torch.Tensor, int, torch.Tensor], None] | None = None) -> SampleOutput:
     """Sample continuations of left-padded prompts (input_ids, attention_mask: [B, P]).
 
     teacher / teacher_mix: draw each token from teacher_mix·p + (1 − teacher_mix)·q, where q is
@@ -112,6 +115,9 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     the teacher must share the tokenizer; vocabularies are compared over the shared columns).
     record_logprobs: return both models' log-probabilities of the drawn tokens (the teacher's
     only when one is given).
+    keep_teacher_logits(rows, t, logits): called at every step t with the teacher's raw
+    next-token logits [b, V_t] of the rows still in the batch (`rows` [b]: their indices in
+    input_ids), so MiniLLM can reuse them instead of running the teacher again.
     sync_ranks: under ZeRO-3 every rank must run the same number of forwards, so ranks agree
     on when to stop and keep finished rows in the batch instead of dropping them.
     """
@@ -131,6 +137,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     logits = [stepper.prefill(input_ids, attention_mask) for stepper in steppers]
     vocab = min(step_logits.shape[-1] for step_logits in logits)
     for t in range(steps):
+        if keep_teacher_logits is not None:
+            keep_teacher_logits(rows, t, logits[1])
         step_logits = dict(zip(("student", "teacher"), (x[:, :vocab].float() for x in logits)))
         scores = step_logits["student"]
         if no_repeat is not None:  # blocking first, as HF does, so top-k picks among allowed tokens

@@ -280,6 +280,13 @@ def _scaled_logits(logits: torch.Tensor, rows: torch.Tensor, vocab_size: int, te
     return logits[rows, :vocab_size].to(dtype).div_(temperature).clamp_(max=torch.finfo(dtype).max)
 
 
+# The teacher's side of a chunk: (flat row indices [n] into B·T, the student's log-probs [n, V] at
+# those rows) → (log p, log q), two [n, V'] tensors over the same V' outcomes. The dense teacher
+# returns its own log-softmax and the student's log-probs as they are (V' = V); a top-k teacher
+# (`topk_divergence`) groups both into its k tokens and one tail bucket (V' = k + 1).
+TeacherSide = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 class _ChunkedDivergence(torch.autograd.Function):
     """Per sequence, Σ over its selected positions of a per-token divergence, chunk by chunk.
 
@@ -291,23 +298,22 @@ class _ChunkedDivergence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_logits: torch.Tensor, teacher_logits: torch.Tensor, rows: torch.Tensor,
+    def forward(ctx, student_logits: torch.Tensor, teacher: TeacherSide, rows: torch.Tensor,
                 per_token: PerTokenDivergence, vocab_size: int, temperature: float, chunk_size: int,
                 compute_grad: bool, dtype: torch.dtype) -> torch.Tensor:
-        """student_logits [B, T, V_s], teacher_logits [B, T, V_t], rows [N] (flat indices into
-        B·T) → [B]."""
+        """student_logits [B, T, V_s], rows [N] (flat indices into B·T) → [B]. `teacher` gives,
+        per chunk, the two distributions the per-token divergence compares (see TeacherSide)."""
         batch, length = student_logits.shape[:2]
-        student_logits, teacher_logits = student_logits.flatten(0, 1), teacher_logits.flatten(0, 1)
+        student_logits = student_logits.flatten(0, 1)
         totals = torch.zeros(batch, dtype=dtype, device=student_logits.device)
         grad_buffer = torch.zeros_like(student_logits) if compute_grad else None
         for start in range(0, rows.numel(), chunk_size):
             chunk_rows = rows[start:start + chunk_size]
             # Indexing copies only this chunk's rows and shared-vocabulary columns.
-            log_p = _scaled_logits(teacher_logits, chunk_rows, vocab_size, temperature, dtype).log_softmax(-1)
             student_chunk = _scaled_logits(student_logits, chunk_rows, vocab_size, temperature, dtype)
             with torch.enable_grad():
                 student_chunk.requires_grad_(compute_grad)
-                values = per_token(log_p, student_chunk.log_softmax(-1))
+                values = per_token(*teacher(chunk_rows, student_chunk.log_softmax(-1)))
                 if compute_grad:
                     (chunk_grad,) = torch.autograd.grad(values.sum(), student_chunk)
                     # d/d logits = d/d (logits / temperature) · 1 / temperature.
@@ -354,14 +360,7 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     independent of B·T.
     The teacher gets no gradient. Backward may run once per call.
     """
-    params = resolve_divergence_params(name, params)
-    per_token = functools.partial(DIVERGENCES[name], **params)
-    if reduction not in ("mean", "sum", "rows"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'rows', got {reduction!r}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+    per_token = _per_token_divergence(name, params, reduction, temperature, chunk_size)
     if (student_logits.dim() != 3 or teacher_logits.shape[:-1] != student_logits.shape[:-1]
             or mask.shape != student_logits.shape[:-1]):
         raise ValueError(f"expected student [B, T, V], teacher [B, T, V'] and mask [B, T]; got "
@@ -373,11 +372,100 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
         raise ValueError(f"vocab_size={vocab_size} must be in [1, {shared_columns}] (student has "
                          f"{student_logits.shape[-1]} columns, teacher {teacher_logits.shape[-1]})")
     dtype = torch.promote_types(torch.promote_types(student_logits.dtype, teacher_logits.dtype), torch.float32)
+    flat_teacher = teacher_logits.flatten(0, 1)
+
+    def teacher(rows: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _scaled_logits(flat_teacher, rows, vocab_size, temperature, dtype).log_softmax(-1), log_q
+
+    return _reduce_chunked(student_logits, teacher, mask, per_token, vocab_size, temperature, chunk_size, dtype,
+                           reduction)
+
+
+def _per_token_divergence(name: str, params: Mapping[str, float], reduction: str, temperature: float,
+                          chunk_size: int) -> PerTokenDivergence:
+    """The checks every reduced divergence makes on its settings; the per-token function."""
+    params = resolve_divergence_params(name, params)
+    if reduction not in ("mean", "sum", "rows"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'rows', got {reduction!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+    return functools.partial(DIVERGENCES[name], **params)
+
+
+def _reduce_chunked(student_logits: torch.Tensor, teacher: TeacherSide, mask: torch.Tensor,
+                    per_token: PerTokenDivergence, vocab_size: int, temperature: float, chunk_size: int,
+                    dtype: torch.dtype, reduction: str) -> torch.Tensor:
     rows = mask.reshape(-1).nonzero().squeeze(1)
     compute_grad = torch.is_grad_enabled() and student_logits.requires_grad
-    per_sequence = _ChunkedDivergence.apply(student_logits, teacher_logits, rows, per_token, vocab_size,
+    per_sequence = _ChunkedDivergence.apply(student_logits, teacher, rows, per_token, vocab_size,
                                             temperature, chunk_size, compute_grad, dtype)
     if reduction == "rows":
         return per_sequence
     total = per_sequence.sum()
     return total if reduction == "sum" else total / max(rows.numel(), 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# A teacher known only by its top k tokens per position (a teacher cache, or the logits MiniLLM's
+# sampler keeps within a memory budget) and the log of the remaining mass.
+# ----------------------------------------------------------------------------------------------
+
+def top_k_with_tail(log_p: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's k most probable outcomes and the log of the rest's mass.
+
+    log_p [N, V] (normalised log-probabilities) → (ids [N, k'] int64 by descending probability,
+    bucket log-probs [N, k' + 1]: log p of those ids, then log Σ_{v ∉ ids} p(v)), k' = min(k, V).
+    The tail is summed from the log-probs themselves (a log-sum-exp), not as 1 − Σ top, which
+    would cancel catastrophically when the top k hold almost all the mass; it is −inf when k ≥ V.
+    """
+    top = log_p.topk(min(k, log_p.shape[-1]), dim=-1)
+    tail = log_p.scatter(-1, top.indices, -math.inf).logsumexp(-1, keepdim=True)
+    return top.indices, torch.cat([top.values, tail], -1)
+
+
+def topk_divergence(name: str, student_logits: torch.Tensor, teacher_ids: torch.Tensor,
+                    teacher_log_probs: torch.Tensor, mask: torch.Tensor, *, vocab_size: int,
+                    reduction: str = "mean", temperature: float = 1.0, chunk_size: int = 1024,
+                    **params: float) -> torch.Tensor:
+    """`divergence` against a teacher stored as its top k tokens plus one tail bucket.
+
+    student_logits [B, T, V_s] (V_s ≥ vocab_size); teacher_ids [B, T, k] (integer ids < vocab_size)
+    and teacher_log_probs [B, T, k + 1], as `top_k_with_tail` gives them for the teacher's
+    softmax(logits / temperature) over the first `vocab_size` columns; mask [B, T] → scalar ([B]
+    for reduction="rows"). Settings and conventions as in `divergence`.
+
+    The per-token divergence compares the (k + 1)-outcome coarse-grainings
+        p̂ = (p(i_1), …, p(i_k), p_tail)   and   q̂ = (q(i_1), …, q(i_k), Σ_{v ∉ ids} q(v)),
+    i.e. each side's mass outside the teacher's top k is one outcome. For k ≥ vocab_size there is
+    no tail and the value is the exact divergence (up to summation order). For k < vocab_size,
+    the f-divergences (the KLs, their skew and symmetric forms, JS, TV) can only lose what the
+    tail's inner shape contributes (data-processing inequality: value ≤ exact); AKL splits head
+    and tail over the buckets; α-β's power sums see the tail as one outcome (no bound in general).
+    The student's gradient inside the tail moves only the tail's total mass, shared in proportion
+    to q. The teacher gets no gradient.
+    """
+    per_token = _per_token_divergence(name, params, reduction, temperature, chunk_size)
+    k = teacher_ids.shape[-1]
+    if (student_logits.dim() != 3 or teacher_ids.shape[:-1] != student_logits.shape[:-1]
+            or teacher_log_probs.shape != (*teacher_ids.shape[:-1], k + 1) or mask.shape != student_logits.shape[:-1]):
+        raise ValueError(f"expected student [B, T, V], teacher ids [B, T, k], teacher log-probs [B, T, k + 1] and "
+                         f"mask [B, T]; got {tuple(student_logits.shape)}, {tuple(teacher_ids.shape)}, "
+                         f"{tuple(teacher_log_probs.shape)}, {tuple(mask.shape)}")
+    if not 1 <= vocab_size <= student_logits.shape[-1]:
+        raise ValueError(f"vocab_size={vocab_size} must be in [1, {student_logits.shape[-1]}] (the student's columns)")
+    dtype = torch.promote_types(student_logits.dtype, torch.float32)
+    flat_ids, flat_log_p = teacher_ids.flatten(0, 1), teacher_log_probs.flatten(0, 1)
+    has_tail = k < vocab_size  # with every token in the top k, both tails are empty (and log 0's gradient NaN)
+
+    def teacher(rows: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = flat_ids[rows].long()
+        log_p = flat_log_p[rows].to(dtype)
+        buckets = [log_q.gather(-1, ids)]
+        if has_tail:
+            buckets.append(log_q.scatter(-1, ids, -math.inf).logsumexp(-1, keepdim=True))
+        return (log_p if has_tail else log_p[:, :k]), torch.cat(buckets, -1)
+
+    return _reduce_chunked(student_logits, teacher, mask, per_token, vocab_size, temperature, chunk_size, dtype,
+                           reduction)

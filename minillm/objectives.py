@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from minillm.losses import IGNORE_INDEX, cross_entropy_rows, divergence
+from minillm.losses import IGNORE_INDEX, cross_entropy_rows, divergence, topk_divergence
 
 
 class Objective(Protocol):
@@ -37,8 +37,13 @@ class KDObjective:
     The teacher is frozen (eval mode, no grad) and sees exactly the student's inputs, so its
     logits align position by position. D is a divergence of `minillm.losses` (the true value,
     teacher entropy included), compared over the shared `vocab_size` columns.
+
+    teacher=None: the teacher is read from a teacher cache instead (minillm.teacher_cache): the
+    batch brings teacher_ids [B, T, k] and teacher_log_probs [B, T, k + 1] (collate_sft of a
+    CachedTeacherDataset, whose temperature was checked to be `temperature`), and D is
+    `topk_divergence` (exact when k ≥ vocab_size; its docstring states the approximation).
     """
-    teacher: torch.nn.Module
+    teacher: torch.nn.Module | None
     kd_ratio: float
     kd_loss: str
     vocab_size: int
@@ -47,16 +52,25 @@ class KDObjective:
     params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.teacher.eval()
-        self.teacher.requires_grad_(False)
+        if self.teacher is not None:
+            self.teacher.eval()
+            self.teacher.requires_grad_(False)
 
     def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = _forward(model, batch)
         ce = cross_entropy_rows(logits, batch["labels"])
-        with torch.no_grad():
-            teacher_logits = _forward(self.teacher, batch)
-        kd = divergence(self.kd_loss, logits, teacher_logits, batch["labels"] != IGNORE_INDEX, reduction="rows",
-                        temperature=self.temperature, vocab_size=self.vocab_size, chunk_size=self.chunk_size,
-                        **self.params)
+        settings = dict(reduction="rows", temperature=self.temperature, vocab_size=self.vocab_size,
+                        chunk_size=self.chunk_size, **self.params)
+        if self.teacher is None:
+            if "teacher_ids" not in batch:
+                raise ValueError("KDObjective without a teacher: the batch has no teacher records; open its dataset "
+                                 "with minillm.teacher_cache.open_cached_dataset")
+            kd = topk_divergence(self.kd_loss, logits, batch["teacher_ids"], batch["teacher_log_probs"],
+                                 batch["labels"] != IGNORE_INDEX, **settings)
+        else:
+            with torch.no_grad():
+                teacher_logits = _forward(self.teacher, batch)
+            kd = divergence(self.kd_loss, logits, teacher_logits, batch["labels"] != IGNORE_INDEX, **settings)
         loss = (1.0 - self.kd_ratio) * ce + self.kd_ratio * kd
         return loss, {"ce": ce.detach(), "kd": kd.detach()}
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,6 +20,8 @@ from minillm.modeling import check_same_tokenizer, check_vocabulary, load_model,
 from minillm.objectives import Objective
 from minillm.pretraining_term import PretrainingTerm
 from minillm.run_folder import check_run_folder, claim_run_folder
+from minillm.teacher_cache import (CachedTeacherDataset, check_header, dataset_fingerprint, open_cached_dataset,
+                                   read_header, teacher_weights_sha256)
 
 
 @dataclass
@@ -150,12 +152,52 @@ def load_teacher(args: argparse.Namespace, setup: TrainingSetup):
     return teacher, vocab_size
 
 
+def cached_teacher_datasets(args: argparse.Namespace, setup: TrainingSetup,
+                            groups: list[list[TokenDataset]]) -> tuple[list[list[CachedTeacherDataset]], int]:
+    """--teacher-cache: one cache folder per data folder (groups[i]: that folder's splits in use),
+    each checked against this run (teacher weights, tokenizer, --kd-temperature, the data); the
+    datasets wrapped to read their records; and the vocabulary size. The teacher is not loaded."""
+    if len(args.teacher_cache) != len(groups):
+        raise SystemExit(f"error: --teacher-cache: give one cache folder per data folder ({len(groups)}: "
+                         f"{', '.join(str(g[0].data_dir) for g in groups)}), got {len(args.teacher_cache)}")
+    teacher_path = checkpoint.resolve_checkpoint(args.teacher_model_path, args.teacher_pick)
+    vocab_size = max(setup.tokenizer.get_vocab().values()) + 1
+    wrapped = []
+    try:
+        weights = teacher_weights_sha256(teacher_path)
+        for cache_dir, datasets in zip(args.teacher_cache, groups):
+            header = read_header(cache_dir)
+            check_header(cache_dir, header, weights_sha256=weights, tokenizer=setup.tokenizer, vocab_size=vocab_size,
+                         temperature=args.kd_temperature,
+                         splits={d.split: dataset_fingerprint(d.data_dir, d.split, d.max_length) for d in datasets})
+            wrapped.append([open_cached_dataset(cache_dir, d, header) for d in datasets])
+            setup.log.info(f"teacher cache {cache_dir} for {datasets[0].data_dir}: top-{header['k']} of {vocab_size} "
+                           f"tokens + tail at temperature {header['temperature']}, teacher {teacher_path} (not run)")
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: --teacher-cache: {err}") from None
+    return wrapped, vocab_size
+
+
+def use_teacher_caches(args: argparse.Namespace, setup: TrainingSetup) -> int:
+    """--teacher-cache for a token-level run: every task stream's train and valid data read their
+    cache (one folder per stream, in stream order); returns the vocabulary size."""
+    streams = setup.train_set.streams
+    wrapped, vocab_size = cached_teacher_datasets(
+        args, setup, [[train.dataset, valid.dataset] for train, valid in zip(streams, setup.valid_streams)])
+    for k, (train, valid) in enumerate(wrapped):
+        streams[k] = replace(streams[k], dataset=train)
+        setup.valid_streams[k] = replace(setup.valid_streams[k], dataset=valid)
+    return vocab_size
+
+
 def pretraining_term(args: argparse.Namespace, setup: TrainingSetup, objective: Objective) -> PretrainingTerm | None:
     """--ptx-data-dir: MiniLLM's pretraining term with `objective` on that corpus; None without it."""
     if not args.ptx_data_dir:
         return None
     corpus = TokenDataset(args.ptx_data_dir, "train", args.max_length)
     check_processed_data(corpus, setup.tokenizer, args.tokenizer_path or args.model_path, setup.log)
+    if getattr(args, "teacher_cache", None):  # MiniLLM: the corpus's KD term reads the cache
+        corpus = cached_teacher_datasets(args, setup, [[corpus]])[0][0][0]
     try:
         return PretrainingTerm(corpus, objective, args.ptx_batch_size, setup.plan, setup.dist, args.seed,
                                setup.tokenizer.pad_token_id)

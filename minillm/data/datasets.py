@@ -23,6 +23,9 @@ class Example:
     """One tokenised item: `prompt_len` leading tokens are context, the rest is supervised."""
     tokens: np.ndarray
     prompt_len: int
+    # From a teacher cache (minillm.teacher_cache): (ids [n, k], log_probs [n, k + 1]) at the n
+    # supervised positions, in order; None without a cache.
+    teacher: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class TokenDataset:
@@ -167,7 +170,8 @@ def collate_sft(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Ten
     """Right-padded causal-LM batch; labels only on response tokens (including the final EOS).
 
     input_ids = tokens[:-1], labels = tokens[1:] with the first `prompt_len - 1` ignored.
-    Returns input_ids, attention_mask, position_ids, labels: each [B, T].
+    Returns input_ids, attention_mask, position_ids, labels: each [B, T]; examples from a teacher
+    cache add teacher_ids [B, T, k] and teacher_log_probs [B, T, k + 1] (zeros off the labels).
     """
     width = max(len(ex.tokens) - 1 for ex in examples)
     batch = len(examples)
@@ -182,8 +186,28 @@ def collate_sft(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Ten
         labels[row, : max(ex.prompt_len - 1, 0)] = IGNORE_INDEX
         attention_mask[row, :length] = 1
     position_ids = torch.arange(width).expand(batch, width).clone()
-    return {"input_ids": input_ids, "attention_mask": attention_mask,
-            "position_ids": position_ids, "labels": labels}
+    collated = {"input_ids": input_ids, "attention_mask": attention_mask,
+                "position_ids": position_ids, "labels": labels}
+    if examples[0].teacher is not None:
+        collated.update(_collate_teacher_records(examples, labels))
+    return collated
+
+
+def _collate_teacher_records(examples: Sequence[Example], labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each example's cached records placed at its supervised positions: row-major order over the
+    labels is the examples' records one after the other, so one assignment places them all."""
+    supervised = labels != IGNORE_INDEX
+    counts = supervised.sum(1).tolist()
+    held = [len(example.teacher[0]) for example in examples]
+    if counts != held:
+        raise ValueError(f"teacher cache items hold {held} positions but the examples have {counts} supervised "
+                         f"tokens: the cache belongs to other data or another max_length")
+    k = examples[0].teacher[0].shape[1]
+    ids = torch.zeros((*labels.shape, k), dtype=torch.long)
+    log_probs = torch.zeros((*labels.shape, k + 1), dtype=torch.float32)
+    ids[supervised] = torch.from_numpy(np.concatenate([example.teacher[0] for example in examples]).astype(np.int64))
+    log_probs[supervised] = torch.from_numpy(np.concatenate([example.teacher[1] for example in examples]))
+    return {"teacher_ids": ids, "teacher_log_probs": log_probs}
 
 
 def collate_prompts(prompts: Sequence[np.ndarray], pad_id: int, max_prompt_length: int) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
-from minillm.losses import divergence
+from minillm.losses import divergence, topk_divergence
 
 AllReduce = Callable[[torch.Tensor], object]
 # How far (in nats) below its row's largest logit a teacher logit may lie in the single-step term.
@@ -152,4 +152,20 @@ def single_step_regulariser(student_logits: torch.Tensor, teacher_logits: torch.
     floor = teacher_logits[..., :vocab_size].amax(-1, keepdim=True) - TEACHER_LOGIT_RANGE
     per_sequence = divergence("reverse_kl", student_logits, torch.maximum(teacher_logits, floor), mask,
                               reduction="rows", vocab_size=vocab_size)
+    return per_sequence.sum() if row_weights is None else (per_sequence * row_weights).sum()
+
+
+def single_step_regulariser_topk(student_logits: torch.Tensor, teacher_ids: torch.Tensor,
+                                 teacher_log_probs: torch.Tensor, mask: torch.Tensor, vocab_size: int,
+                                 row_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """`single_step_regulariser` against a teacher kept as its top k tokens + tail: teacher_ids
+    [B, T, k] and teacher_log_probs [B, T, k + 1] (`minillm.losses.top_k_with_tail` of its
+    log-softmax over the first `vocab_size` columns) → scalar. Reverse KL between the (k + 1)-bucket
+    coarse-grainings (`minillm.losses.topk_divergence`): exact for k ≥ vocab_size, a lower bound
+    otherwise. The same floor as the dense form: buckets more than TEACHER_LOGIT_RANGE below the
+    row's top one are raised to it.
+    """
+    floor = teacher_log_probs.amax(-1, keepdim=True) - TEACHER_LOGIT_RANGE
+    per_sequence = topk_divergence("reverse_kl", student_logits, teacher_ids, torch.maximum(teacher_log_probs, floor),
+                                   mask, vocab_size=vocab_size, reduction="rows")
     return per_sequence.sum() if row_weights is None else (per_sequence * row_weights).sum()

@@ -2,10 +2,12 @@
 
 A collection holds this rank's share of the GLOBAL `num_rollouts`; it is used for `ppo_epochs`
 passes of mini-batches and then discarded. Everything per token is a [N, T] tensor over the
-response positions (T = max new tokens); no vocabulary-sized tensor is stored.
+response positions (T = max new tokens); no vocabulary-sized tensor is stored, unless the
+teacher's logits are kept for the single-step term (`--teacher-logits-budget`, `KeptTeacher`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -13,6 +15,7 @@ import torch
 
 from minillm.data.datasets import collate_prompts
 from minillm.generation import SamplingConfig, sample
+from minillm.losses import top_k_with_tail
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo
 
@@ -31,6 +34,8 @@ class Rollouts:
     # or raw, to be whitened per mini-batch by `whiten_minibatch` (whiten="reference")
     advantages: torch.Tensor
     streams: torch.Tensor  # [N] task stream of each prompt (0 unless step-by-step)
+    # The teacher's next-token distributions from sampling (`KeptTeacher.tensors`), or None
+    kept_teacher: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -54,25 +59,98 @@ class Rollouts:
                 "response_len": float(lengths.mean())}
 
 
+# Bytes per position of a top-k kept teacher: int32 ids [k] + float32 log-probs [k + 1].
+def _topk_bytes(k: int) -> int:
+    return 8 * k + 4
+
+
+def teacher_logits_top_k(budget_mib: float, rollouts: int, new_tokens: int, vocab_size: int,
+                         dtype: torch.dtype) -> int:
+    """How much of the teacher a collection of `rollouts` × `new_tokens` positions keeps within
+    `budget_mib`: vocab_size (the full logits, in `dtype`) when they fit, else the largest k whose
+    top-k records fit. ValueError when not even k = 1 fits."""
+    positions = rollouts * new_tokens
+    budget = budget_mib * 2 ** 20
+    if positions * vocab_size * dtype.itemsize <= budget:
+        return vocab_size
+    k = int((budget / positions - _topk_bytes(0)) // (_topk_bytes(1) - _topk_bytes(0)))
+    if k < 1:
+        raise ValueError(f"--teacher-logits-budget {budget_mib:g} MiB cannot hold even the top-1 teacher token at "
+                         f"{positions} response positions ({_topk_bytes(1) * positions / 2 ** 20:.3g} MiB); raise it")
+    return k
+
+
+def describe_teacher_logits_plan(budget_mib: float, rollouts: int, new_tokens: int, vocab_size: int,
+                                 dtype: torch.dtype) -> str:
+    """The log line that says what the single-step term will use."""
+    k = teacher_logits_top_k(budget_mib, rollouts, new_tokens, vocab_size, dtype)
+    positions = rollouts * new_tokens
+    if k >= vocab_size:
+        size = positions * vocab_size * dtype.itemsize / 2 ** 20
+        return (f"single-step term: the sampler's teacher logits, full vocabulary ({size:.1f} MiB per rank for "
+                f"{positions} response positions; --teacher-logits-budget {budget_mib:g} MiB); no teacher forward")
+    return (f"single-step term: the sampler's teacher as top-{k} tokens + tail ({_topk_bytes(k) * positions / 2 ** 20:.1f} "
+            f"MiB per rank): the full vocabulary would exceed --teacher-logits-budget {budget_mib:g} MiB; this "
+            f"approximates the exact reverse KL (minillm.losses.topk_divergence); no teacher forward")
+
+
+class KeptTeacher:
+    """The teacher's next-token distribution at every response position of a collection, filled
+    by the sampler (`record`): full logits [N, T, V] in the teacher's dtype when k ≥ V, else
+    top-k ids [N, T, k] (int32) and bucket log-probs [N, T, k + 1] (`top_k_with_tail`)."""
+
+    def __init__(self, rows: int, steps: int, vocab_size: int, k: int, dtype: torch.dtype, device: torch.device):
+        self.vocab_size, self.k = vocab_size, k
+        if k >= vocab_size:
+            self.tensors = {"teacher_logits": torch.zeros(rows, steps, vocab_size, dtype=dtype, device=device)}
+        else:
+            self.tensors = {"teacher_ids": torch.zeros(rows, steps, k, dtype=torch.int32, device=device),
+                            "teacher_log_probs": torch.zeros(rows, steps, k + 1, device=device)}
+
+    def recorder(self, first_row: int) -> Callable[[torch.Tensor, int, torch.Tensor], None]:
+        """`sample`'s keep_teacher_logits for the sampling batch that starts at row `first_row`."""
+        def record(rows: torch.Tensor, t: int, logits: torch.Tensor) -> None:
+            logits = logits[:, :self.vocab_size]
+            rows = rows + first_row
+            if "teacher_logits" in self.tensors:
+                self.tensors["teacher_logits"][rows, t] = logits
+            else:
+                ids, log_probs = top_k_with_tail(logits.float().log_softmax(-1), self.k)
+                self.tensors["teacher_ids"][rows, t] = ids.int()
+                self.tensors["teacher_log_probs"][rows, t] = log_probs
+        return record
+
+
 @torch.no_grad()
 def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np.ndarray], *, config: SamplingConfig,
             teacher_mix: float, reward_scaling: float, reward_clip: float, gamma: float, length_norm: bool,
             eos_token_id: int, pad_token_id: int, max_prompt_length: int, batch_size: int,
             generator: torch.Generator, device: torch.device, sync_ranks: bool,
-            streams: list[int] | None = None, whiten: str = "tokens") -> Rollouts:
+            streams: list[int] | None = None, whiten: str = "tokens", teacher_logits_budget_mib: float = 0.0,
+            vocab_size: int | None = None) -> Rollouts:
     """Sample one response per prompt with the current policy (mixed with the teacher), then
     rewards → returns → advantages. whiten="tokens": the advantages are the returns whitened over
     the real response tokens of the whole collection on all ranks (over every task stream at
     once); whiten="reference": they are the raw returns (0 off the mask), for `whiten_minibatch`;
     whiten="none": the raw returns, used as they are (on-policy distillation).
-    `streams`: each prompt's task stream, kept for the loss weights (default all 0)."""
+    `streams`: each prompt's task stream, kept for the loss weights (default all 0).
+    teacher_logits_budget_mib > 0: also keep the teacher's distributions over the first
+    `vocab_size` columns at every response position, as `teacher_logits_top_k` decides (on `device`)."""
     student.eval()  # dropout is off for the whole MiniLLM run; eval() also keeps it so here
+    kept = None
+    if teacher_logits_budget_mib > 0:
+        vocab_size = vocab_size or teacher.get_output_embeddings().weight.shape[0]
+        dtype = next(teacher.parameters()).dtype
+        kept = KeptTeacher(len(prompts), config.max_new_tokens, vocab_size,
+                           teacher_logits_top_k(teacher_logits_budget_mib, len(prompts), config.max_new_tokens,
+                                                vocab_size, dtype), dtype, device)
     parts = []
     for start in range(0, len(prompts), batch_size):
         batch = collate_prompts(prompts[start:start + batch_size], pad_token_id, max_prompt_length)
         out = sample(student, batch["input_ids"].to(device), batch["attention_mask"].to(device), config,
                      eos_token_id, pad_token_id, generator=generator, sync_ranks=sync_ranks, teacher=teacher,
-                     teacher_mix=teacher_mix, record_logprobs=True)
+                     teacher_mix=teacher_mix, record_logprobs=True,
+                     keep_teacher_logits=kept.recorder(start) if kept is not None else None)
         mask = (torch.arange(config.max_new_tokens, device=device)[None, :] < out.lengths[:, None]).float()
         parts.append((out.tokens, mask, out.student_logprobs, out.teacher_logprobs))
     student.train()
@@ -85,7 +163,7 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     advantages = ppo.whiten(returns.to(device), mask.to(device)).cpu() if whiten == "tokens" else returns
     stream_ids = torch.as_tensor(streams if streams is not None else [0] * len(prompts), dtype=torch.long)
     return Rollouts([np.asarray(p) for p in prompts], responses, mask, old, teacher_lp, weights * mask, advantages,
-                    stream_ids)
+                    stream_ids, kept.tensors if kept is not None else None)
 
 
 def whiten_minibatch(rollouts: Rollouts, rows: np.ndarray, device: torch.device) -> Rollouts:
@@ -126,6 +204,25 @@ def collate_rollouts(rollouts: Rollouts, indices: np.ndarray, pad_token_id: int,
     for name in ("old_logprobs", "weights", "advantages"):
         batch[name] = getattr(rollouts, name)[index, :width]
     batch["stream"] = rollouts.streams[index]
+    for name, values in (rollouts.kept_teacher or {}).items():
+        batch[name] = values[index.to(values.device), :width]
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["response_start"] = prompt["input_ids"].shape[1]
     return batch
+
+
+def single_step_term(student_logits: torch.Tensor, batch: dict[str, torch.Tensor],
+                     teacher_forward: Callable[[], torch.Tensor], vocab_size: int,
+                     row_weights: torch.Tensor) -> torch.Tensor:
+    """The single-step reverse KL of a mini-batch of `collate_rollouts`: against the teacher the
+    sampler kept (full logits, or top-k + tail) when the batch has it, else against
+    `teacher_forward()` (the teacher's logits over the response positions, [B, T, V])."""
+    mask = batch["mask"]
+    if "teacher_ids" in batch:
+        return ppo.single_step_regulariser_topk(student_logits, batch["teacher_ids"], batch["teacher_log_probs"],
+                                                mask, vocab_size, row_weights)
+    if "teacher_logits" in batch:
+        return ppo.single_step_regulariser(student_logits, batch["teacher_logits"], mask, vocab_size, row_weights)
+    with torch.no_grad():
+        teacher_logits = teacher_forward()
+    return ppo.single_step_regulariser(student_logits, teacher_logits, mask, vocab_size, row_weights)

@@ -25,7 +25,8 @@ from minillm.engine import all_reduce_sum, per_stream_sums
 from minillm.generation import SamplingConfig
 from minillm.loop import StepResult
 from minillm.ppo import losses as ppo
-from minillm.ppo.rollouts import WHITENING, Rollouts, collate_rollouts, collect, whiten_minibatch
+from minillm.ppo.rollouts import (WHITENING, Rollouts, collate_rollouts, collect, single_step_term,
+                                    whiten_minibatch)
 from minillm.pretraining_term import PretrainingTerm
 from minillm.training_setup import TrainingSetup
 from minillm.validation import ValidationConfig, sampled_validation
@@ -48,6 +49,7 @@ class OnPolicyConfig:
     single_step_reg: bool
     whiten: str  # one of minillm.ppo.rollouts.WHITENING
     seed: int
+    teacher_logits_budget_mib: float = 0.0  # > 0: the single-step term reuses the sampler's teacher logits
 
     def __post_init__(self):
         if self.num_rollouts <= 0 or self.ppo_epochs <= 0 or self.rollout_batch_size <= 0 or self.max_new_tokens <= 0:
@@ -116,7 +118,8 @@ class OnPolicyStep:
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
             max_prompt_length=config.max_prompt_length, batch_size=config.rollout_batch_size,
             generator=generator, device=self.dist.device, sync_ranks=self.setup.sync_ranks,
-            whiten=config.whiten)
+            whiten=config.whiten, vocab_size=self.vocab_size,
+            teacher_logits_budget_mib=config.teacher_logits_budget_mib if config.single_step_reg else 0.0)
         stats = self.rollouts.statistics()
         tokens, = all_reduce_sum([float(self.rollouts.mask.sum())], self.dist.device)
         totals = all_reduce_sum([stats[k] for k in sorted(stats)], self.dist.device)
@@ -147,9 +150,8 @@ class OnPolicyStep:
                                     batch["mask"] * row_scale[:, None], self.config.clip_eps)
         total, parts = pg, {"pg_loss": pg.detach(), **stats}
         if self.config.single_step_reg:
-            with torch.no_grad():
-                teacher_logits = self.teacher(**inputs).logits[:, start - 1:start - 1 + width]
-            reg = ppo.single_step_regulariser(logits, teacher_logits, batch["mask"], self.vocab_size, row_scale)
+            reg = single_step_term(logits, batch, lambda: self.teacher(**inputs).logits[:, start - 1:start - 1 + width],
+                                   self.vocab_size, row_scale)
             total = total + reg
             parts["reg_loss"] = reg.detach()
         return total, parts

@@ -1,0 +1,283 @@
+"""What each method costs, side by side, in one process: SFT, KD with a live teacher, KD from a
+teacher cache, and MiniLLM (per optimizer sample and per rollout, with a breakdown), on the same
+random-weight models and the same sequence shapes.
+
+  python benchmarks/bench_methods.py --preset tiny --out results/bench/methods-tiny.json   # CPU
+  python benchmarks/bench_methods.py --preset gpt2-base-xl --dtype bf16 --out ...          # GPU
+
+Every method runs the project's own objective and step code (`minillm.objectives`,
+`minillm.ppo.rollouts.collect`, `OnPolicyStep._policy_terms`) with plain AdamW (no DeepSpeed, as
+in bench_minillm.py). A token-level step is collate_sft → objective → backward → clip → AdamW on
+`--batch` sequences of `--prompt-len` + `--new-tokens` tokens. MiniLLM's unit is one collection
+cycle: `--num-rollouts` rollouts sampled in batches of `--rollout-batch` with the teacher mixed in
+(α = 0.2) and its logits kept (`--teacher-logits-budget`), then `--ppo-epochs` passes of
+mini-batches of `--batch` rollouts, each step also training on `--batch` pretraining chunks with
+the cached KD term; `minillm_recomputed` is the same cycle the default way (a teacher forward per
+mini-batch and per corpus batch). Per optimizer sample = cycle / (ppo_epochs × num_rollouts).
+Figures: median of `--repeats` rounds after one warm-up; each round times every method once, so
+that other processes' load on a shared machine falls on all methods alike.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: benchmark this checkout's `minillm`
+    sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench_minillm import (ADAM_BETAS, CLIP_EPS, CLIP_GRAD, GAMMA, LR, NO_EOS, PRESETS, REWARD_CLIP,  # noqa: E402
+                           REWARD_SCALING, TEACHER_MIX, WEIGHT_DECAY, build_model, device_name, synchronize)
+from minillm.data.datasets import Example, collate_sft  # noqa: E402
+from minillm.generation import SamplingConfig  # noqa: E402
+from minillm.losses import IGNORE_INDEX, top_k_with_tail  # noqa: E402
+from minillm.modeling import inference_dtype  # noqa: E402
+from minillm.objectives import KDObjective, sft_objective  # noqa: E402
+from minillm.ppo.rollouts import collate_rollouts, collect  # noqa: E402
+from minillm.ppo.step import OnPolicyStep  # noqa: E402
+
+KD_RATIO = 0.5  # the pretraining term's and word-level KD's mix of CE and forward KL
+# Targets of issue 14 (tiny preset, 2 CPU cores), as multiples of SFT's time per sample.
+TARGETS = {"kd_cached": 1.3, "minillm": 3.0}
+# name -> (batch, prompt, new tokens, rollouts per collection, rollout batch, PPO epochs): the tiny
+# driver's MiniLLM recipe (scripts/presets/tiny.sh), and the paper's GPT-2 recipe (ref §6).
+WORKLOADS = {"tiny": (32, 64, 64, 128, 128, 2), "gpt2-base-xl": (64, 256, 256, 256, 64, 4)}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True, help="models and workload")
+    parser.add_argument("--batch", type=int, help="sequences per optimizer step (token methods), rollouts per "
+                                                  "mini-batch and corpus chunks per step (MiniLLM)")
+    parser.add_argument("--prompt-len", type=int)
+    parser.add_argument("--new-tokens", type=int, help="response tokens (token methods: supervised tokens)")
+    parser.add_argument("--num-rollouts", type=int)
+    parser.add_argument("--rollout-batch", type=int, help="prompts per sampling pass")
+    parser.add_argument("--ppo-epochs", type=int)
+    parser.add_argument("--top-k", type=int, default=64, help="the teacher cache's k (default %(default)s)")
+    parser.add_argument("--teacher-logits-budget", type=float, default=8192.0, help="MiB (default %(default)s)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="JSON report")
+    args = parser.parse_args(argv)
+    defaults = dict(zip(("batch", "prompt_len", "new_tokens", "num_rollouts", "rollout_batch", "ppo_epochs"),
+                        WORKLOADS[args.preset]))
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.num_rollouts % args.batch:
+        parser.error(f"--num-rollouts ({args.num_rollouts}) must be a multiple of --batch ({args.batch})")
+    args.device = torch.device(args.device)
+    args.torch_dtype = inference_dtype(args.dtype, args.device)
+    return args
+
+
+def time_interleaved(runs: dict[str, Callable[[], dict[str, float] | None]], repeats: int,
+                     device: torch.device) -> dict[str, dict]:
+    """One warm-up of every run, then `repeats` rounds that each time every run once, so that load
+    from other processes on a shared machine falls on all methods alike. Per run: the seconds of
+    each round, their median, and the median of each part the run reports (seconds by name)."""
+    for run in runs.values():
+        run()
+    totals = {name: [] for name in runs}
+    parts = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            synchronize(device)
+            started = time.perf_counter()
+            parts[name].append(run() or {})
+            synchronize(device)
+            totals[name].append(time.perf_counter() - started)
+    return {name: {"seconds": totals[name], "median_s": statistics.median(totals[name]),
+                   "parts_s": {part: statistics.median(p[part] for p in parts[name]) for part in parts[name][0]}}
+            for name in runs}
+
+
+class Clock:
+    """Seconds spent per named part of a run (synchronised on a GPU), and within each part the
+    seconds spent in the teacher's forward passes (timed by hooks on the teacher)."""
+
+    def __init__(self, device: torch.device, teacher: torch.nn.Module):
+        self.device, self.parts, self.teacher_seconds = device, {}, 0.0
+        self._last = time.perf_counter()
+        self._hooks = [teacher.register_forward_pre_hook(self._teacher_starts),
+                       teacher.register_forward_hook(self._teacher_ends)]
+
+    def _teacher_starts(self, *_) -> None:
+        synchronize(self.device)
+        self._teacher_started = time.perf_counter()
+
+    def _teacher_ends(self, *_) -> None:
+        synchronize(self.device)
+        self.teacher_seconds += time.perf_counter() - self._teacher_started
+
+    def lap(self, name: str) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        self.parts[name] = self.parts.get(name, 0.0) + now - self._last
+        teacher_part = f"  of which teacher forwards ({name})"
+        self.parts[teacher_part] = self.parts.get(teacher_part, 0.0) + self.teacher_seconds
+        self._last, self.teacher_seconds = now, 0.0
+
+    def stop(self) -> dict[str, float]:
+        for hook in self._hooks:
+            hook.remove()
+        return self.parts
+
+
+def random_examples(count: int, args: argparse.Namespace, vocab: int, rng: np.random.Generator) -> list[Example]:
+    """Prompt + response items of the full length (every response token supervised)."""
+    return [Example(rng.integers(0, vocab, args.prompt_len + args.new_tokens), args.prompt_len) for _ in range(count)]
+
+
+@torch.no_grad()
+def with_teacher_records(examples: list[Example], teacher: torch.nn.Module, k: int, vocab: int,
+                         device: torch.device) -> list[Example]:
+    """The examples as a teacher cache serves them (tools/cache_teacher.py's computation)."""
+    batch = collate_sft(examples, pad_id=0)
+    logits = teacher(**{key: batch[key].to(device) for key in ("input_ids", "attention_mask", "position_ids")}).logits
+    mask = batch["labels"] != IGNORE_INDEX
+    cached = []
+    for row, example in enumerate(examples):
+        ids, log_probs = top_k_with_tail(logits[row][mask[row].to(device)][:, :vocab].float().log_softmax(-1), k)
+        cached.append(Example(example.tokens, example.prompt_len, teacher=(ids.int().cpu().numpy(),
+                                                                            log_probs.cpu().numpy())))
+    return cached
+
+
+def optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=LR, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
+
+
+def update(model: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_GRAD)
+    optim.step()
+    optim.zero_grad(set_to_none=True)
+
+
+def token_step(student, optim, objective, examples: list[Example], device: torch.device) -> Callable[[], None]:
+    """One token-level optimizer step: collate, objective, token-mean, update."""
+    def step() -> None:
+        batch = {k: v.to(device) for k, v in collate_sft(examples, pad_id=0).items()}
+        rows, _ = objective(student, batch)
+        update(student, optim, rows.sum() / (batch["labels"] != IGNORE_INDEX).sum())
+    return step
+
+
+def minillm_cycle(student, teacher, optim, args, vocab: int, prompts: list[np.ndarray], corpus: list[Example],
+                  corpus_objective, keep_teacher_logits: bool) -> Callable[[], dict[str, float]]:
+    """One collection and its PPO epochs; returns seconds by part."""
+    method = SimpleNamespace(engine=student, teacher=teacher, vocab_size=vocab,
+                             config=SimpleNamespace(clip_eps=CLIP_EPS, single_step_reg=True))
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    sampling = SamplingConfig(max_new_tokens=args.new_tokens)
+
+    def cycle() -> dict[str, float]:
+        clock = Clock(args.device, teacher)
+        rollouts = collect(student, teacher, prompts, config=sampling, teacher_mix=TEACHER_MIX,
+                           reward_scaling=REWARD_SCALING, reward_clip=REWARD_CLIP, gamma=GAMMA, length_norm=True,
+                           eos_token_id=NO_EOS, pad_token_id=0, max_prompt_length=args.prompt_len,
+                           batch_size=args.rollout_batch, generator=generator, device=args.device, sync_ranks=False,
+                           vocab_size=vocab,
+                           teacher_logits_budget_mib=args.teacher_logits_budget if keep_teacher_logits else 0.0)
+        clock.lap("sampling")
+        for epoch in range(args.ppo_epochs):
+            order = np.random.default_rng([args.seed, epoch]).permutation(args.num_rollouts)
+            for start in range(0, args.num_rollouts, args.batch):
+                batch = collate_rollouts(rollouts, order[start:start + args.batch], 0, args.prompt_len, args.device)
+                loss, _ = OnPolicyStep._policy_terms(method, batch, torch.ones(args.batch, device=args.device))
+                loss = loss / batch["mask"].sum().clamp(min=1)
+                clock.lap("policy terms")
+                corpus_batch = {k: v.to(args.device) for k, v in collate_sft(corpus, pad_id=0).items()}
+                rows, _ = corpus_objective(student, corpus_batch)
+                loss = loss + rows.sum() / (corpus_batch["labels"] != IGNORE_INDEX).sum()
+                clock.lap("pretraining term")
+                update(student, optim, loss)
+                clock.lap("backward + optimizer")
+        return clock.stop()
+    return cycle
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    student_shape, teacher_shape, vocab = PRESETS[args.preset]
+    positions = args.prompt_len + args.new_tokens
+    student = build_model(student_shape, vocab, positions, args.device, args.torch_dtype)
+    teacher = build_model(teacher_shape, vocab, positions, args.device, args.torch_dtype).eval()
+    teacher.requires_grad_(False)
+    rng = np.random.default_rng(args.seed)
+    examples, corpus = random_examples(args.batch, args, vocab, rng), random_examples(args.batch, args, vocab, rng)
+    cached_examples = with_teacher_records(examples, teacher, args.top_k, vocab, args.device)
+    cached_corpus = with_teacher_records(corpus, teacher, args.top_k, vocab, args.device)
+    prompts = [rng.integers(0, vocab, args.prompt_len) for _ in range(args.num_rollouts)]
+    live_kd = KDObjective(teacher, KD_RATIO, "forward_kl", vocab)
+    cached_kd = KDObjective(None, KD_RATIO, "forward_kl", vocab)
+    optim = optimizer(student)
+    timings = time_interleaved({
+        "sft": token_step(student, optim, sft_objective, examples, args.device),
+        "kd": token_step(student, optim, live_kd, examples, args.device),
+        "kd_cached": token_step(student, optim, cached_kd, cached_examples, args.device),
+        "minillm": minillm_cycle(student, teacher, optim, args, vocab, prompts, cached_corpus, cached_kd, True),
+        "minillm_recomputed": minillm_cycle(student, teacher, optim, args, vocab, prompts, corpus, live_kd, False),
+    }, args.repeats, args.device)
+    sft_ms = 1000 * timings["sft"]["median_s"] / args.batch
+    methods = {}
+    for name, timing in timings.items():
+        if name.startswith("minillm"):
+            samples = args.ppo_epochs * args.num_rollouts
+            figures = {"ms_per_sample": 1000 * timing["median_s"] / samples,
+                       "ms_per_rollout": 1000 * timing["median_s"] / args.num_rollouts,
+                       "breakdown_ms_per_sample": {part: 1000 * s / samples for part, s in timing["parts_s"].items()}}
+        else:
+            figures = {"ms_per_sample": 1000 * timing["median_s"] / args.batch}
+        figures["ratio_to_sft"] = figures["ms_per_sample"] / sft_ms
+        if name in TARGETS:
+            figures["target_ratio"] = TARGETS[name]
+            figures["target_met"] = figures["ratio_to_sft"] <= TARGETS[name]
+        methods[name] = {**figures, "seconds": timing["seconds"]}
+    settings = {key: value for key, value in vars(args).items() if key not in ("torch_dtype", "out")}
+    settings.update(device=str(args.device), student=asdict(student_shape), teacher=asdict(teacher_shape), vocab=vocab)
+    return {"machine": f"{device_name(args.device)}, torch {torch.__version__}", "settings": settings,
+            "methods": methods}
+
+
+def print_report(report: dict) -> None:
+    print(report["machine"])
+    print(f"{'method':<20} {'ms/sample':>10} {'× SFT':>7} {'ms/rollout':>11}  target")
+    for name, figures in report["methods"].items():
+        rollout = f"{figures['ms_per_rollout']:.2f}" if "ms_per_rollout" in figures else ""
+        target = ""
+        if "target_ratio" in figures:
+            target = f"≤ {figures['target_ratio']}× {'met' if figures['target_met'] else 'MISSED'}"
+        print(f"{name:<20} {figures['ms_per_sample']:>10.3f} {figures['ratio_to_sft']:>7.2f} {rollout:>11}  {target}")
+        for part, ms in figures.get("breakdown_ms_per_sample", {}).items():
+            if ms > 0:  # a part without teacher forwards has no "of which" line
+                print(f"    {part:<44} {ms:>8.3f} ms/sample")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = run(args)
+    print_report(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
