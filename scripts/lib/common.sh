@@ -12,9 +12,10 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$BASE_PATH${PYTHONPATH:+:$PYTHONPATH}"
 cd "$BASE_PATH"
 
-# On CPU, ranks share the cores; oversubscribed threads are much slower than one per core.
-if ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
-  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / GPUS_PER_NODE > 0 ? $(nproc) / GPUS_PER_NODE : 1 ))}
+# On CPU, ranks share the cores; oversubscribed threads are much slower than one per core. (The
+# CUDA probe imports torch, ~1 s: skipped when the caller, e.g. the driver, already chose.)
+if [[ -z ${OMP_NUM_THREADS:-} ]] && ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  export OMP_NUM_THREADS=$(( $(nproc) / GPUS_PER_NODE > 0 ? $(nproc) / GPUS_PER_NODE : 1 ))
 fi
 
 # launch ENTRYPOINT.py ARGS...: one process directly, several through the DeepSpeed launcher.
