@@ -282,8 +282,9 @@ def spread_description(cell: dict) -> str:
     (only,) = cell["per_run"].values()
     if only["gen_seeds"][0] in SINGLE_VALUE_SOURCE.values():
         return f"one {only['gen_seeds'][0]} value (1 training seed)"
-    seeds = cell["n_gen_seeds"]
-    return f"std over {seeds} generation seed{'s' * (seeds != 1)} (1 training seed)"
+    if cell["n_gen_seeds"] == 1:
+        return "one value (1 training seed, 1 generation seed): no spread"
+    return f"std over {cell['n_gen_seeds']} generation seeds (1 training seed)"
 
 
 def method_results(evaluations: dict[str, dict]) -> tuple[dict, dict]:

@@ -274,7 +274,7 @@ def test_header_names_rows_seeds_data_sources_and_arms_not_run(tmp_path):
     assert "Not run (the driver's METHODS left them out): `kd`, `seqkd`." in section
     rows = table_rows(main_table(comparison))
     # equal to SFT, yet no ≈ (one training seed: no test) and no ± (one generation seed: no spread)
-    assert rows["SFT"][2:] == rows["DSS"][2:] == ["40.00", "std over 1 generation seed (1 training seed)"]
+    assert rows["SFT"][2:] == rows["DSS"][2:] == ["40.00", "one value (1 training seed, 1 generation seed): no spread"]
 
 def test_rows_whose_sets_have_different_runs_say_so_per_set(tmp_path):
     root = tmp_path / "r"
