@@ -229,7 +229,8 @@ if runs_any "${DSS_METHODS[@]}"; then
     DATA_DIR="$PROCESSED/dss-cot/full/label/$PRESET" RATIONALE_DATA_DIR="$PROCESSED/dss-cot/full/rationale/$PRESET" \
     SAVE_PATH="$DSS_TEACHER" SEED="$FIRST_SEED" LR="$DSS_TEACHER_LR" EPOCHS="$DSS_TEACHER_EPOCHS" \
     MICRO_BATCH_SIZE="$TEACHER_MICRO_BATCH" bash scripts/dss/dss_teacher_xlarge.sh "$BASE_PATH"
-  if [[ $DSS_RATIONALES == dataset ]]; then  # the DSS teacher writes what the black-box students learn from
+  # The DSS teacher writes what the black-box students (and the gold-label arm's rationales) learn from.
+  if [[ $DSS_RATIONALES == dataset ]] && runs_any dss dss-gold dss-continued; then
     # Greedy chain of thought for the reasoning rows (label = its conclusion, written in the gold
     # labels' style); a label pass for the open-ended rows, which have no rationale.
     stage dss-teacher-data "$DSS_TEACHER $DSS_ROWS" "$BLACK_BOX_ROWS" env TEACHER_PATH="$DSS_TEACHER" \
