@@ -111,7 +111,9 @@ def run_stage(name: str, command: list[str], inputs: list[Path], outputs: list[P
     started = time.time()
     status = subprocess.run(command).returncode
     if status != 0:
-        print(f"[stage {name}] failed with exit status {status}; rerun the driver to retry it", file=sys.stderr)
+        print(f"[stage {name}] failed with exit status {status}: its error is above. A crash of the machine "
+              f"needs only a rerun of the driver (this stage resumes); anything else needs its cause fixed first",
+              file=sys.stderr)
         return status
     atomic_write_json(record_path, {"name": name, "fingerprint": current, "parts": parts, "command": command,
                                     "inputs": [str(p) for p in inputs], "outputs": [str(p) for p in outputs],
