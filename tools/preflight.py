@@ -3,7 +3,7 @@ processing stage. Every refusal names the driver variable to change (scripts/run
 passes them under their own names).
 
   python tools/preflight.py settings --teacher T --student S --tokenizer TOK --max-length 512 \\
-      --max-prompt-length 256 --new-tokens 256 --fewshot-prompt-length 768 --lr TEACHER_LR=5e-5 ... \\
+      --max-prompt-length 256 --batch-size 32 --fewshot-prompt-length 768 --lr TEACHER_LR=5e-5 ... \\
       --warmup 100 --steps 4 --record results/custom/driver.json --methods "sft minillm" ...
   python tools/preflight.py items --data processed/full/custom --batch-size 32 --stage process \\
       --made-by "RAW_DIR=data/dolly"
@@ -80,7 +80,7 @@ def length_problems(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def schedule_problems(args: argparse.Namespace) -> list[str]:
+def recipe_problems(args: argparse.Namespace) -> list[str]:
     problems = []
     for assignment in args.lr:
         name, _, value = assignment.partition("=")
@@ -125,7 +125,7 @@ def tokenizer_problems(args: argparse.Namespace) -> list[str]:
 
 
 def check_settings(args: argparse.Namespace) -> list[str]:
-    return length_problems(args) + schedule_problems(args) + tokenizer_problems(args)
+    return length_problems(args) + recipe_problems(args) + tokenizer_problems(args)
 
 
 def run_plan(args: argparse.Namespace) -> dict:
