@@ -9,6 +9,8 @@ Reads the layout the main command leaves under results/<preset>/ (nothing is tra
   runs/<method>/<run>/log.jsonl      training and evaluation records (for the curves)
   stages/<stage>.json                the driver's stage timings
   data/<name>/*.stats.json           what a teacher wrote (rows kept / dropped, consistency)
+  driver.json                        the driver's plan (tools/preflight.py): the arms run and not
+                                     run, each training data source, the row caps (optional)
   the eval sets (summary.json's "path" per set): their gold answers, for the majority-answer row
 
 Statistics (per method × eval set [× family] × metric): each run's score is its mean over
@@ -170,6 +172,14 @@ def method_info(key: str) -> Method:
     return METHODS.get(key) or Method(key, "unknown", "unknown", "not in minillm.report.METHODS", "unknown")
 
 
+def training_set(key: str) -> str | None:
+    """Which of the driver's data sources (driver.json "data_sources") a method trains on: the
+    step-by-step rows for the DSS teacher and arms, the instruction data for the others."""
+    if key not in METHODS or key == "untrained":
+        return None
+    return "step-by-step" if key.startswith("dss") else "instruction"
+
+
 def method_order(keys) -> list[str]:
     known = [key for key in METHODS if key in keys]
     return known + sorted(set(keys) - set(METHODS))
@@ -202,6 +212,7 @@ class Results:
     training: dict[str, dict[str, TrainingRun]]  # method → run → its training outputs
     stages: list[dict] = field(default_factory=list)
     teacher_data: dict[str, dict] = field(default_factory=dict)  # data/<name>/<file>.stats.json → its stats
+    plan: dict | None = None  # driver.json
 
 
 def read_json(path: Path) -> dict:
@@ -248,7 +259,8 @@ def load_results(root: str | Path) -> Results:
     stages = [read_json(path) for path in sorted(root.glob("stages/*.json"))]
     teacher_data = {path.relative_to(root).as_posix(): read_json(path)
                     for path in sorted(root.glob("data/*/*.stats.json"))}
-    return Results(root, evaluations, training, stages, teacher_data)
+    plan = read_json(root / "driver.json") if (root / "driver.json").is_file() else None
+    return Results(root, evaluations, training, stages, teacher_data, plan)
 
 
 # ---------------------------------------------------------------- statistics
@@ -291,8 +303,9 @@ def spread_description(cell: dict) -> str:
     (only,) = cell["per_run"].values()
     if only["gen_seeds"][0] in SINGLE_VALUE_SOURCE.values():
         return f"one {only['gen_seeds'][0]} value (1 training seed)"
-    seeds = cell["n_gen_seeds"]
-    return f"std over {seeds} generation seed{'s' * (seeds != 1)} (1 training seed)"
+    if cell["n_gen_seeds"] == 1:
+        return "one value (1 training seed, 1 generation seed): no spread"
+    return f"std over {cell['n_gen_seeds']} generation seeds (1 training seed)"
 
 
 def method_results(evaluations: dict[str, dict]) -> tuple[dict, dict]:
@@ -507,6 +520,17 @@ def teacher_data_summary(stats: dict) -> dict:
             "teacher_label_accuracy": stats.get("teacher_label_accuracy", parse.get("teacher_label_accuracy"))}
 
 
+def scored_rows(evaluations: dict[str, dict[str, dict]]) -> dict[str, list[int]]:
+    """set → the distinct numbers of rows its summaries scored (one number unless runs differ)."""
+    rows: dict[str, set[int]] = {}
+    for runs in evaluations.values():
+        for summary in runs.values():
+            for set_name, entry in summary["sets"].items():
+                if isinstance(entry.get("rows"), int):
+                    rows.setdefault(set_name, set()).add(entry["rows"])
+    return {set_name: sorted(counts) for set_name, counts in rows.items()}
+
+
 def stages_in_run_order(stages: list[dict]) -> list[dict]:
     """Stages by when they finished (ISO timestamps sort as text); undated ones last."""
     return sorted(stages, key=lambda stage: (stage.get("finished_at") is None, stage.get("finished_at") or ""))
@@ -518,13 +542,14 @@ def build_comparison(results: Results) -> dict:
     """Everything the report shows, as one JSON-able object (comparison.json)."""
     keys = method_order(set(results.evaluations) | set(results.training))
     methods = []
+    data_sources = (results.plan or {}).get("data_sources", {})
     for key in keys:
         info = method_info(key)
         evaluated = results.evaluations.get(key, {})
         cells, family_cells = method_results(evaluated)
         methods.append({
             "key": key, "label": info.label, "family": info.family, "init": info.init, "objective": info.objective,
-            "data": info.data, "sources": dict(info.streams),
+            "data": info.data, "sources": dict(info.streams), "training_set": data_sources.get(training_set(key)),
             "evaluated_runs": run_order(evaluated), "trained_runs": run_order(results.training.get(key, {})),
             "results": cells, "families": family_cells,
             "budget": training_budget(key, results.training.get(key, {})),
@@ -546,6 +571,11 @@ def build_comparison(results: Results) -> dict:
         "sets": sets,
         "accuracy_sets": [s for s in sets if any("accuracy_strict" in m["results"].get(s, {}) for m in methods)],
         "accuracy_decoding": decodings,
+        "rows_scored": scored_rows(results.evaluations),
+        "generation_seeds": sorted({tuple(summary["seeds"]) for runs in results.evaluations.values()
+                                    for summary in runs.values()}),
+        "methods_not_run": (results.plan or {}).get("methods_not_run", []),
+        "max_eval_rows": (results.plan or {}).get("max_eval_rows"),
         "family_rows": family_rows(results.evaluations),
         "methods": methods,
         "paired_differences": paired_differences(methods),
@@ -777,8 +807,8 @@ TEACHER_DATA_NOTE = ("Consistency = percent of teacher rationales whose final an
 
 
 def methods_table(comparison: dict) -> str:
-    return markdown_table(["Method", "Key", "Family", "Init", "Data", "Optimises"], [
-        [m["label"], f"`{m['key']}`", m["family"], m["init"], m["data"], m["objective"]]
+    return markdown_table(["Method", "Key", "Family", "Init", "Data", "Training set", "Optimises"], [
+        [m["label"], f"`{m['key']}`", m["family"], m["init"], m["data"], m["training_set"] or "–", m["objective"]]
         for m in comparison["methods"]])
 
 
@@ -804,9 +834,38 @@ def _decoding_note(comparison: dict) -> str | None:
             "decoding; Rouge-L from temperature-1 sampling, as MiniLLM. Flexible accuracy is in the full report.")
 
 
+def scored_line(comparison: dict) -> str:
+    """How many rows of each eval set were scored, and over which generation seeds."""
+    sets = "; ".join(f"{set_name} {' or '.join(map(str, rows))}" + " (runs differ)" * (len(rows) > 1)
+                     for set_name, rows in comparison["rows_scored"].items())
+    cap = f" (the first MAX_EVAL_ROWS={comparison['max_eval_rows']} of each set)" if comparison["max_eval_rows"] else ""
+    seeds = " / ".join(" ".join(map(str, seeds)) for seeds in comparison["generation_seeds"])
+    several = " (runs differ)" if len(comparison["generation_seeds"]) > 1 else ""
+    return f"Rows scored: {sets}{cap}. Generation seeds: {seeds}{several}."
+
+
+def training_data_line(comparison: dict) -> str | None:
+    """Which data each trained row learned from (e.g. the DSS rows on GSM8K, the others on dolly)."""
+    by_source: dict[str, list[str]] = {}
+    for method in comparison["methods"]:
+        if method["training_set"]:
+            by_source.setdefault(method["training_set"], []).append(method["label"])
+    if not by_source:
+        return None
+    return "Training data: " + "; ".join(f"{', '.join(labels)}: {source}" for source, labels in by_source.items()) + "."
+
+
+def not_run_line(comparison: dict) -> str | None:
+    if not comparison["methods_not_run"]:
+        return None
+    return ("Not run (the driver's METHODS left them out): "
+            + ", ".join(f"`{key}`" for key in comparison["methods_not_run"]) + ".")
+
+
 def results_section(comparison: dict, plot_link: str | None = None, report_link: str | None = None) -> str:
     """The main table, the paired differences and the budget table with their notes (comparison.md and the README)."""
-    blocks = [main_table(comparison), SPREAD_RULE, _decoding_note(comparison), _majority_note(comparison)]
+    blocks = [scored_line(comparison), training_data_line(comparison), not_run_line(comparison), main_table(comparison),
+              SPREAD_RULE, _decoding_note(comparison), _majority_note(comparison)]
     if comparison["paired_differences"]:
         blocks += [paired_table(comparison), STATISTICS_NOTE]
     else:

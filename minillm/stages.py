@@ -5,12 +5,12 @@ have not changed is skipped (and says so); --force reruns it.
       --inputs DATA INIT --outputs RUN [--force] -- env LR=2e-3 bash scripts/sft/sft_xlarge.sh .
 
 A stage's fingerprint hashes its command line (variable assignments included: the driver writes
-them as `env NAME=value ...`), the values of the environment variables named in $STAGE_ENV (the
-preset's shared knobs), the content of every command argument that is a .sh or .py file (the
-stage scripts and entrypoints; not data files named on the command line, which may be outputs)
-and, for each input path, the size and modification time of every file under it (outputs are
-written atomically, so a rerun stage changes its outputs' times and its dependents rerun). The
-package's code is NOT part of it: after changing minillm/, use --force.
+them as `env NAME=value ...`), the values of the environment variables named in $STAGE_ENV that
+are set (the preset's shared knobs, and the stage scripts' knobs a user may export), the content
+of every command argument that is a .sh or .py file (the stage scripts and entrypoints; not data
+files named on the command line, which may be outputs) and, for each input path, the size and
+modification time of every file under it (outputs are written atomically, so a rerun stage
+changes its outputs' times and its dependents rerun). The package's code is NOT part of it: after changing minillm/, use --force.
 
 After success the stage's record ({state-dir}/{name}.json) holds the fingerprint and timing.
 An interrupted stage leaves {name}.running.json: rerun with the same fingerprint, its outputs
@@ -50,7 +50,9 @@ def fingerprint_parts(command: list[str], inputs: list[Path], env_names: list[st
     """A hash per thing that decides a stage's outputs (see the module docstring), so that a
     rerun can say which one changed."""
     parts = {"command": _sha256(command)}
-    parts.update({f"${name}": _sha256(os.environ.get(name)) for name in env_names})
+    # An unset name adds nothing, so that tracking one more knob leaves every stage that never
+    # saw it with the fingerprint it had.
+    parts.update({f"${name}": _sha256(os.environ[name]) for name in env_names if name in os.environ})
     parts.update({f"script {arg}": hashlib.sha256(Path(arg).read_bytes()).hexdigest()
                   for arg in command if Path(arg).suffix in SCRIPT_SUFFIXES and Path(arg).is_file()})
     parts.update({f"input {path}": _sha256(_input_signature(path)) for path in inputs})
@@ -109,7 +111,9 @@ def run_stage(name: str, command: list[str], inputs: list[Path], outputs: list[P
     started = time.time()
     status = subprocess.run(command).returncode
     if status != 0:
-        print(f"[stage {name}] failed with exit status {status}; rerun the driver to retry it", file=sys.stderr)
+        print(f"[stage {name}] failed with exit status {status}: its error is above. A crash of the machine "
+              f"needs only a rerun of the driver (this stage resumes); anything else needs its cause fixed first",
+              file=sys.stderr)
         return status
     atomic_write_json(record_path, {"name": name, "fingerprint": current, "parts": parts, "command": command,
                                     "inputs": [str(p) for p in inputs], "outputs": [str(p) for p in outputs],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -417,7 +419,7 @@ def test_generate_rationales_two_task_templates(world, tmp_path):
 @pytest.mark.slow
 def test_generate_rationales_fewshot_template_counts_parse_failures(world, tmp_path):
     template = PROMPTS / "fewshot_cot.txt"
-    out, stats, meta, _ = run_generation(world, tmp_path, "--template", str(template))
+    out, stats, meta, _ = run_generation(world, tmp_path, "--template", str(template), "--max-failure-rate", "100")
     check_template_recorded(meta, "template", template)
     assert meta["mode"] == "chain_of_thought" and "label_template" not in meta
     assert meta["truncated_prompts"]["template"] == 20  # few-shot prompts exceed 96 tokens
@@ -425,6 +427,25 @@ def test_generate_rationales_fewshot_template_counts_parse_failures(world, tmp_p
     parse = stats["parse"]
     assert parse["total"] == 20 and 0 < parse["failed"] == stats["rows_dropped"] == sum(parse["failures"].values())
     assert parse["examples"] and len(out) == 4 + stats["teacher_rows_written"] == 4 + 20 - parse["failed"]
+
+
+@pytest.mark.slow
+def test_generate_rationales_fails_when_too_few_rows_parse(world, tmp_path):
+    """Issue 17, item 5: an untrained teacher that writes no parsable chain of thought fails its
+    stage at once, naming the teacher, the template and the stats file, and writes no rows."""
+    source, out, template = tmp_path / "rows.jsonl", tmp_path / "teacher.jsonl", PROMPTS / "fewshot_cot.txt"
+    source.write_text("".join(json.dumps(row) + "\n" for row in read_jsonl(world.data / "raw.jsonl")[:12]))
+    result = subprocess.run([sys.executable, "tools/generate_rationales.py", "--model-path", str(world.student),
+                             "--input", str(source), "--out", str(out), "--template", str(template),
+                             "--max-prompt-length", "96", "--max-new-tokens", "8"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    stats_path = sidecar_path(out, "stats")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not out.exists() and json.loads(stats_path.read_text())["rows_dropped"] > 6
+    for named in (f"teacher {world.student}", f"template {template}", f"see {stats_path}", "--max-failure-rate 50",
+                  "MAX_RATIONALE_FAILURE_RATE"):
+        assert named in result.stdout, named
 
 
 @pytest.mark.slow

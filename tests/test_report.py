@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from minillm.report import (METHODS, build_comparison, load_results, main_table, majority_answer_accuracy,
-                            method_order, run_order, stages_in_run_order, stream_tokens)
+                            method_order, results_section, run_order, stages_in_run_order, stream_tokens)
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [10, 20, 30]
@@ -210,7 +210,7 @@ def test_readme_section_is_replaced(results, tmp_path):
                       "tail\n<!-- results:other:start -->\nkeep\n<!-- results:other:end -->\n")
     assert load_tool().main([str(results), "--readme", str(readme), "--readme-tag", "tiny"]) == 0
     text = readme.read_text()
-    assert "old numbers" not in text and text.startswith("# Project\n\nintro\n<!-- results:tiny:start -->\n| Method")
+    assert "old numbers" not in text and text.startswith("# Project\n\nintro\n<!-- results:tiny:start -->\nRows scored: ")
     assert "| SFT | baseline | gold labels | 54.00 ± 2.83 |" in text and "| Method | Init |" in text
     assert "![Rouge-L per eval set](results/tiny/plots/rougeL.png)" in text
     assert "[results/tiny/comparison.md](results/tiny/comparison.md)" in text
@@ -256,6 +256,25 @@ def test_single_generation_seed_and_no_baseline(tmp_path):
     assert (cell["mean"], cell["std"], cell["n_gen_seeds"]) == (42.0, 0.0, 1)
     assert comparison["baseline"] is None and comparison["paired_differences"] == []
 
+
+
+def test_header_names_rows_seeds_data_sources_and_arms_not_run(tmp_path):
+    """Issue 17, item 7: rows scored per set and the generation seeds; each arm's training data (the
+    DSS arms on GSM8K, the others on dolly); the arms METHODS left out; one seed: no ± and no ≈."""
+    root = tmp_path / "r"
+    write_summary(root, "sft", "seed10", {"dolly": {"rougeL": [40.0]}}, seeds=[10])
+    write_summary(root, "dss", "seed10", {"dolly": {"rougeL": [40.0]}}, seeds=[10])
+    write_json(root / "driver.json", {
+        "methods": ["sft", "dss"], "methods_not_run": ["kd", "seqkd"], "max_eval_rows": 10,
+        "data_sources": {"instruction": "data/dolly", "step-by-step": "gsm8k rationale rows from data/gsm8k"}})
+    comparison = build_comparison(load_results(root))
+    section = results_section(comparison)
+    assert "Rows scored: dolly 10 (the first MAX_EVAL_ROWS=10 of each set). Generation seeds: 10." in section
+    assert "Training data: SFT: data/dolly; DSS: gsm8k rationale rows from data/gsm8k." in section
+    assert "Not run (the driver's METHODS left them out): `kd`, `seqkd`." in section
+    rows = table_rows(main_table(comparison))
+    # equal to SFT, yet no ≈ (one training seed: no test) and no ± (one generation seed: no spread)
+    assert rows["SFT"][2:] == rows["DSS"][2:] == ["40.00", "one value (1 training seed, 1 generation seed): no spread"]
 
 def test_rows_whose_sets_have_different_runs_say_so_per_set(tmp_path):
     root = tmp_path / "r"

@@ -36,6 +36,17 @@ def test_skips_unchanged_and_reruns_on_change(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "out" / "n").read_text() == "0b"
 
 
+
+def test_a_tracked_knob_counts_only_once_set(tmp_path, capsys, monkeypatch):
+    """Tracking one more variable leaves the fingerprint of every stage run without it as it was
+    (so already-computed results are reused); exporting it then reruns the stage."""
+    (tmp_path / "in.txt").write_text("x")
+    monkeypatch.delenv("USER_KNOB", raising=False)
+    stage(tmp_path, capsys)
+    assert "skipped" in stage(tmp_path, capsys, env=["USER_KNOB"])[1]
+    monkeypatch.setenv("USER_KNOB", "0.3")
+    assert "changed: $USER_KNOB" in stage(tmp_path, capsys, env=["USER_KNOB"])[1]
+
 def test_missing_outputs_rerun_and_missing_inputs_fail(tmp_path, capsys):
     (tmp_path / "in.txt").write_text("x")
     stage(tmp_path, capsys)

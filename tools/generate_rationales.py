@@ -27,6 +27,11 @@ are dropped and counted by reason in FILE.stats.json (the failure rate is printe
 `teacher_label_accuracy` (percent of teacher labels equal to the gold answer);
 FILE.meta.json records the model, the settings and each template's path, full text and
 SHA-256. Sampling is the evaluation protocol's unless flags change it (`--top-k 1` = greedy).
+
+Too few usable rows fail the run: when more than `--max-failure-rate` percent (default 50) of the
+generated rows are dropped, FILE.jsonl is not written (a stage downstream would only find it
+empty or thin), the stats and meta files are, and the error names the teacher, the templates and
+the stats file (the comparison driver's MAX_RATIONALE_FAILURE_RATE sets the flag).
 """
 from __future__ import annotations
 
@@ -77,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="two passes: drop rows whose label disagrees with the rationale's own answer")
     parser.add_argument("--max-prompt-length", type=int, default=512,
                         help="longer prompts keep their last tokens (counted as truncated_prompts)")
+    parser.add_argument("--max-failure-rate", type=float, default=50.0,
+                        help="percent of generated rows that may be dropped; above it nothing is written to --out "
+                             "and the run fails")
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -148,6 +156,14 @@ def teacher_rows(rows: list[dict[str, Any]], rationale_texts: list[str | None], 
     return kept, stats, consistency
 
 
+def too_few_rows(counts: dict[str, int], max_failure_rate: float) -> float | None:
+    """The percent of generated rows dropped when it is above `max_failure_rate`, else None."""
+    if not counts["generated_rows"]:
+        return None
+    dropped = 100.0 * counts["rows_dropped"] / counts["generated_rows"]
+    return dropped if dropped > max_failure_rate else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_new_tokens == 0:
@@ -201,14 +217,18 @@ def main(argv: list[str] | None = None) -> int:
                                         desc=name.replace("_", " ")).texts)
         texts[name] = [next(generated) if ask else None for ask in asked[name]]
     seconds = time.time() - started
+    status = 0
     if dist_info.is_main:
         kept, stats, consistency = teacher_rows(
             generated_rows, texts["template"], texts.get("label_template", [None] * len(generated_rows)),
             str(model_path), args.cot_label_format, args.consistency_filter)
-        atomic_write_jsonl(args.out, rows[:dev] + kept)
         counts = {"rows": len(rows), "gold_rows": len(rows[:dev]), "generated_rows": len(generated_rows),
                   "teacher_rows_written": len(kept), "rows_dropped": len(generated_rows) - len(kept)}
-        atomic_write_json(sidecar_path(args.out, "stats"), {**counts, **consistency, "parse": stats.to_json()})
+        dropped = too_few_rows(counts, args.max_failure_rate)
+        if dropped is None:
+            atomic_write_jsonl(args.out, rows[:dev] + kept)
+        stats_path = sidecar_path(args.out, "stats")
+        atomic_write_json(stats_path, {**counts, **consistency, "parse": stats.to_json()})
         atomic_write_json(sidecar_path(args.out, "meta"), {
             "model": str(model_path), "input": str(args.input), **templates,
             "mode": mode, **counts,
@@ -217,12 +237,21 @@ def main(argv: list[str] | None = None) -> int:
             "truncated_prompts": truncated, "max_prompt_length": args.max_prompt_length, "seed": args.seed,
             "sampling": vars(sampling), "dtype": args.dtype, "seconds": round(seconds, 1),
             "world_size": dist_info.world_size})
-        log.info(f"wrote {args.out}: {len(rows[:dev])} gold rows + {len(kept)} teacher rows; "
+        outcome = f"wrote {args.out}" if dropped is None else f"{args.out} NOT written"
+        log.info(f"{outcome}: {len(rows[:dev])} gold rows + {len(kept)} teacher rows; "
                  f"{stats.summary()}; rationales concluding their label: {consistency['consistency_rate']}%; "
                  f"teacher labels right: {consistency['teacher_label_accuracy']}%" + (f"; prompts longer than --max-prompt-length {args.max_prompt_length} "
                                          f"lost their beginning: {truncated}" if any(truncated.values()) else ""))
+        if dropped is not None:
+            used = " and ".join(template["path"] for template in templates.values())
+            log.info(f"error: teacher {model_path} gave usable rows for only {len(kept)} of {len(generated_rows)} "
+                     f"prompts ({dropped:.1f}% dropped > --max-failure-rate {args.max_failure_rate:g}; {stats.summary()}) "
+                     f"with template {used}; see {stats_path} for examples. Nothing was written to {args.out}. "
+                     f"Train the teacher further (e.g. TEACHER_EPOCHS / DSS_TEACHER_EPOCHS), or accept the loss with "
+                     f"MAX_RATIONALE_FAILURE_RATE (the driver) / --max-failure-rate")
+            status = 1
     log.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

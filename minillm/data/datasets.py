@@ -234,8 +234,9 @@ class GlobalBatchSampler:
 
     def __init__(self, num_items: int, global_batch: int, seed: int):
         if num_items < global_batch:
-            raise ValueError(f"{num_items} training items cannot fill one global batch of "
-                             f"{global_batch}; lower the batch size or add data")
+            raise ValueError(f"{num_items} training items cannot fill one global batch of {global_batch}: lower "
+                             f"the batch size, or find why the data has so few (its data_manifest.json names the "
+                             f"file it was processed from and the items per split)")
         self.num_items = num_items
         self.global_batch = global_batch
         self.seed = seed
