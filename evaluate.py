@@ -47,7 +47,7 @@ from minillm.evaluation import (ACCURACY_DECODINGS, DEFAULT_EVAL_SETS, GREEDY_TO
                                 generate_texts, load_eval_set, summarize_set)
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger
-from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
+from minillm.modeling import DTYPES, load_for_inference
 from minillm.report import summary_table
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,20 +102,15 @@ def answer_records(eval_set, texts: list[str]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    if args.max_new_tokens == 0:
-        args.max_new_tokens = 256
     args = cli.validate(args)
     dist_info = init_distributed()
-    dtype = inference_dtype(args.dtype, dist_info.device)
     save = Path(args.save)
     log = RunLogger(save, dist_info.rank, name="eval_log")
     log.config({"entrypoint": "evaluate", "world_size": dist_info.world_size, **vars(args)})
     model_path = resolve_checkpoint(args.model_path, args.pick)
     name = args.name or Path(args.model_path).resolve().name
     log.info(f"model {name}: {model_path}")
-    tokenizer = load_tokenizer(args.tokenizer_path or model_path)
-    model = load_model(model_path, dtype, dist_info.device).eval()
-    check_vocabulary(model, tokenizer, str(model_path))
+    model, tokenizer = load_for_inference(model_path, args.dtype, dist_info.device, args.tokenizer_path)
     config = cli.sampling_config(args)
     prefix = read_prompt_prefix(model_path) if args.prompt_prefix is None else args.prompt_prefix
     if prefix:

@@ -5,7 +5,6 @@ Defaults are the GPT-2 recipe of ref §3; every batch size is GLOBAL (see `engin
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from minillm.evaluation import DEFAULT_EVAL_SETS
@@ -201,10 +200,14 @@ def add_pretraining_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
 
 
+DEFAULT_MAX_NEW_TOKENS = 256  # MiniLLM's evaluation protocol (ref §7)
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation (MiniLLM's protocol by default, ref §7)")
     group.add_argument("--max-new-tokens", type=int, default=0,
-                       help="0 = max_length - max_prompt_length (256 with the defaults)")
+                       help=f"0 = --max-length − --max-prompt-length in training (256 with the defaults), "
+                            f"{DEFAULT_MAX_NEW_TOKENS} (MiniLLM's evaluation) in the generation tools")
     group.add_argument("--temperature", type=float, default=1.0)
     group.add_argument("--top-k", type=int, default=0, help="0 = off")
     group.add_argument("--top-p", type=float, default=1.0)
@@ -269,6 +272,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
              f"--max-prompt-length ({args.max_prompt_length}) must be positive and below --max-length ({args.max_length})")
         if args.max_new_tokens == 0:
             args.max_new_tokens = args.max_length - args.max_prompt_length
+    elif getattr(args, "max_new_tokens", None) == 0:
+        args.max_new_tokens = DEFAULT_MAX_NEW_TOKENS
     need(getattr(args, "max_new_tokens", 1) > 0, "--max-new-tokens must be positive")
     for flag in ("batch_size", "micro_batch_size", "epochs", "eval_batch_tokens", "max_nonfinite_steps"):
         if hasattr(args, flag):
@@ -288,15 +293,12 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
              "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")
     if hasattr(args, "num_rollouts"):
-        world = int(os.environ.get("WORLD_SIZE", "1"))
         need(args.total_steps > 0, "--total-steps must be set for MiniLLM")
         need(args.num_rollouts >= 0, "--num-rollouts must be ≥ 0")
         if args.num_rollouts == 0:
             args.num_rollouts = args.batch_size
         need(args.num_rollouts % args.batch_size == 0,
              f"--num-rollouts ({args.num_rollouts}) must be a multiple of --batch-size ({args.batch_size})")
-        need(args.num_rollouts % world == 0 and args.batch_size % world == 0,
-             f"--num-rollouts and --batch-size must be multiples of the number of ranks ({world})")
         need(0 <= args.teacher_mix_alpha <= 1, "--teacher-mix-alpha must be in [0, 1]")
         need(args.reward_scaling > 0 and 0 <= args.gamma <= 1 and args.clip_eps >= 0,
              "need --reward-scaling > 0, 0 ≤ --gamma ≤ 1, --clip-eps ≥ 0")

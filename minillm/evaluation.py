@@ -21,6 +21,7 @@ from minillm.generation import SamplingConfig, sample
 from minillm.log import RunLogger
 from minillm.losses import IGNORE_INDEX, divergence
 from minillm.metrics import answer_accuracies, answer_accuracy, answer_diversity, compute_metrics
+from minillm.statistics import mean_and_std
 
 # MiniLLM keeps S-NI and UnNI under a references-length subfolder.
 EVAL_SET_DIRS = {"sinst": "sinst/11_", "uinst": "uinst/11_"}
@@ -62,9 +63,9 @@ ACCURACY_DECODINGS = ("greedy", "sampled")
 
 
 def seeded_statistics(metric: str, per_seed: Sequence[float]) -> dict:
-    """{metric_per_seed, metric_mean, metric_std}: the values and their mean ± sample std."""
-    mean, std = mean_std(per_seed)
-    return {f"{metric}_per_seed": list(per_seed), f"{metric}_mean": mean, f"{metric}_std": std}
+    """{metric_per_seed, metric_mean, metric_std}: the values and their mean ± sample std (4 places)."""
+    mean, std = mean_and_std(per_seed)
+    return {f"{metric}_per_seed": list(per_seed), f"{metric}_mean": round(mean, 4), f"{metric}_std": round(std, 4)}
 
 
 def _subset_results(rows: list[int], references: list, answers: Sequence[str], sampled: list[list[str]],
@@ -224,13 +225,6 @@ def _gather_by_index(local: dict[int, tuple], total: int) -> list[tuple]:
     if missing:
         raise RuntimeError(f"generation lost {missing} of {total} responses")
     return [local[i] for i in range(total)]
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value), rounded to 4 places."""
-    arr = np.asarray(values, dtype=np.float64)
-    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return round(float(arr.mean()), 4), round(std, 4)
 
 
 @torch.no_grad()

@@ -51,6 +51,16 @@ def check_vocabulary(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                          f"{len(tokenizer)} tokens; they do not belong together")
 
 
+def load_for_inference(model_path: str | Path, dtype_name: str, device: torch.device,
+                       tokenizer_path: str | Path | None = None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """A model folder and its tokenizer (default: the model's own) for generation: eval mode, in
+    `--dtype` (refused where the device cannot run it), vocabulary checked against the tokenizer."""
+    tokenizer = load_tokenizer(tokenizer_path or model_path)
+    model = load_model(model_path, inference_dtype(dtype_name, device), device).eval()
+    check_vocabulary(model, tokenizer, str(model_path))
+    return model, tokenizer
+
+
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that start at 0 on the first real token, so left padding does not shift them."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

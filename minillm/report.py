@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from minillm.metrics import normalize_answer
-from minillm.statistics import APPROX_MARK, APPROX_RULE, no_evidence_of_difference, paired_difference
+from minillm.statistics import APPROX_MARK, APPROX_RULE, mean_and_std, no_evidence_of_difference, paired_difference
 
 
 class ReportError(Exception):
@@ -264,12 +264,6 @@ def load_results(root: str | Path) -> Results:
 
 
 # ---------------------------------------------------------------- statistics
-
-def mean_and_std(values) -> tuple[float, float]:
-    """Mean and sample std (ddof=1; 0 for a single value)."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
 
 def run_values(entry: dict, metric: str, seeds: list) -> dict | None:
     """One run's values of `metric` in a summary entry: per generation seed when the entry has

@@ -1,4 +1,5 @@
-"""Paired comparisons over training seeds: Student's t without scipy (not a dependency).
+"""Summary statistics (`mean_and_std`, the one definition every report and tool uses) and paired
+comparisons over training seeds: Student's t without scipy (not a dependency).
 
 `paired_difference` is the paired t-test a reviewer expects: differences a − b of runs that share
 a training seed (and so the student init and data order), their mean, the 95% confidence
@@ -9,6 +10,9 @@ bisection on the CDF.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
 
 CONFIDENCE = 0.95
 TEST_NAME = "paired t-test (two-sided), 95% CI = mean ± t(0.975, n−1)·sd/√n over training seeds"
@@ -21,6 +25,12 @@ APPROX_RULE = (f"{APPROX_MARK} = no evidence of a difference: the 95% confidence
 _CONTINUED_FRACTION_STEPS = 300
 _CONTINUED_FRACTION_EPSILON = 1e-15
 _TINY = 1e-300  # keeps Lentz's denominators away from zero
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def _beta_continued_fraction(x: float, a: float, b: float) -> float:

@@ -63,7 +63,10 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
         log.info(f"removed {path}: a temporary file of a save that was interrupted")
     log.config({"entrypoint": run_name, "world_size": dist_info.world_size, "device": str(dist_info.device),
                 **vars(args)})
-    plan = plan_batches(args.batch_size, args.micro_batch_size, dist_info.world_size)
+    try:
+        plan = plan_batches(args.batch_size, args.micro_batch_size, dist_info.world_size)
+    except ValueError as err:
+        raise SystemExit(f"error: --batch-size: {err}") from None
     ds_config = load_deepspeed_config(args.deepspeed_config, plan, args.clip_grad)
     dtype = precision_dtype(ds_config)
     log.info(f"{plan.describe()}; precision {dtype}, ZeRO stage {zero_stage(ds_config)}, "

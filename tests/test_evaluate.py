@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from minillm.evaluation import load_eval_set, mean_std, summarize_set
+from minillm.evaluation import load_eval_set, summarize_set
+from minillm.statistics import mean_and_std
 from minillm.report import summary_table
 from world import SHARED_DATA, run_entrypoint
 
@@ -23,7 +24,7 @@ def test_evaluate_writes_answers_metrics_and_summary(world, tmp_path):
         assert metrics["rows"] == 10 and 0 <= metrics["rougeL"] <= 100
     summary = json.loads((save / "summary.json").read_text())
     entry = summary["sets"]["tiny"]
-    assert (entry["rougeL_mean"], entry["rougeL_std"]) == mean_std(entry["rougeL_per_seed"])
+    assert (entry["rougeL_mean"], entry["rougeL_std"]) == tuple(round(v, 4) for v in mean_and_std(entry["rougeL_per_seed"]))
     # Different seeds really sample differently.
     a = [json.loads(line)["prediction"] for line in open(save / "tiny" / "10" / "answers.jsonl")]
     b = [json.loads(line)["prediction"] for line in open(save / "tiny" / "20" / "answers.jsonl")]
@@ -56,8 +57,8 @@ def test_eval_rows_need_an_output_field(tmp_path):
 
 
 def test_mean_std_and_the_table():
-    assert mean_std([10.0, 20.0, 30.0]) == (20.0, 10.0)
-    assert mean_std([5.0]) == (5.0, 0.0)
+    assert mean_and_std([10.0, 20.0, 30.0]) == (20.0, 10.0)
+    assert mean_and_std([5.0]) == (5.0, 0.0)
     table = summary_table([{"model": "m", "sets": {"a": {"rougeL_mean": 1.234, "rougeL_std": 0.5}}}])
     assert "| m | 1.23 ± 0.50 |" in table
     greedy = summary_table([{"model": "m", "sets": {"a": {"accuracy_strict": 40.0}, "b": {}}}], "accuracy_strict")

@@ -29,11 +29,12 @@ import torch  # noqa: E402
 
 from minillm.data.datasets import TokenDataset  # noqa: E402
 from minillm.engine import DistInfo  # noqa: E402
-from minillm.evaluation import generate_texts, mean_std, token_divergences  # noqa: E402
+from minillm.evaluation import generate_texts, token_divergences  # noqa: E402
 from minillm.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from minillm.generation import SamplingConfig  # noqa: E402
 from minillm.metrics import compute_metrics  # noqa: E402
 from minillm.modeling import check_same_tokenizer, load_model, load_tokenizer  # noqa: E402
+from minillm.statistics import mean_and_std  # noqa: E402
 
 SINGLE_PROCESS = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 WHOLE_ITEMS = 10**9  # TokenDataset's max_length: score every token the teacher wrote
@@ -73,7 +74,7 @@ def compare(teacher_dir: str | Path, data_dir: str | Path, split: str, models: d
             rouge.append(compute_metrics(out.texts, references)["rougeL"])
             own_reverse_kl += sum(out.student_logprobs) - sum(out.teacher_logprobs)
             sampled_tokens += sum(out.lengths)
-        rouge_mean, rouge_std = mean_std(rouge)
+        rouge_mean, rouge_std = (round(value, 4) for value in mean_and_std(rouge))
         rows.append({"model": name, "path": str(folder),
                      "parameters": sum(p.numel() for p in model.parameters()), **facts,
                      "forward_kl": round(divergences["forward_kl"], 4),

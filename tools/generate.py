@@ -26,7 +26,7 @@ from minillm.engine import init_distributed
 from minillm.evaluation import generate_texts
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
-from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
+from minillm.modeling import DTYPES, load_for_inference
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,8 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_new_tokens == 0:
-        args.max_new_tokens = 256
     args = cli.validate(args)
     raw_path = Path(args.data_dir) / "raw.jsonl"
     try:
@@ -59,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     log = RunLogger(args.save, dist_info.rank, name="generate_log")
     log.config({"entrypoint": "generate", "world_size": dist_info.world_size, **vars(args)})
     model_path = resolve_checkpoint(args.model_path, args.pick)
-    tokenizer = load_tokenizer(args.tokenizer_path or model_path)
-    model = load_model(model_path, inference_dtype(args.dtype, dist_info.device), dist_info.device).eval()
-    check_vocabulary(model, tokenizer, str(model_path))
+    model, tokenizer = load_for_inference(model_path, args.dtype, dist_info.device, args.tokenizer_path)
 
     dev = max(args.dev_num, 0)
     prompts = [tokenizer.encode(build_prompt(row["instruction"], row["input"]), add_special_tokens=False)

@@ -50,7 +50,7 @@ from minillm.evaluation import generate_texts
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
 from minillm.metrics import answer_correct
-from minillm.modeling import DTYPES, check_vocabulary, inference_dtype, load_model, load_tokenizer
+from minillm.modeling import DTYPES, load_for_inference
 from minillm.rationale import (EMPTY_LABEL, ParsedChainOfThought, ParseStats, as_rationale_row, check_template,
                                fill_template, parse_chain_of_thought, parse_teacher_outputs, sidecar_path,
                                teacher_answer, teacher_row)
@@ -166,8 +166,6 @@ def too_few_rows(counts: dict[str, int], max_failure_rate: float) -> float | Non
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_new_tokens == 0:
-        args.max_new_tokens = 256
     args = cli.validate(args)
     if args.rationale_rows == "with-rationale" and args.label_template is None:
         print("error: --rationale-rows with-rationale needs --label-template", file=sys.stderr)
@@ -188,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     dist_info = init_distributed()
     log = RunLogger(args.out.parent, dist_info.rank, name=sidecar_path(args.out, "log").stem)
     model_path = resolve_checkpoint(args.model_path, args.pick)
-    tokenizer = load_tokenizer(args.tokenizer_path or model_path)
-    model = load_model(model_path, inference_dtype(args.dtype, dist_info.device), dist_info.device).eval()
-    check_vocabulary(model, tokenizer, str(model_path))
+    model, tokenizer = load_for_inference(model_path, args.dtype, dist_info.device, args.tokenizer_path)
 
     dev = max(args.dev_num, 0)
     generated_rows = rows[dev:]
