@@ -39,7 +39,7 @@ Per source (label task target in `output`, as in the DSS paper):
              reduced to its text "math problem".
   svamp      instruction = the problem; output = the equation (gold: the dataset's
              "( 84.0 / 2.0 )", teacher: PaLM's "(84 / 2)"); answer = its value ("42"),
-             computed with the safe evaluator metrics.evaluate_expression.
+             computed with the safe evaluator arithmetic.evaluate_expression.
 
 PaLM outputs that do not parse (no answer marker before the hallucinated next question, empty
 rationale or label, a CQA label that is not one choice, an SVAMP label that is not an
@@ -56,10 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minillm.arithmetic import evaluate_expression
 from minillm.data.templates import ANSWER_SENTENCE, build_prompt
-from minillm.metrics import (ANSWER_MARKERS, answer_correct, clean_label, evaluate_expression,
-                             extract_answer, find_answer_marker, format_number, is_numeric_answer,
-                             parse_number, predicted_number)
+from minillm.metrics import (ANSWER_MARKERS, answer_correct, clean_label, extract_answer, find_answer_marker,
+                             format_number, is_numeric_answer, parse_number, predicted_number)
 
 ROW_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "rationale", "answer", "gold_answer",
                                "category", "source", "id", "rationale_source", "label_source")

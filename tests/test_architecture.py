@@ -8,7 +8,7 @@ import ast
 from world import REPO
 
 LAYERS = [  # lowest first
-    ("foundations", {"fileio", "statistics", "losses", "metrics", "modeling", "log", "data.templates",
+    ("foundations", {"fileio", "statistics", "losses", "arithmetic", "metrics", "modeling", "log", "data.templates",
                      "data.indexed", "data.manifest"}),
     ("data, models, engine", {"data.processing", "data.datasets", "generation", "checkpoint", "run_folder", "guard",
                               "engine", "rationale", "synthetic", "teacher_cache"}),

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoTokenizer
 
 from minillm.data.datasets import (Example, GlobalBatchSampler, TokenDataset, collate_prompts, collate_sft,

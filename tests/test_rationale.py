@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from minillm.data.templates import TASK_PREFIXES, build_task_prompt
-from minillm.metrics import (answer_accuracy, answer_correct, evaluate_expression, extract_answer, format_number,
+from minillm.arithmetic import evaluate_expression
+from minillm.metrics import (answer_accuracy, answer_correct, extract_answer, format_number,
                              predicted_number)
 from minillm.rationale import (ROW_FIELDS, FieldError, ParsedChainOfThought, ParseStats, convert_cqa_row, convert_gsm8k_row,
                                convert_svamp_row, fill_template, parse_chain_of_thought, sidecar_path,
