@@ -8,7 +8,7 @@ MiniLLM spends most of its time sampling rollouts with the teacher stepping alon
 (ref §6), so the figures that decide whether a run fits a budget are the sampler's tokens/s, the
 seconds per collection and the seconds per optimizer step. This script measures them with the
 project's own code (`minillm.generation.sample`, `minillm.ppo.rollouts.collect`/`collate_rollouts`
-and `MiniLLMTrainer._policy_terms`) on models built from shape flags, so no checkpoint is needed
+and `OnPolicyStep._policy_terms`) on models built from shape flags, so no checkpoint is needed
 and the numbers can be compared with the anchors of ref §9. Weights are random: only the shapes
 matter for speed, and no row is allowed to finish early (there is no EOS; the sampler gets
 eos_token_id = -1, which it can never draw), so every run does the full amount of work.

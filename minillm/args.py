@@ -292,6 +292,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")
         need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
              "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")
+        need(not (getattr(args, "teacher_cache", None) and (gkd_config(args) or args.adaptive_sgo)),
+             "--teacher-cache holds the teacher's scores of the data's responses only: it cannot score responses "
+             "generated during training (--gkd-lambda, --gkd-off-policy teacher, --adaptive-sgo); drop one")
     if hasattr(args, "num_rollouts"):
         need(args.total_steps > 0, "--total-steps must be set for MiniLLM")
         need(args.num_rollouts >= 0, "--num-rollouts must be ≥ 0")

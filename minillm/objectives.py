@@ -51,6 +51,10 @@ class KDObjective:
     chunk_size: int = 1024
     params: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def reads_teacher_cache(self) -> bool:
+        return self.teacher is None
+
     def __post_init__(self):
         if self.teacher is not None:
             self.teacher.eval()

@@ -440,7 +440,8 @@ def stream_tokens(final: dict, stream: str, single_stream: bool) -> int | None:
         return None
     if len(by_stream) == 1:
         return next(iter(by_stream.values()))
-    return None if by_stream else final.get("tokens")
+    # "tokens" counts every input token; with generated responses it is not the data's alone
+    return None if by_stream or "rollout_tokens" in final else final.get("tokens")
 
 
 def _mean_or_none(values) -> float | None:
@@ -777,8 +778,11 @@ def budget_table(comparison: dict) -> str:
 
 BUDGET_NOTE = ("Mean over each method's finished training runs (runs/<method>/<run>/final.json). Tokens by "
                "source: gold = written by people, teacher-written = labels or rationales a teacher generated, "
-               "rollout = response tokens the student sampled (MiniLLM family), pretraining = the language-"
-               "modelling corpus; empty = the method has no such source, – = not counted in final.json. "
+               "rollout = response tokens the student sampled (on-policy methods, GKD, DistiLLM; each counted "
+               "once, when sampled), pretraining = the language-modelling corpus; empty = the method has no "
+               "such source, – = not counted in final.json. Units differ by source: gold and teacher-written "
+               "count each sequence's prompt and response tokens (what the model reads), rollout only the "
+               "sampled response tokens, pretraining the corpus tokens. "
                f"Steps incl. init adds the training of the student a row starts from. {EXCEEDS_MARK} = a student "
                "with more steps or tokens (incl. init) than SFT: compare it with its control arm.")
 

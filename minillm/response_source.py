@@ -11,8 +11,9 @@ offline by a teacher), or responses generated during training for the same promp
   full → fresh student samples, also stored in the buffer (`capacity` sequences per rank, the
   oldest dropped first); else u < p → a batch drawn from the buffer; else the data.
 
-Every draw depends on (seed, step) only, so all ranks agree on a step's kind and a resumed run
-draws the same; the state a resume needs (p, the buffer) is in `state()`.
+A step's kind is drawn once per optimizer step (TRL and DistiLLM draw per micro-batch) from
+(seed, step), and DistiLLM's "buffer full" is agreed over ranks, so all ranks agree on a step's
+kind and a resumed run draws the same; the state a resume needs (p, the buffer) is in `state()`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import Example, collate_prompts
-from minillm.engine import DistInfo
+from minillm.engine import DistInfo, all_reduce_sum
 from minillm.generation import SamplingConfig, sample
 
 DATA, STUDENT, TEACHER, REPLAY = "data", "student", "teacher", "replay"
@@ -130,9 +131,12 @@ class AdaptiveStudentOutputs:
                 f"{self.config.capacity} sequences per rank")
 
     def kind(self, step: int) -> str:
+        """Collective: every rank calls it at every step (buffers may fill unevenly when items bring
+        one or two task rows, and ranks must agree on whether a step samples)."""
         draw = np.random.default_rng([self.sampler.seed, step]).random()
         fresh = self.probability * (1 - step / self.config.total_steps)
-        if draw < fresh or (draw < self.probability and len(self.buffer) < self.config.capacity):
+        not_full, = all_reduce_sum([float(len(self.buffer) < self.config.capacity)], self.sampler.dist.device)
+        if draw < fresh or (draw < self.probability and not_full > 0):
             return STUDENT
         return REPLAY if draw < self.probability else DATA
 

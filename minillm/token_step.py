@@ -20,7 +20,7 @@ from minillm.loop import StepResult
 from minillm.losses import IGNORE_INDEX
 from minillm.objectives import Objective
 from minillm.pretraining_term import PretrainingTerm
-from minillm.response_source import DATA, TEACHER, AdaptiveStudentOutputs, GKDResponses
+from minillm.response_source import DATA, REPLAY, TEACHER, AdaptiveStudentOutputs, GKDResponses
 from minillm.training_setup import TrainingSetup
 from minillm.validation import ValidationConfig, sampled_validation
 
@@ -107,8 +107,10 @@ class TokenStep:
             by_stream = counters.setdefault("tokens_by_stream", {})
             for name, count in zip(self.train_set.names, stream_tokens):
                 by_stream[name] = by_stream.get(name, 0) + int(count)
-        else:  # generated responses: counted apart from the data's (the budget table's sources)
-            kind = "teacher_sampled_tokens" if source == TEACHER else "rollout_tokens"
+        else:  # generated responses: counted apart from the data's (the budget table's sources);
+            # a replayed sample was counted when it was generated, as a rollout trained on for
+            # several PPO epochs is
+            kind = {TEACHER: "teacher_sampled_tokens", REPLAY: "replayed_tokens"}.get(source, "rollout_tokens")
             counters[kind] = counters.get(kind, 0) + int(sum(supervised))
         if self.pretraining is not None:
             counters["ptx_tokens"] = counters.get("ptx_tokens", 0) + int(corpus_tokens)

@@ -199,7 +199,7 @@ def pretraining_term(args: argparse.Namespace, setup: TrainingSetup, objective: 
         return None
     corpus = TokenDataset(args.ptx_data_dir, "train", args.max_length)
     check_processed_data(corpus, setup.tokenizer, args.tokenizer_path or args.model_path, setup.log)
-    if getattr(args, "teacher_cache", None):  # MiniLLM: the corpus's KD term reads the cache
+    if getattr(objective, "reads_teacher_cache", False):  # MiniLLM's KD term with --teacher-cache
         corpus = cached_teacher_datasets(args, setup, [[corpus]])[0][0][0]
     try:
         return PretrainingTerm(corpus, objective, args.ptx_batch_size, setup.plan, setup.dist, args.seed,

@@ -51,7 +51,8 @@ export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_
 # skips unset names, so they change no fingerprint otherwise).
 STAGE_ENV+=" TRAIN_FRACTION LABEL_WEIGHT RATIONALE_DATA_DIR KD_RATIO KD_ARGS KD_LOSS TEACHER_MIX_ALPHA"
 STAGE_ENV+=" ROLLOUT_BATCH_SIZE EVAL_INTERVAL SEED DTYPE TEMPLATE LABEL_TEMPLATE LABEL_PASS GEN_ARGS PICK_BY"
-STAGE_ENV+=" ACCURACY_DECODING MODEL_PATH MAX_DOCS"
+STAGE_ENV+=" ACCURACY_DECODING MODEL_PATH MAX_DOCS NUM_ROLLOUTS PPO_EPOCHS GKD_LAMBDA GKD_OFF_POLICY SGO_LOSS_EPS"
+STAGE_ENV+=" SGO_CAPACITY"
 runs() { [[ " $METHODS " == *" $1 "* ]]; }
 runs_any() {
   local method
@@ -297,14 +298,14 @@ for seed in $TRAIN_SEEDS; do
   # and corpus: SFT (continued) is their control arm too.
   if runs opd; then
     stage "opd-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/opd/seed$seed" \
-      "${train_env[@]}" "${recipe[@]}" "${PTX_ENV[@]}" MINI_BATCH="$MINI_BATCH" INIT_PATH="$RUNS/sft/seed$seed" \
-      TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" SAVE_PATH="$RUNS/opd/seed$seed" \
-      bash scripts/opd/opd_base.sh "$BASE_PATH"
+      "${train_env[@]}" "${recipe[@]}" "${PTX_ENV[@]}" MINI_BATCH="$MINI_BATCH" NUM_ROLLOUTS="$MINI_BATCH" PPO_EPOCHS=1 \
+      TEACHER_MIX_ALPHA=0 INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" \
+      SAVE_PATH="$RUNS/opd/seed$seed" bash scripts/opd/opd_base.sh "$BASE_PATH"
   fi
   for method in gkd distillm; do
     if runs $method; then
       stage "$method-seed$seed" "$RUNS/sft/seed$seed $FULL $TEACHER $PTX_DATA_DIR" "$RUNS/$method/seed$seed" \
-        "${continued[@]}" INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" \
+        "${continued[@]}" KD_RATIO=1 INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" \
         SAVE_PATH="$RUNS/$method/seed$seed" bash "scripts/$method/${method}_base.sh" "$BASE_PATH"
     fi
   done

@@ -4,8 +4,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
+from minillm import args as cli
 from minillm.data.datasets import Example
 from minillm.response_source import (DATA, REPLAY, STUDENT, TEACHER, AdaptiveSGOConfig, AdaptiveStudentOutputs,
                                      GKDConfig, GKDResponses)
@@ -14,7 +16,7 @@ from minillm.response_source import (DATA, REPLAY, STUDENT, TEACHER, AdaptiveSGO
 class StubSampler:
     """Stands in for ResponseSampler: the "sample" of a row is its prompt + [step, micro_step]."""
     seed = 3
-    dist = SimpleNamespace(rank=0)
+    dist = SimpleNamespace(rank=0, device=torch.device("cpu"))
 
     def __call__(self, model, rows, step, micro_step):
         return [(stream, Example(np.concatenate([ex.tokens[:ex.prompt_len], [step, micro_step]]), ex.prompt_len))
@@ -68,3 +70,14 @@ def test_distillm_state_round_trips():
     assert (copy.probability, copy.reference_loss) == (0.5, 1.5)
     assert [(s, list(ex.tokens), ex.prompt_len) for s, ex in copy.buffer] == \
         [(s, list(ex.tokens), ex.prompt_len) for s, ex in source.buffer]
+
+
+def test_a_teacher_cache_cannot_serve_generated_responses():
+    parser = cli.token_training_parser("train_kd", cli.add_kd_args, cli.add_teacher_cache_args,
+                                       cli.add_generated_response_args)
+    base = ["--model-path", "m", "--data-dir", "d", "--save", "s", "--teacher-model-path", "t",
+            "--teacher-cache", "c", "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"]
+    for generated in (["--gkd-lambda", "0.5"], ["--adaptive-sgo"], ["--gkd-off-policy", "teacher"]):
+        with pytest.raises(SystemExit, match="cannot score responses generated during training"):
+            cli.validate(parser.parse_args(base + generated))
+    cli.validate(parser.parse_args(base))  # the cache alone is fine

@@ -3,8 +3,8 @@
 # with the lowest validation loss, as scripts/minillm/train_base_xl.sh picks it) with MiniLLM's
 # optimizer steps, global batch, learning rate, schedule, Adam settings, dropout and pretraining
 # corpus (trained by cross-entropy here: minillm/pretraining_term.py). Used by the control arms
-# (scripts/sft/sft_continued.sh) and GKD (scripts/gkd/gkd_base.sh), so that they and MiniLLM
-# differ only in their objective.
+# (scripts/sft/sft_continued.sh), GKD and DistiLLM, so that they and MiniLLM differ only in their
+# objective (their corpus term included: cross-entropy here, MiniLLM's adds KD to the teacher).
 INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}   # run folder: lowest valid loss
 MODEL_PATH=$(python -m minillm.checkpoint resolve "$INIT_PATH" --by valid_loss)
 # MiniLLM's recipe (minillm/args.py add_minillm_args) unless the caller matches another run.
