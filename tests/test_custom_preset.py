@@ -61,8 +61,24 @@ def test_methods_run_only_the_stages_their_arms_need(tmp_path):
     assert {"process", "process-pretrain", "teacher", "sft-seed10", "minillm-seed10", "eval-minillm-seed10",
             "eval-sft-seed10", "eval-teacher-seed10", "eval-untrained-init"} <= set(stages)
     assert not [name for name in stages if re.match(r"(seqkd|dss|kd-|sft-continued|eval-dss)", name)], sorted(stages)
-    result, _ = dry_run(tmp_path, METHODS="sft gkd")
-    assert result.returncode == 1 and "METHODS names 'gkd'; choose from: sft kd seqkd" in result.stderr
+    result, _ = dry_run(tmp_path, METHODS="sft gdk")
+    assert result.returncode == 1 and "METHODS names 'gdk'; choose from: sft kd seqkd" in result.stderr
+
+
+def test_the_newer_on_policy_arms_run_with_methods_all_from_the_sft_student(tmp_path):
+    _, default = dry_run(tmp_path)
+    assert not {"opd-seed10", "gkd-seed10", "distillm-seed10"} & set(default)
+    _, stages = dry_run(tmp_path, METHODS="all")
+    for method, script in (("opd", "scripts/opd/opd_base.sh"), ("gkd", "scripts/gkd/gkd_base.sh"),
+                           ("distillm", "scripts/distillm/distillm_base.sh")):
+        command = stages[f"{method}-seed10"]
+        assert script in command and any(arg.startswith("INIT_PATH=") and arg.endswith("runs/sft/seed10")
+                                         for arg in command), command
+        assert any(arg.startswith("PTX_DATA_DIR=") for arg in command)  # the control arm's corpus too
+        assert f"eval-{method}-seed10" in stages
+    # their control arm: the same recipe variables as theirs
+    recipe = {arg for arg in stages["sft-continued-seed10"] if arg.split("=")[0] in ("LR", "TOTAL_STEPS", "BATCH_SIZE")}
+    assert recipe <= set(stages["gkd-seed10"]) and recipe <= set(stages["distillm-seed10"])
 
 
 def test_row_caps_are_stages_and_command_line_flags_only_when_set(tmp_path):
