@@ -2,8 +2,6 @@
 
   deepspeed --num_gpus N train_sft.py --model-path M --data-dir D --save RUN [options]
   python train_sft.py ...            (one process, same code path)
-With --ptx-data-dir it also trains on a pretraining corpus by cross-entropy, MiniLLM's
-pretraining term: the control arm of an on-policy run (scripts/sft/sft_continued.sh).
 See scripts/sft/*.sh for the paper's recipes and README.md for the embedded default.
 """
 from __future__ import annotations
@@ -12,13 +10,13 @@ from minillm import args as cli
 from minillm.loop import TrainingLoop, finish_run
 from minillm.objectives import sft_objective
 from minillm.token_step import TokenStep
-from minillm.training_setup import prepare_training, pretraining_term
+from minillm.training_setup import prepare_training
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = cli.validate(cli.token_training_parser(__doc__, cli.add_pretraining_args).parse_args(argv))
+    args = cli.validate(cli.token_training_parser(__doc__).parse_args(argv))
     setup = prepare_training(args, "train_sft")
-    method = TokenStep(setup, sft_objective, cli.validation_config(args), pretraining_term(args, setup, sft_objective))
+    method = TokenStep(setup, sft_objective, cli.validation_config(args))
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)
     finish_run(setup, loop.run())
 

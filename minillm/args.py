@@ -191,13 +191,20 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
                         **ON_POLICY_RECIPES[recipe])
 
 
-def add_pretraining_args(parser: argparse.ArgumentParser) -> None:
-    """MiniLLM's pretraining term (minillm.pretraining_term): MiniLLM trains it with
-    (1 − kd_ratio)·CE + kd_ratio·KD; train_sft.py (the on-policy runs' control arms) with CE."""
+def add_pretraining_args(parser: argparse.ArgumentParser, own_kd_flags: bool = False) -> None:
+    """MiniLLM's pretraining term (minillm.pretraining_term), trained with (1 − r)·CE + r·KD to the
+    teacher: train_minillm.py takes r and D from --kd-ratio / --kd-loss (MiniLLM's flags);
+    train_kd.py (`own_kd_flags`: the on-policy runs' control arms, GKD, DistiLLM), whose KD flags
+    are its task loss's, from --ptx-kd-ratio / --ptx-kd-loss, so its corpus term can be MiniLLM's."""
     group = parser.add_argument_group("pretraining corpus")
     group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
                                               "absent = no pretraining term")
     group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
+    if own_kd_flags:
+        group.add_argument("--ptx-kd-ratio", type=float, default=0.0,
+                           help="r of the corpus term; MiniLLM's is 0.5 (its --kd-ratio); 0 = cross-entropy alone")
+        group.add_argument("--ptx-kd-loss", default="forward_kl", choices=sorted(DIVERGENCES),
+                           help="D of the corpus term (MiniLLM's default forward_kl), at its default parameters")
 
 
 DEFAULT_MAX_NEW_TOKENS = 256  # MiniLLM's evaluation protocol (ref §7)
@@ -292,6 +299,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")
         need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
              "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")
+        need(not (getattr(args, "teacher_cache", None) and getattr(args, "ptx_kd_ratio", 0) > 0),
+             "--teacher-cache holds the data streams' teacher scores, not the corpus's: give --ptx-kd-ratio 0 with it")
         need(not (getattr(args, "teacher_cache", None) and (gkd_config(args) or args.adaptive_sgo)),
              "--teacher-cache holds the teacher's scores of the data's responses only: it cannot score responses "
              "generated during training (--gkd-lambda, --gkd-off-policy teacher, --adaptive-sgo); drop one")
@@ -308,6 +317,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
     if hasattr(args, "ptx_batch_size"):
         need(args.ptx_batch_size >= 0, "--ptx-batch-size must be ≥ 0")
+        need(0 <= getattr(args, "ptx_kd_ratio", 0) <= 1, "--ptx-kd-ratio must be in [0, 1]")
         if args.ptx_batch_size == 0:
             args.ptx_batch_size = args.batch_size
     if hasattr(args, "train_fraction"):

@@ -95,8 +95,8 @@ METHODS: dict[str, Method] = {
     "seqkd": Method("SeqKD", "black-box", "random init", "cross-entropy on the teacher's sampled responses",
                     "labels written by the SFT teacher", (("label", "teacher-written"),)),
     "sft-continued": Method("SFT (continued)", "control arm", "the SFT student",
-                            "cross-entropy on the gold responses + on MiniLLM's pretraining chunks, for exactly "
-                            "the steps MiniLLM adds",
+                            "cross-entropy on the gold responses + MiniLLM's pretraining term on the same chunks, "
+                            "for exactly the steps MiniLLM adds",
                             "gold labels (the SFT data again) + the pretraining corpus",
                             GOLD_LABELS + _PRETRAINING, "sft"),
     "minillm": Method("MiniLLM", "white-box", "the SFT student",
@@ -109,13 +109,13 @@ METHODS: dict[str, Method] = {
                   "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS, "sft"),
     "gkd": Method("GKD", "white-box", "the SFT student",
                   "generalised JSD (β 0.5) to the teacher's distribution, on its own samples in half of the steps "
-                  "(λ 0.5) and on the gold responses in the others + cross-entropy on MiniLLM's pretraining chunks",
+                  "(λ 0.5) and on the gold responses in the others + MiniLLM's pretraining term",
                   "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining corpus",
                   _GOLD_AND_OWN_SAMPLES, "sft"),
     "distillm": Method("DistiLLM", "white-box", "the SFT student",
                        "skew forward KL (α 0.1) to the teacher's distribution, on the gold responses and, with a "
                        "probability raised whenever the validation loss rises, on its own samples through a replay "
-                       "buffer + cross-entropy on MiniLLM's pretraining chunks",
+                       "buffer + MiniLLM's pretraining term",
                        "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining "
                        "corpus", _GOLD_AND_OWN_SAMPLES, "sft"),
     "dss": Method("DSS", "step-by-step, black-box", "random init",
@@ -131,7 +131,7 @@ METHODS: dict[str, Method] = {
                      "gold labels + gold rationales + the DSS teacher's token distribution",
                      (("label", "gold"), ("rationale", "gold"))),
     "dss-continued": Method("DSS (continued)", "control arm", "the DSS student",
-                            "the DSS objective + cross-entropy on DSS-MiniLLM's pretraining chunks, for exactly "
+                            "the DSS objective + DSS-MiniLLM's pretraining term on the same chunks, for exactly "
                             "the steps DSS-MiniLLM adds",
                             "the DSS data again (labels and rationales written by the DSS teacher) + the "
                             "pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING, "dss"),

@@ -7,7 +7,7 @@
 # design; with STUDENT_INIT_PER_SEED=1 each seed also draws its own random init): SFT on gold
 # labels; word-level KD (one run per divergence in KD_LOSSES); SeqKD (SFT on the teacher's
 # answers); MiniLLM (from the SFT student) and its control arm SFT (continued) (the SFT student
-# trained further by cross-entropy for MiniLLM's steps, on MiniLLM's pretraining chunks too), which
+# trained further by cross-entropy for MiniLLM's steps, with its pretraining term on the same chunks), which
 # also controls on-policy distillation, GKD and DistiLLM (METHODS=all; same init and recipe);
 # step-by-step DSS (labels and rationales the DSS teacher writes in one chain-of-thought pass),
 # DSS (gold labels) (gold labels + the teacher's rationales), DSS-KD (white-box KD in both task
@@ -44,6 +44,13 @@ if [[ -n ${EXTRA_ARGS:-} ]]; then
   exit 1
 fi
 source "$BASE_PATH/scripts/presets/$PRESET.sh"
+# MiniLLM's corpus term takes KD_RATIO (scripts/minillm/train_base_xl.sh), its control arms' and
+# GKD's / DistiLLM's PTX_KD_RATIO (scripts/lib/on_policy_recipe.sh): they must stay one term.
+if [[ ${KD_RATIO:-0.5} != "${PTX_KD_RATIO:-0.5}" ]]; then
+  echo "error: KD_RATIO=${KD_RATIO:-0.5} (MiniLLM's pretraining term, and word-level KD) differs from" \
+       "PTX_KD_RATIO=${PTX_KD_RATIO:-0.5} (the same term in its control arms, GKD and DistiLLM): set both alike" >&2
+  exit 1
+fi
 export MASTER_PORT GPUS_PER_NODE NNODES HOSTFILE
 # Knobs that change results without appearing on a stage's command line.
 export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_SIZE EVAL_GEN_NUM"
@@ -52,7 +59,7 @@ export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_
 STAGE_ENV+=" TRAIN_FRACTION LABEL_WEIGHT RATIONALE_DATA_DIR KD_RATIO KD_ARGS KD_LOSS TEACHER_MIX_ALPHA"
 STAGE_ENV+=" ROLLOUT_BATCH_SIZE EVAL_INTERVAL SEED DTYPE TEMPLATE LABEL_TEMPLATE LABEL_PASS GEN_ARGS PICK_BY"
 STAGE_ENV+=" ACCURACY_DECODING MODEL_PATH MAX_DOCS NUM_ROLLOUTS PPO_EPOCHS GKD_LAMBDA GKD_OFF_POLICY SGO_LOSS_EPS"
-STAGE_ENV+=" SGO_CAPACITY"
+STAGE_ENV+=" SGO_CAPACITY PTX_KD_RATIO"
 runs() { [[ " $METHODS " == *" $1 "* ]]; }
 runs_any() {
   local method
@@ -289,10 +296,9 @@ for seed in $TRAIN_SEEDS; do
       SAVE_PATH="$RUNS/minillm/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
   fi
   if runs sft-continued; then
-    stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL $PTX_DATA_DIR" "$RUNS/sft-continued/seed$seed" \
-      "${continued[@]}" \
-      INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" SAVE_PATH="$RUNS/sft-continued/seed$seed" \
-      bash scripts/sft/sft_continued.sh "$BASE_PATH"
+    stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL $TEACHER $PTX_DATA_DIR" "$RUNS/sft-continued/seed$seed" \
+      "${continued[@]}" INIT_PATH="$RUNS/sft/seed$seed" DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" \
+      SAVE_PATH="$RUNS/sft-continued/seed$seed" bash scripts/sft/sft_continued.sh "$BASE_PATH"
   fi
   # On-policy distillation, GKD and DistiLLM continue the SFT student like MiniLLM, with its recipe
   # and corpus: SFT (continued) is their control arm too.
@@ -333,8 +339,9 @@ for seed in $TRAIN_SEEDS; do
   fi
   if runs dss-continued; then
     # shellcheck disable=SC2046
-    stage "dss-continued-seed$seed" "$RUNS/dss/seed$seed $BLACK_BOX $PTX_DATA_DIR" "$RUNS/dss-continued/seed$seed" \
-      "${continued[@]}" INIT_PATH="$RUNS/dss/seed$seed" $(streams "$BLACK_BOX") \
+    stage "dss-continued-seed$seed" "$RUNS/dss/seed$seed $BLACK_BOX $DSS_TEACHER $PTX_DATA_DIR" \
+      "$RUNS/dss-continued/seed$seed" \
+      "${continued[@]}" INIT_PATH="$RUNS/dss/seed$seed" $(streams "$BLACK_BOX") TEACHER_PATH="$DSS_TEACHER" \
       SAVE_PATH="$RUNS/dss-continued/seed$seed" bash scripts/sft/sft_continued.sh "$BASE_PATH"
   fi
 done
