@@ -103,6 +103,10 @@ METHODS: dict[str, Method] = {
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
                       "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS, "sft"),
+    "minillm-lmops": Method("MiniLLM (LMOps whitening)", "white-box", "the SFT student",
+                            "MiniLLM with LMOps' advantage whitening (--whiten reference: per mini-batch, over every "
+                            "response slot, padding included)",
+                            "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS, "sft"),
     "opd": Method("On-policy distillation", "white-box", "the SFT student",
                   "policy gradient on its own samples with per-token advantage log p − log q (γ 0, no clipping, "
                   "one step per collection) + MiniLLM's pretraining term",
@@ -142,7 +146,7 @@ METHODS: dict[str, Method] = {
 }
 BASELINE = "sft"
 # (method, its control arm): the control trains the same init for the same extra steps.
-CONTROLS = {"minillm": "sft-continued", "opd": "sft-continued", "gkd": "sft-continued",
+CONTROLS = {"minillm": "sft-continued", "minillm-lmops": "sft-continued", "opd": "sft-continued", "gkd": "sft-continued",
             "distillm": "sft-continued", "dss-minillm": "dss-continued"}
 REFERENCE_FAMILIES = ("teacher", "reference")  # rows that are not students under test
 MAJORITY_LABEL = "Majority answer"

@@ -28,8 +28,8 @@ PRESET=${PRESET:-tiny}
 TRAIN_SEEDS=${TRAIN_SEEDS:-10}          # several ("10 20 30") = the spread across training runs
 KD_LOSSES=${KD_LOSSES:-forward_kl}      # e.g. "forward_kl reverse_kl skew_forward_kl"
 PTX_DATA_DIR=${PTX_DATA_DIR:-}
-ALL_METHODS="sft kd seqkd minillm opd gkd distillm sft-continued dss dss-gold dss-kd dss-minillm dss-continued"
-# The default leaves out on-policy distillation, GKD and DistiLLM, which keeps the tiny main command
+ALL_METHODS="sft kd seqkd minillm minillm-lmops opd gkd distillm sft-continued dss dss-gold dss-kd dss-minillm dss-continued"
+# The default leaves out MiniLLM with LMOps' whitening, on-policy distillation, GKD and DistiLLM, which keeps the tiny main command
 # within its time budget; METHODS=all runs every arm (the README's table does).
 DEFAULT_METHODS="sft kd seqkd minillm sft-continued dss dss-gold dss-kd dss-minillm dss-continued"
 METHODS=${METHODS:-$DEFAULT_METHODS}   # the arms to run ("kd" = one per KD_LOSSES); others' stages are skipped
@@ -69,14 +69,14 @@ runs_any() {
 for method in $METHODS; do
   [[ " $ALL_METHODS " == *" $method "* ]] || { echo "error: METHODS names '$method'; choose from: $ALL_METHODS" >&2; exit 1; }
 done
-for arm_and_init in minillm:sft opd:sft gkd:sft distillm:sft sft-continued:sft dss-minillm:dss dss-continued:dss; do
+for arm_and_init in minillm:sft minillm-lmops:sft opd:sft gkd:sft distillm:sft sft-continued:sft dss-minillm:dss dss-continued:dss; do
   if runs "${arm_and_init%%:*}" && ! runs "${arm_and_init#*:}"; then
     echo "METHODS: ${arm_and_init%%:*} starts from the ${arm_and_init#*:} student, so ${arm_and_init#*:} runs too"
     METHODS+=" ${arm_and_init#*:}"
   fi
 done
 DSS_METHODS=(dss dss-gold dss-kd dss-minillm dss-continued)
-ON_POLICY_RECIPE=(minillm opd gkd distillm sft-continued dss-minillm dss-continued)  # MINILLM_* steps, lr, warm-up
+ON_POLICY_RECIPE=(minillm minillm-lmops opd gkd distillm sft-continued dss-minillm dss-continued)  # MINILLM_* steps, lr, warm-up
 RUNS=$RESULTS/runs
 FIRST_SEED=${TRAIN_SEEDS%% *}
 NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH))
@@ -294,6 +294,11 @@ for seed in $TRAIN_SEEDS; do
     stage "minillm-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/minillm/seed$seed" \
       "${minillm[@]}" INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" PROMPT_DATA_DIR="$PROMPTS" \
       SAVE_PATH="$RUNS/minillm/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
+  fi
+  if runs minillm-lmops; then  # MiniLLM with LMOps' advantage whitening (--whiten reference), else the same
+    stage "minillm-lmops-seed$seed" "$RUNS/sft/seed$seed $TEACHER $PROMPTS $PTX_DATA_DIR" "$RUNS/minillm-lmops/seed$seed" \
+      "${minillm[@]}" EXTRA_ARGS="--resume --whiten reference" INIT_PATH="$RUNS/sft/seed$seed" TEACHER_PATH="$TEACHER" \
+      PROMPT_DATA_DIR="$PROMPTS" SAVE_PATH="$RUNS/minillm-lmops/seed$seed" bash scripts/minillm/train_base_xl.sh "$BASE_PATH"
   fi
   if runs sft-continued; then
     stage "sft-continued-seed$seed" "$RUNS/sft/seed$seed $FULL $TEACHER $PTX_DATA_DIR" "$RUNS/sft-continued/seed$seed" \

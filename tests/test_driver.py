@@ -21,7 +21,7 @@ MINIMAL = {  # the tiny preset shrunk to a few steps per stage; the teachers get
     "MINI_BATCH": "8", "PPO_EPOCHS": "1", "MINILLM_EVAL_INTERVAL": "2", "EVAL_SEEDS": "10 20",
     "EVAL_GEN_NUM": "4", "MAX_LENGTH": "112", "MAX_PROMPT_LENGTH": "80", "METHODS": "all",
 }
-METHODS = ("sft", "kd-forward_kl", "seqkd", "minillm", "opd", "gkd", "distillm", "sft-continued", "dss", "dss-gold",
+METHODS = ("sft", "kd-forward_kl", "seqkd", "minillm", "minillm-lmops", "opd", "gkd", "distillm", "sft-continued", "dss", "dss-gold",
            "dss-kd", "dss-minillm", "dss-continued")
 
 
@@ -40,7 +40,7 @@ def test_the_main_command_runs_every_method_then_skips_everything(tmp_path):
                  "plots/accuracy.png", "plots/training_curves.png"):
         assert (results / name).is_file(), name
     table = (results / "comparison.md").read_text()
-    for label in ("SFT", "KD (forward KL)", "SeqKD", "MiniLLM", "On-policy distillation", "GKD", "DistiLLM",
+    for label in ("SFT", "KD (forward KL)", "SeqKD", "MiniLLM", "MiniLLM (LMOps whitening)", "On-policy distillation", "GKD", "DistiLLM",
                   "SFT (continued)", "DSS", "DSS (gold labels)",
                   "DSS-KD", "DSS-MiniLLM", "DSS (continued)", "Teacher", "Majority answer"):
         assert f"| {label} |" in table, label
@@ -51,13 +51,15 @@ def test_the_main_command_runs_every_method_then_skips_everything(tmp_path):
         assert summary["seeds"] == [10, 20] and "accuracy_strict" in summary["sets"]["tiny"]
         assert summary["prompt_prefix"] == ("[label] " if method.startswith("dss") else "")
     # the control arms add exactly the on-policy runs' optimizer steps, on as many sequences per step
-    for on_policy, control in (("minillm", "sft-continued"), ("opd", "sft-continued"), ("gkd", "sft-continued"),
+    for on_policy, control in (("minillm", "sft-continued"), ("minillm-lmops", "sft-continued"), ("opd", "sft-continued"), ("gkd", "sft-continued"),
                                ("distillm", "sft-continued"), ("dss-minillm", "dss-continued")):
         assert finals[control]["steps"] == finals[on_policy]["steps"] == int(MINIMAL["MINILLM_STEPS"])
         control_config = json.loads((results / "runs" / control / "seed10" / "config.json").read_text())
         assert control_config["batch_size"] == int(MINIMAL["MINI_BATCH"])
         # ... and the same pretraining corpus tokens (the same chunks, with the same corpus term)
         assert finals[control]["ptx_tokens"] == finals[on_policy]["ptx_tokens"] > 0
+    lmops_config = json.loads((results / "runs" / "minillm-lmops" / "seed10" / "config.json").read_text())
+    assert lmops_config["whiten"] == "reference"
     assert finals["minillm"]["ptx_tokens"] > 0 and set(finals["dss"]["tokens_by_stream"]) == {"label", "rationale"}
     # each training seed draws its own student initialisation
     assert (tmp_path / "checkpoints" / "student-init" / "seed10" / "model.safetensors").is_file()

@@ -20,6 +20,15 @@ from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint, token_tra
 pytestmark = pytest.mark.slow
 
 
+def teacher_distance(world, teacher_run, student_folder) -> float:
+    """Token-level forward KL(teacher ‖ student) on the validation responses."""
+    tokenizer = load_tokenizer(world.tokenizer)
+    teacher = AutoModelForCausalLM.from_pretrained(best_checkpoint(teacher_run, "valid_loss"))
+    student = AutoModelForCausalLM.from_pretrained(student_folder)
+    return token_divergences(student, teacher, TokenDataset(world.processed, "valid", MAX_LENGTH), ["forward_kl"],
+                             len(tokenizer), tokenizer.pad_token_id)["forward_kl"]
+
+
 def test_kd_student_ends_closer_to_the_teacher_than_the_sft_student(world, trained_teacher, tmp_path):
     """Same init, same steps, same batches: adding the forward-KL term must lower the student's
     forward KL to the teacher on the validation responses."""
@@ -97,6 +106,8 @@ def test_gkd_trains_on_the_students_own_samples_in_a_fraction_lambda_of_the_step
     assert all(tokens <= 16 * 16 for tokens in student_tokens)
     assert final["tokens_by_stream"]["default"] < final["tokens"]
     assert records[0]["loss"] == pytest.approx(records[0]["kd"], rel=1e-6)  # kd_ratio 1: no CE term
+    before, after = (teacher_distance(world, trained_teacher, model) for model in (world.student, tmp_path / "gkd" / "6"))
+    assert after < 0.9 * before, (before, after)  # the student moved towards the teacher
 
 
 def test_distillm_resumes_exactly_with_its_replay_buffer(world, trained_teacher, tmp_path):
@@ -116,3 +127,5 @@ def test_distillm_resumes_exactly_with_its_replay_buffer(world, trained_teacher,
     assert "tokens_by_stream" not in finals[0]  # p = 1 throughout: no step on the data's responses
     weights = [(tmp_path / name / "6" / "model.safetensors").read_bytes() for name in ("straight", "resumed")]
     assert weights[0] == weights[1]
+    before, after = (teacher_distance(world, trained_teacher, model) for model in (world.student, tmp_path / "straight" / "6"))
+    assert after < 0.9 * before, (before, after)  # the student moved towards the teacher
