@@ -253,3 +253,22 @@ def test_readme_cpu_recipe_at_a_minimal_size(tmp_path):
     assert f"Training data: Teacher, SFT: {DOLLY / 'dolly'} (first 16 training rows)." in report
     assert "Not run (the driver's METHODS left them out): `kd`, `seqkd`, `minillm`" in report
     assert "| SFT | baseline |" in report and not (results / "runs" / "kd-forward_kl").exists()
+
+
+@pytest.mark.parametrize("ptx", ["0", "1"])
+def test_the_control_arm_script_runs_with_and_without_a_corpus(tmp_path, ptx):
+    """scripts/sft/sft_continued.sh (set -euo pipefail) with the stand-in python: it reaches the
+    launch, with the corpus term's flags only when PTX=1 (a custom preset has no corpus)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text('#!/usr/bin/env bash\n'
+                                    'if [[ $2 == minillm.checkpoint ]]; then echo "$4"; exit 0; fi\n'  # resolve RUN
+                                    '[[ $1 == train_kd.py ]] && echo "$@" > "$LAUNCHED"\nexit 0\n')
+    (bin_dir / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LAUNCHED": str(tmp_path / "launched"), "PTX": ptx,
+           "OMP_NUM_THREADS": "1", "INIT_PATH": str(tmp_path / "init"), "SAVE_PATH": str(tmp_path / "run")}
+    result = subprocess.run(["bash", "scripts/sft/sft_continued.sh", str(REPO)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    launched = (tmp_path / "launched").read_text()
+    assert "--kd-ratio 0" in launched and ("--ptx-kd-ratio 0.5" in launched) == (ptx == "1")

@@ -18,4 +18,5 @@ PTX_DATA_DIR=${PTX_DATA_DIR:-$BASE_PATH/processed_data/openwebtext/gpt2}
 METHOD_ARGS+=(--total-steps "$TOTAL_STEPS" --lr-scheduler constant --warmup-steps "$WARMUP_STEPS"
   --adam-betas 0.9 0.95 --weight-decay 1e-6 --dropout 0)
 PTX_KD_RATIO=${PTX_KD_RATIO:-0.5}
-[[ $PTX == 1 ]] && METHOD_ARGS+=(--ptx-data-dir "$PTX_DATA_DIR" --ptx-kd-ratio "$PTX_KD_RATIO")
+# (an if, not "&&": as a sourced file's last command a false test would fail the caller under set -e)
+if [[ $PTX == 1 ]]; then METHOD_ARGS+=(--ptx-data-dir "$PTX_DATA_DIR" --ptx-kd-ratio "$PTX_KD_RATIO"); fi
