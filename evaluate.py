@@ -41,14 +41,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from minillm import args as cli
-from minillm.checkpoint import read_prompt_prefix, resolve_checkpoint
-from minillm.engine import init_distributed
-from minillm.evaluation import (ACCURACY_DECODINGS, DEFAULT_EVAL_SETS, GREEDY_TOP_K, eval_set_path,
-                                generate_texts, load_eval_set, summarize_set)
+from minillm.distributed import init_distributed
+from minillm.eval.evaluation import (
+    ACCURACY_DECODINGS,
+    DEFAULT_EVAL_SETS,
+    GREEDY_TOP_K,
+    eval_set_path,
+    generate_texts,
+    load_eval_set,
+    summarize_set,
+)
+from minillm.experiments.rendering import summary_table
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger
 from minillm.modeling import DTYPES, load_for_inference
-from minillm.report import summary_table
+from minillm.train.checkpoint import read_prompt_prefix, resolve_checkpoint
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,12 +12,21 @@ from its cache instead of being loaded and run.
 from __future__ import annotations
 
 from minillm import args as cli
-from minillm.loop import TrainingLoop, finish_run
 from minillm.losses import resolve_divergence_params
-from minillm.objectives import KDObjective, sft_objective
-from minillm.response_source import AdaptiveStudentOutputs, GKDResponses, ResponseSampler
-from minillm.token_step import TokenStep
-from minillm.training_setup import load_teacher, prepare_training, pretraining_term, use_teacher_caches
+from minillm.train.loop import TrainingLoop, finish_run
+from minillm.train.objectives import KDObjective, sft_objective
+from minillm.train.response_source import (
+    AdaptiveStudentOutputs,
+    GKDResponses,
+    ResponseSampler,
+)
+from minillm.train.setup import (
+    load_teacher,
+    prepare_training,
+    pretraining_term,
+    use_teacher_caches,
+)
+from minillm.train.token_step import TokenStep
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ with policy gradient (ref §6; DeepSpeed entrypoint).
   deepspeed --num_gpus N train_minillm.py --model-path STUDENT_INIT --teacher-model-path TEACHER_RUN \\
       --data-dir PROMPT_DATA --ptx-data-dir CORPUS --save RUN [options]
 Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 64, α = 0.2,
-γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/minillm/train_base_xl.sh.
+γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/lib/minillm.sh and minillm/recipes.py.
 `--recipe opd` is on-policy distillation with the same step (scripts/opd/opd_base.sh).
 Paying the teacher once: `--teacher-cache DIR` (tools/cache_teacher.py on the corpus) for the
 pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from minillm import args as cli
-from minillm.loop import TrainingLoop, finish_run
-from minillm.objectives import KDObjective
 from minillm.ppo.rollouts import describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
-from minillm.training_setup import load_teacher, prepare_training, pretraining_term
+from minillm.train.loop import TrainingLoop, finish_run
+from minillm.train.objectives import KDObjective
+from minillm.train.setup import load_teacher, prepare_training, pretraining_term
 
 
 def main(argv: list[str] | None = None) -> None:

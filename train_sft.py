@@ -7,10 +7,10 @@ See scripts/sft/*.sh for the paper's recipes and README.md for the embedded defa
 from __future__ import annotations
 
 from minillm import args as cli
-from minillm.loop import TrainingLoop, finish_run
-from minillm.objectives import sft_objective
-from minillm.token_step import TokenStep
-from minillm.training_setup import prepare_training
+from minillm.train.loop import TrainingLoop, finish_run
+from minillm.train.objectives import sft_objective
+from minillm.train.setup import prepare_training
+from minillm.train.token_step import TokenStep
 
 
 def main(argv: list[str] | None = None) -> None:

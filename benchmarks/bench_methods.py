@@ -5,7 +5,7 @@ random-weight models and the same sequence shapes.
   python benchmarks/bench_methods.py --preset tiny --out results/bench/methods-tiny.json   # CPU
   python benchmarks/bench_methods.py --preset gpt2-base-xl --dtype bf16 --out ...          # GPU
 
-Every method runs the project's own objective and step code (`minillm.objectives`,
+Every method runs the project's own objective and step code (`minillm.train.objectives`,
 `minillm.ppo.rollouts.collect`, `OnPolicyStep._policy_terms`) with plain AdamW (no DeepSpeed, as
 in bench_minillm.py). A token-level step is collate_sft → objective → backward → clip → AdamW on
 `--batch` sequences of `--prompt-len` + `--new-tokens` tokens. MiniLLM's unit is one collection
@@ -36,16 +36,30 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_minillm import (  # noqa: E402
+    ADAM_BETAS,
+    CLIP_EPS,
+    CLIP_GRAD,
+    GAMMA,
+    LR,
+    NO_EOS,
+    PRESETS,
+    REWARD_CLIP,
+    REWARD_SCALING,
+    TEACHER_MIX,
+    WEIGHT_DECAY,
+    build_model,
+    device_name,
+    synchronize,
+)
 
-from bench_minillm import (ADAM_BETAS, CLIP_EPS, CLIP_GRAD, GAMMA, LR, NO_EOS, PRESETS, REWARD_CLIP,  # noqa: E402
-                           REWARD_SCALING, TEACHER_MIX, WEIGHT_DECAY, build_model, device_name, synchronize)
 from minillm.data.datasets import Example, collate_sft  # noqa: E402
-from minillm.generation import SamplingConfig  # noqa: E402
+from minillm.eval.generation import SamplingConfig  # noqa: E402
 from minillm.losses import IGNORE_INDEX, top_k_with_tail  # noqa: E402
 from minillm.modeling import inference_dtype  # noqa: E402
-from minillm.objectives import KDObjective, sft_objective  # noqa: E402
 from minillm.ppo.rollouts import collate_rollouts, collect  # noqa: E402
 from minillm.ppo.step import OnPolicyStep  # noqa: E402
+from minillm.train.objectives import KDObjective, sft_objective  # noqa: E402
 
 KD_RATIO = 0.5  # the pretraining term's and word-level KD's mix of CE and forward KL
 # Targets of issue 14 (tiny preset, 2 CPU cores), as multiples of SFT's time per sample.

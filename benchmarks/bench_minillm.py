@@ -7,7 +7,7 @@
 MiniLLM spends most of its time sampling rollouts with the teacher stepping alongside the student
 (ref §6), so the figures that decide whether a run fits a budget are the sampler's tokens/s, the
 seconds per collection and the seconds per optimizer step. This script measures them with the
-project's own code (`minillm.generation.sample`, `minillm.ppo.rollouts.collect`/`collate_rollouts`
+project's own code (`minillm.eval.generation.sample`, `minillm.ppo.rollouts.collect`/`collate_rollouts`
 and `OnPolicyStep._policy_terms`) on models built from shape flags, so no checkpoint is needed
 and the numbers can be compared with the anchors of ref §9. Weights are random: only the shapes
 matter for speed, and no row is allowed to finish early (there is no EOS; the sampler gets
@@ -42,7 +42,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from minillm.generation import SamplingConfig, sample  # noqa: E402
+from minillm.eval.generation import SamplingConfig, sample  # noqa: E402
 from minillm.modeling import inference_dtype  # noqa: E402
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect  # noqa: E402
 from minillm.ppo.step import OnPolicyStep  # noqa: E402

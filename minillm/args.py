@@ -7,14 +7,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minillm.evaluation import DEFAULT_EVAL_SETS
-from minillm.generation import SamplingConfig
-from minillm.loop import LoopConfig
+from minillm.eval.evaluation import DEFAULT_EVAL_SETS
+from minillm.eval.generation import SamplingConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
 from minillm.ppo.rollouts import WHITENING
-from minillm.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
 from minillm.ppo.step import OnPolicyConfig
-from minillm.validation import ValidationConfig
+from minillm.recipes import MINILLM, SFT
+from minillm.train.loop import LoopConfig
+from minillm.train.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
+from minillm.train.validation import ValidationConfig
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +28,8 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data-dir", required=True,
                        help="processed folder holding train_0.bin/.idx and valid_0.bin/.idx + valid.jsonl")
-    group.add_argument("--max-length", type=int, default=512, help="prompt + response tokens per item")
-    group.add_argument("--max-prompt-length", type=int, default=256)
+    group.add_argument("--max-length", type=int, default=SFT["max_length"], help="prompt + response tokens per item")
+    group.add_argument("--max-prompt-length", type=int, default=SFT["max_prompt_length"])
     group.add_argument("--rationale-data-dir",
                        help="step-by-step distillation: the rationale task's processed folder; --data-dir is "
                             "then the label task's, and loss = α·L_label + (1 − α)·L_rationale")
@@ -41,17 +42,17 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--deepspeed-config", default="configs/deepspeed/zero1_fp32.json",
                        help="ZeRO stage and precision (configs/deepspeed/*.json)")
-    group.add_argument("--batch-size", type=int, default=32, help="GLOBAL batch size per optimizer step")
-    group.add_argument("--micro-batch-size", type=int, default=16,
+    group.add_argument("--batch-size", type=int, default=SFT["batch_size"], help="GLOBAL batch size per optimizer step")
+    group.add_argument("--micro-batch-size", type=int, default=SFT["micro_batch_size"],
                        help="upper bound on the per-device micro-batch; accumulation covers the rest")
-    group.add_argument("--lr", type=float, default=5e-4)
+    group.add_argument("--lr", type=float, default=SFT["lr"])
     group.add_argument("--lr-min", type=float, default=1e-7, help="end of the cosine decay")
     group.add_argument("--lr-scheduler", choices=("cosine", "constant"), default="cosine")
     group.add_argument("--warmup-steps", type=int, default=0)
     group.add_argument("--weight-decay", type=float, default=0.01)
     group.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.999))
     group.add_argument("--clip-grad", type=float, default=1.0)
-    group.add_argument("--epochs", type=int, default=20)
+    group.add_argument("--epochs", type=int, default=SFT["epochs"])
     group.add_argument("--total-steps", type=int, default=0, help="optimizer steps; 0 = epochs × steps per epoch")
     group.add_argument("--seed", type=int, default=10)
     group.add_argument("--dropout", type=float, default=None,
@@ -101,7 +102,7 @@ def add_kd_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
-    """Responses generated during training instead of the data's (minillm.response_source):
+    """Responses generated during training instead of the data's (minillm.train.response_source):
     GKD (--gkd-lambda; its loss is --kd-ratio 1 --kd-loss js_divergence) or DistiLLM's adaptive
     student outputs (--adaptive-sgo; its loss is --kd-ratio 1 --kd-loss skew_forward_kl).
     Sampling follows the generation flags (--temperature etc.)."""
@@ -170,11 +171,11 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
                        help="the on-policy method whose defaults apply: minillm (ref §6) or opd (on-policy "
                             "distillation: student samples, advantage log p − log q per token, γ 0, no "
                             "clipping, one step per collection)")
-    group.add_argument("--num-rollouts", type=int, default=256,
+    group.add_argument("--num-rollouts", type=int, default=MINILLM["num_rollouts"],
                        help="GLOBAL rollouts per collection; 0 = --batch-size (one optimizer step per collection)")
-    group.add_argument("--ppo-epochs", type=int, default=4, help="passes over each collection")
-    group.add_argument("--rollout-batch-size", type=int, default=32, help="prompts per sampling batch, per rank")
-    group.add_argument("--teacher-mix-alpha", type=float, default=0.2,
+    group.add_argument("--ppo-epochs", type=int, default=MINILLM["ppo_epochs"], help="passes over each collection")
+    group.add_argument("--rollout-batch-size", type=int, default=MINILLM["rollout_batch_size"], help="prompts per sampling batch, per rank")
+    group.add_argument("--teacher-mix-alpha", type=float, default=MINILLM["teacher_mix_alpha"],
                        help="sample from α·p_teacher + (1 − α)·q_student; 0 = no teacher-mixed sampling")
     group.add_argument("--reward-scaling", type=float, default=0.5)
     group.add_argument("--reward-clip", type=float, default=100.0)
@@ -186,13 +187,11 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
                        help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
                             "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
                             "mini-batch, padding zeros included; 'none' = the raw returns")
-    parser.set_defaults(batch_size=64, micro_batch_size=8, lr=5e-6, lr_scheduler="constant", warmup_steps=100,
-                        adam_betas=(0.9, 0.95), weight_decay=1e-6, total_steps=5000, eval_interval=100, dropout=0.0,
-                        **ON_POLICY_RECIPES[recipe])
+    parser.set_defaults(**{**MINILLM, **ON_POLICY_RECIPES[recipe]})
 
 
 def add_pretraining_args(parser: argparse.ArgumentParser, own_kd_flags: bool = False) -> None:
-    """MiniLLM's pretraining term (minillm.pretraining_term), trained with (1 − r)·CE + r·KD to the
+    """MiniLLM's pretraining term (minillm.train.pretraining_term), trained with (1 − r)·CE + r·KD to the
     teacher: train_minillm.py takes r and D from --kd-ratio / --kd-loss (MiniLLM's flags);
     train_kd.py (`own_kd_flags`: the on-policy runs' control arms, GKD, DistiLLM), whose KD flags
     are its task loss's, from --ptx-kd-ratio / --ptx-kd-loss, so its corpus term can be MiniLLM's."""
@@ -335,7 +334,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def add_teacher_cache_args(parser: argparse.ArgumentParser) -> None:
-    """Read the teacher from tools/cache_teacher.py's cache instead of running it (minillm.teacher_cache)."""
+    """Read the teacher from tools/cache_teacher.py's cache instead of running it (minillm.data.teacher_cache)."""
     group = parser.add_argument_group("teacher cache")
     group.add_argument("--teacher-cache", nargs="+", metavar="DIR",
                        help="train_kd.py: one cache folder per task stream (--data-dir's, then --rationale-data-dir's), "

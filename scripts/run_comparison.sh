@@ -16,7 +16,7 @@
 # TRAIN_SEEDS. Everything is evaluated on the preset's eval sets (Rouge-L sampled with several
 # generation seeds, accuracy greedy); results/<preset>/comparison.md (+ .csv, .json, plots/) is
 # written by tools/report.py, which can regenerate it without training.
-# A stage whose outputs exist and whose inputs are unchanged is skipped (minillm/stages.py); an
+# A stage whose outputs exist and whose inputs are unchanged is skipped (minillm/experiments/stages.py); an
 # interrupted one resumes; --force (or FORCE=1) reruns everything.
 force=${FORCE:-0}
 positional=()
@@ -44,7 +44,7 @@ if [[ -n ${EXTRA_ARGS:-} ]]; then
   exit 1
 fi
 source "$BASE_PATH/scripts/presets/$PRESET.sh"
-# MiniLLM's corpus term takes KD_RATIO (scripts/minillm/train_base_xl.sh), its control arms' and
+# MiniLLM's corpus term takes KD_RATIO (scripts/lib/minillm.sh), its control arms' and
 # GKD's / DistiLLM's PTX_KD_RATIO (scripts/lib/on_policy_recipe.sh): they must stay one term.
 if [[ ${KD_RATIO:-0.5} != "${PTX_KD_RATIO:-0.5}" ]]; then
   echo "error: KD_RATIO=${KD_RATIO:-0.5} (MiniLLM's pretraining term, and word-level KD) differs from" \
@@ -54,7 +54,7 @@ fi
 export MASTER_PORT GPUS_PER_NODE NNODES HOSTFILE
 # Knobs that change results without appearing on a stage's command line.
 export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_SIZE EVAL_GEN_NUM"
-# ... and the stage scripts' own knobs, which count only when a user exports them (minillm/stages.py
+# ... and the stage scripts' own knobs, which count only when a user exports them (minillm/experiments/stages.py
 # skips unset names, so they change no fingerprint otherwise).
 STAGE_ENV+=" TRAIN_FRACTION LABEL_WEIGHT RATIONALE_DATA_DIR KD_RATIO KD_ARGS KD_LOSS TEACHER_MIX_ALPHA"
 STAGE_ENV+=" ROLLOUT_BATCH_SIZE EVAL_INTERVAL SEED DTYPE TEMPLATE LABEL_TEMPLATE LABEL_PASS GEN_ARGS PICK_BY"
@@ -88,14 +88,14 @@ FORCE_FLAG=()
 (( force )) && FORCE_FLAG=(--force)
 SECONDS=0
 
-# stage NAME "INPUT PATHS" "OUTPUT PATHS" COMMAND...   (run, skip or resume; see minillm/stages.py)
+# stage NAME "INPUT PATHS" "OUTPUT PATHS" COMMAND...   (run, skip or resume; see minillm/experiments/stages.py)
 stage() {
   local name=$1 inputs=$2 outputs=$3
   shift 3
   echo
   echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $name"
   # shellcheck disable=SC2086  # the path lists split on spaces
-  python -m minillm.stages --name "$name" --state-dir "$RESULTS/stages" --inputs $inputs --outputs $outputs \
+  python -m minillm.experiments.stages --name "$name" --state-dir "$RESULTS/stages" --inputs $inputs --outputs $outputs \
     "${FORCE_FLAG[@]}" -- "$@"
 }
 require_inputs() {

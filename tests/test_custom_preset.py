@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from world import REPO, SHARED_DATA, load_tool
 
 preflight = load_tool("preflight")
@@ -24,9 +23,9 @@ cap_rows = load_tool("cap_rows")
 DOLLY, GPT2_TOKENIZER = SHARED_DATA / "minillm-data", SHARED_DATA / "tokenizers" / "gpt2"
 needs_shared = pytest.mark.skipif(not (DOLLY / "dolly" / "raw.jsonl").is_file() or not GPT2_TOKENIZER.is_dir(),
                                   reason="../shared/data absent: no dolly sample or GPT-2 tokenizer")
-# Records `python -m minillm.stages ... -- COMMAND` as one JSON line (name, command) and runs nothing.
+# Records `python -m minillm.experiments.stages ... -- COMMAND` as one JSON line (name, command) and runs nothing.
 STAND_IN_PYTHON = """#!/usr/bin/env bash
-if [[ $1 == -m && $2 == minillm.stages ]]; then
+if [[ $1 == -m && $2 == minillm.experiments.stages ]]; then
   exec "$REAL_PYTHON" -c '
 import json, os, sys
 args = sys.argv[1:]
@@ -262,7 +261,7 @@ def test_the_control_arm_script_runs_with_and_without_a_corpus(tmp_path, ptx):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").write_text('#!/usr/bin/env bash\n'
-                                    'if [[ $2 == minillm.checkpoint ]]; then echo "$4"; exit 0; fi\n'  # resolve RUN
+                                    'if [[ $2 == minillm.train.checkpoint ]]; then echo "$4"; exit 0; fi\n'  # resolve RUN
                                     '[[ $1 == train_kd.py ]] && echo "$@" > "$LAUNCHED"\nexit 0\n')
     (bin_dir / "python").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LAUNCHED": str(tmp_path / "launched"), "PTX": ptx,

@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from minillm.engine import build_optimizer, build_scheduler, load_deepspeed_config, plan_batches
+from minillm.train.engine import (
+    build_optimizer,
+    build_scheduler,
+    load_deepspeed_config,
+    plan_batches,
+)
 
 
 @pytest.mark.parametrize("world,micro_max,expected", [

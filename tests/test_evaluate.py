@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from minillm.evaluation import load_eval_set, summarize_set
-from minillm.statistics import mean_and_std
-from minillm.report import summary_table
 from world import SHARED_DATA, run_entrypoint
+
+from minillm.eval.evaluation import load_eval_set, summarize_set
+from minillm.experiments.rendering import summary_table
+from minillm.statistics import mean_and_std
 
 
 def test_evaluate_writes_answers_metrics_and_summary(world, tmp_path):

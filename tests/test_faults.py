@@ -20,17 +20,17 @@ import pytest
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool
 
 import train_minillm
 import train_sft
-from minillm import checkpoint
 from minillm.data.datasets import TokenDataset
-from minillm.evaluation import load_eval_set
-from minillm.guard import SkippingAdamW
+from minillm.eval.evaluation import load_eval_set
 from minillm.losses import divergence
 from minillm.modeling import load_tokenizer
 from minillm.ppo import losses as ppo
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool
+from minillm.train import checkpoint
+from minillm.train.guard import SkippingAdamW
 
 PROCESS_DOLLY = load_tool("process_data_dolly")
 STEPS, EVAL_EVERY = 6, 2
@@ -114,8 +114,9 @@ def test_a_diverging_minillm_run_skips_and_stops_too(world, tmp_path):
 
 
 def test_sampling_from_diverged_weights_says_so():
-    from minillm.generation import SamplingConfig, sample
     from transformers import GPT2Config, GPT2LMHeadModel
+
+    from minillm.eval.generation import SamplingConfig, sample
     model = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_layer=1, n_head=1, n_embd=8, n_positions=16)).eval()
     with torch.no_grad():
         model.lm_head.weight.fill_(float("nan"))

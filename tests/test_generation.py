@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from minillm.generation import SamplingConfig, sample, warp_logits
+from minillm.eval.generation import SamplingConfig, sample, warp_logits
 
 EOS, PAD, VOCAB = 1, 1, 37
 

@@ -10,16 +10,31 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from minillm.data.templates import TASK_PREFIXES, build_task_prompt
-from minillm.arithmetic import evaluate_expression
-from minillm.metrics import (answer_accuracy, answer_correct, extract_answer, format_number,
-                             predicted_number)
-from minillm.rationale import (ROW_FIELDS, FieldError, ParsedChainOfThought, ParseStats, convert_cqa_row, convert_gsm8k_row,
-                               convert_svamp_row, fill_template, parse_chain_of_thought, sidecar_path,
-                               split_gsm8k_solution)
-from minillm.synthetic import write_default_dataset
 from world import REPO, SHARED_DATA, load_tool, run_entrypoint
+
+from minillm.arithmetic import evaluate_expression
+from minillm.data.rationale import (
+    ROW_FIELDS,
+    FieldError,
+    ParsedChainOfThought,
+    ParseStats,
+    convert_cqa_row,
+    convert_gsm8k_row,
+    convert_svamp_row,
+    fill_template,
+    parse_chain_of_thought,
+    sidecar_path,
+    split_gsm8k_solution,
+)
+from minillm.data.synthetic import write_default_dataset
+from minillm.data.templates import TASK_PREFIXES, build_task_prompt
+from minillm.metrics import (
+    answer_accuracy,
+    answer_correct,
+    extract_answer,
+    format_number,
+    predicted_number,
+)
 
 DSS = SHARED_DATA / "dss"
 GSM8K = SHARED_DATA / "gsm8k"

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from minillm.report import (METHODS, build_comparison, load_results, main_table, majority_answer_accuracy,
-                            method_order, results_section, run_order, stages_in_run_order, stream_tokens)
+from minillm.experiments.catalogue import METHODS, method_order, run_order
+from minillm.experiments.comparison import (
+    build_comparison,
+    majority_answer_accuracy,
+    stages_in_run_order,
+    stream_tokens,
+)
+from minillm.experiments.reading import load_results
+from minillm.experiments.rendering import main_table, results_section
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [10, 20, 30]

@@ -1,4 +1,4 @@
-"""minillm.response_source: GKD's and DistiLLM's schedules of generated responses (no model needed)."""
+"""minillm.train.response_source: GKD's and DistiLLM's schedules of generated responses (no model needed)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,8 +9,16 @@ import torch
 
 from minillm import args as cli
 from minillm.data.datasets import Example
-from minillm.response_source import (DATA, REPLAY, STUDENT, TEACHER, AdaptiveSGOConfig, AdaptiveStudentOutputs,
-                                     GKDConfig, GKDResponses)
+from minillm.train.response_source import (
+    DATA,
+    REPLAY,
+    STUDENT,
+    TEACHER,
+    AdaptiveSGOConfig,
+    AdaptiveStudentOutputs,
+    GKDConfig,
+    GKDResponses,
+)
 
 
 class StubSampler:

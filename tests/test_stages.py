@@ -1,11 +1,11 @@
-"""minillm/stages.py: skip when nothing changed, rerun when an input, the command, a tracked
+"""minillm/experiments/stages.py: skip when nothing changed, rerun when an input, the command, a tracked
 variable or a script changes, --force, and resuming an interrupted stage."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from minillm.stages import run_stage
+from minillm.experiments.stages import run_stage
 
 WRITE = "import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.mkdir(exist_ok=True); " \
         "(out / 'n').write_text(str(len(list(out.iterdir()))) + sys.argv[2])"

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from world import load_tool
 
-from minillm.data.templates import build_prompt
-from minillm.metrics import answer_correct
-from minillm.synthetic import (
+from minillm.data.synthetic import (
     ANIMALS,
     FAMILIES,
     LEGS,
@@ -25,7 +24,8 @@ from minillm.synthetic import (
     generate_rows,
     prompt_key,
 )
-from world import load_tool
+from minillm.data.templates import build_prompt
+from minillm.metrics import answer_correct
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

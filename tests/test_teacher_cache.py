@@ -1,5 +1,5 @@
 """Paying for the teacher once (issue 14): the top-k + tail divergences, the teacher cache
-(tools/cache_teacher.py, minillm.teacher_cache, --teacher-cache) and MiniLLM's reuse of the
+(tools/cache_teacher.py, minillm.data.teacher_cache, --teacher-cache) and MiniLLM's reuse of the
 sampler's teacher logits."""
 from __future__ import annotations
 
@@ -11,19 +11,31 @@ import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+from world import run_entrypoint
 
 from minillm.data.datasets import TokenDataset, collate_sft
 from minillm.data.indexed import IndexedDatasetWriter
-from minillm.generation import SamplingConfig
-from minillm.losses import DIVERGENCES, IGNORE_INDEX, divergence, top_k_with_tail, topk_divergence
+from minillm.data.teacher_cache import (
+    TeacherCacheSplit,
+    check_header,
+    dataset_fingerprint,
+    open_cached_dataset,
+    read_header,
+    teacher_weights_sha256,
+)
+from minillm.eval.generation import SamplingConfig
+from minillm.losses import (
+    DIVERGENCES,
+    IGNORE_INDEX,
+    divergence,
+    top_k_with_tail,
+    topk_divergence,
+)
 from minillm.modeling import load_tokenizer
-from minillm.objectives import KDObjective
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collate_rollouts, collect, teacher_logits_top_k
 from minillm.ppo.step import OnPolicyStep
-from minillm.teacher_cache import (TeacherCacheSplit, check_header, dataset_fingerprint, open_cached_dataset,
-                                   read_header, teacher_weights_sha256)
-from world import run_entrypoint
+from minillm.train.objectives import KDObjective
 
 # A parameter per divergence that has one, away from its default, so that they are exercised.
 PARAMS = {"symmetric_kl": {"sym_lambda": 0.3}, "js_divergence": {"jsd_beta": 0.3},

@@ -10,12 +10,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
+from world import (
+    MAX_LENGTH,
+    MAX_PROMPT_LENGTH,
+    load_tool,
+    run_entrypoint,
+    token_training_args,
+)
 
-from minillm.checkpoint import best_checkpoint, read_prompt_prefix
-from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TaskStream, TokenDataset, collate_sft
+from minillm.data.datasets import (
+    GlobalBatchSampler,
+    PairedStreams,
+    TaskStream,
+    TokenDataset,
+    collate_sft,
+)
 from minillm.losses import IGNORE_INDEX
 from minillm.modeling import load_tokenizer
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint, token_training_args
+from minillm.train.checkpoint import best_checkpoint, read_prompt_prefix
 
 pytestmark = pytest.mark.slow
 BATCH = 16  # token_training_args' global batch

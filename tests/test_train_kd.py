@@ -8,14 +8,26 @@ import subprocess
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+from world import (
+    MAX_LENGTH,
+    MAX_PROMPT_LENGTH,
+    REPO,
+    run_entrypoint,
+    token_training_args,
+)
 
-from minillm.checkpoint import best_checkpoint
 from minillm.data.datasets import TokenDataset
-from minillm.evaluation import token_divergences
-from minillm.generation import SamplingConfig
+from minillm.eval.evaluation import token_divergences
+from minillm.eval.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
-from minillm.response_source import DATA, STUDENT, GKDConfig, GKDResponses, ResponseSampler
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, run_entrypoint, token_training_args
+from minillm.train.checkpoint import best_checkpoint
+from minillm.train.response_source import (
+    DATA,
+    STUDENT,
+    GKDConfig,
+    GKDResponses,
+    ResponseSampler,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -8,16 +8,22 @@ import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+from world import (
+    MAX_LENGTH,
+    MAX_PROMPT_LENGTH,
+    load_tool,
+    run_entrypoint,
+    token_training_args,
+)
 
-from minillm.checkpoint import best_checkpoint
 from minillm.data.datasets import TokenDataset
-from minillm.engine import DistInfo
-from minillm.evaluation import generate_texts
-from minillm.generation import SamplingConfig
+from minillm.distributed import DistInfo
+from minillm.eval.evaluation import generate_texts
+from minillm.eval.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collect
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool, run_entrypoint, token_training_args
+from minillm.train.checkpoint import best_checkpoint
 
 pytestmark = pytest.mark.slow
 PROMPTS_PER_CHECK = 4  # samples per validation prompt in the reverse-KL estimate

@@ -1,6 +1,6 @@
 """Pay for the teacher once: one teacher pass over a processed dataset, keeping at every supervised
 position the teacher's top-k tokens, their log-probabilities and the log of the remaining mass
-(format: minillm/teacher_cache.py). KD, DSS-KD and MiniLLM's pretraining KD term then read it with
+(format: minillm/data/teacher_cache.py). KD, DSS-KD and MiniLLM's pretraining KD term then read it with
 `--teacher-cache DIR` instead of running the teacher.
 
   python tools/cache_teacher.py --teacher-model-path TEACHER_RUN --data-dir PROCESSED --max-length 512
@@ -28,14 +28,27 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from minillm.checkpoint import barrier, resolve_checkpoint  # noqa: E402
 from minillm.data.datasets import TokenDataset, collate_sft  # noqa: E402
-from minillm.engine import init_distributed  # noqa: E402
+from minillm.data.teacher_cache import (  # noqa: E402
+    HEADER,
+    dataset_fingerprint,
+    default_cache_dir,
+    expected_header,
+    record_dtype,
+    supervised_counts,
+    teacher_weights_sha256,
+)
+from minillm.distributed import init_distributed  # noqa: E402
 from minillm.fileio import atomic_write_json  # noqa: E402
 from minillm.losses import IGNORE_INDEX, top_k_with_tail  # noqa: E402
-from minillm.modeling import DTYPES, check_same_tokenizer, inference_dtype, load_model, load_tokenizer  # noqa: E402
-from minillm.teacher_cache import (HEADER, dataset_fingerprint, default_cache_dir, expected_header,  # noqa: E402
-                                   record_dtype, supervised_counts, teacher_weights_sha256)
+from minillm.modeling import (  # noqa: E402
+    DTYPES,
+    check_same_tokenizer,
+    inference_dtype,
+    load_model,
+    load_tokenizer,
+)
+from minillm.train.checkpoint import barrier, resolve_checkpoint  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,10 +28,10 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 import torch  # noqa: E402
 
 from minillm.data.datasets import TokenDataset  # noqa: E402
-from minillm.engine import DistInfo  # noqa: E402
-from minillm.evaluation import generate_texts, token_divergences  # noqa: E402
+from minillm.distributed import DistInfo  # noqa: E402
+from minillm.eval.evaluation import generate_texts, token_divergences  # noqa: E402
+from minillm.eval.generation import SamplingConfig  # noqa: E402
 from minillm.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-from minillm.generation import SamplingConfig  # noqa: E402
 from minillm.metrics import compute_metrics  # noqa: E402
 from minillm.modeling import check_same_tokenizer, load_model, load_tokenizer  # noqa: E402
 from minillm.statistics import mean_and_std  # noqa: E402

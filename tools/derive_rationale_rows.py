@@ -28,9 +28,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 from minillm.data.processing import DataFormatError, read_jsonl  # noqa: E402
+from minillm.data.rationale import FieldError, require_string  # noqa: E402
 from minillm.data.templates import CHAIN_OF_THOUGHT_CONCLUSION  # noqa: E402
 from minillm.fileio import atomic_write_jsonl  # noqa: E402
-from minillm.rationale import FieldError, require_string  # noqa: E402
 
 
 def with_gold_label(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,14 +19,19 @@ import time
 from pathlib import Path
 
 from minillm import args as cli
-from minillm.checkpoint import resolve_checkpoint
-from minillm.data.processing import DataFormatError, normalize_instruction_record, read_jsonl
+from minillm.data.processing import (
+    DataFormatError,
+    normalize_instruction_record,
+    read_jsonl,
+)
 from minillm.data.templates import build_prompt
-from minillm.engine import init_distributed
-from minillm.evaluation import generate_texts
+from minillm.distributed import init_distributed
+from minillm.eval.evaluation import generate_texts
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
 from minillm.modeling import DTYPES, load_for_inference
+from minillm.train.checkpoint import resolve_checkpoint
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

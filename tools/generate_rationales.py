@@ -6,7 +6,7 @@
       --template prompts/rationales/dss_rationale.txt --label-template prompts/rationales/dss_label.txt
   deepspeed --num_gpus N tools/generate_rationales.py ...     (prompts are sharded over ranks)
 
-Input: rows in the rationale format (minillm/rationale.py) or any instruction JSON-lines file
+Input: rows in the rationale format (minillm/data/rationale.py) or any instruction JSON-lines file
 (`instruction`, `input`, `output`). Each prompt is a template file filled with the row
 (prompts/rationales/README.md). The rationale pass (`--template`) asks for chain of thought:
 its continuation is cut at the answer marker into rationale and label ("... So the answer is X"),
@@ -43,17 +43,31 @@ from pathlib import Path
 from typing import Any
 
 from minillm import args as cli
-from minillm.checkpoint import resolve_checkpoint
-from minillm.data.processing import DataFormatError, normalize_instruction_record, read_jsonl
-from minillm.engine import init_distributed
-from minillm.evaluation import generate_texts
+from minillm.data.processing import (
+    DataFormatError,
+    normalize_instruction_record,
+    read_jsonl,
+)
+from minillm.data.rationale import (
+    EMPTY_LABEL,
+    ParsedChainOfThought,
+    ParseStats,
+    as_rationale_row,
+    check_template,
+    fill_template,
+    parse_chain_of_thought,
+    parse_teacher_outputs,
+    sidecar_path,
+    teacher_answer,
+    teacher_row,
+)
+from minillm.distributed import init_distributed
+from minillm.eval.evaluation import generate_texts
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
 from minillm.log import RunLogger
 from minillm.metrics import answer_correct
 from minillm.modeling import DTYPES, load_for_inference
-from minillm.rationale import (EMPTY_LABEL, ParsedChainOfThought, ParseStats, as_rationale_row, check_template,
-                               fill_template, parse_chain_of_thought, parse_teacher_outputs, sidecar_path,
-                               teacher_answer, teacher_row)
+from minillm.train.checkpoint import resolve_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

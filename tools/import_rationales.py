@@ -1,4 +1,4 @@
-"""Convert a rationale source into the rationale row format of minillm/rationale.py.
+"""Convert a rationale source into the rationale row format of minillm/data/rationale.py.
 
   python tools/import_rationales.py --source cqa --input ../shared/data/dss/cqa --split train \\
       --labels teacher --out data/dss/cqa/train_teacher.jsonl
@@ -11,7 +11,7 @@ tools/make_tiny_default.py) holds raw.jsonl (train, dev rows first) and valid.js
 Writes FILE.jsonl and FILE.stats.json (rows read/written/dropped; for PaLM outputs the parse
 failures per reason, the failure rate and the teacher labels' accuracy against gold) and
 prints the failure rate. Training rows whose PaLM output fails to parse are dropped, test rows
-are kept without a rationale (see minillm/rationale.py). Bad input stops the run with
+are kept without a rationale (see minillm/data/rationale.py). Bad input stops the run with
 `file:line: field '...'` and exit status 1, writing nothing.
 """
 from __future__ import annotations
@@ -26,10 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from minillm.data.processing import DataFormatError, read_jsonl
+from minillm.data.rationale import (
+    LABEL_CHOICES,
+    FieldError,
+    ParseStats,
+    convert_cqa_row,
+    convert_gsm8k_row,
+    convert_svamp_row,
+    convert_synthetic_row,
+    require_string,
+    sidecar_path,
+)
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
-from minillm.rationale import (LABEL_CHOICES, FieldError, ParseStats, convert_cqa_row,
-                               convert_gsm8k_row, convert_svamp_row, convert_synthetic_row, require_string,
-                               sidecar_path)
 
 SOURCES = ("synthetic", "gsm8k", "cqa", "svamp")
 SPLITS = ("train", "test")

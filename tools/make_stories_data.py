@@ -33,8 +33,8 @@ import torch  # noqa: E402
 
 from minillm.data.indexed import IndexedDatasetWriter, best_dtype, split_id_for  # noqa: E402
 from minillm.data.manifest import write_data_manifest  # noqa: E402
+from minillm.eval.generation import SamplingConfig, sample  # noqa: E402
 from minillm.fileio import atomic_directory, atomic_open, atomic_write_json  # noqa: E402
-from minillm.generation import SamplingConfig, sample  # noqa: E402
 from minillm.modeling import load_model, load_tokenizer  # noqa: E402
 
 SPLITS = ("valid", "test", "train")  # sampling order: held-out splits first

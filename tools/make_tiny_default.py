@@ -29,9 +29,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
+from minillm.data.synthetic import write_default_dataset  # noqa: E402
 from minillm.data.templates import build_prompt  # noqa: E402
 from minillm.fileio import atomic_directory  # noqa: E402
-from minillm.synthetic import write_default_dataset  # noqa: E402
 
 EOS_TOKEN = "<|endoftext|>"
 DATA_DIR = Path("data/tiny")
@@ -159,7 +159,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rebuild parts that already exist")
     for size in DATASET_SIZES:
-        parser.add_argument(f"--{size.replace('_', '-')}", type=int, help="default: minillm.synthetic's")
+        parser.add_argument(f"--{size.replace('_', '-')}", type=int, help="default: minillm.data.synthetic's")
     parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
                         help="BPE target; the default corpus saturates near 1150 tokens (whole words)")
     parser.add_argument("--n-positions", type=int, default=N_POSITIONS)

@@ -1,7 +1,7 @@
 """The comparison report of a results folder, or plain tables of evaluated models.
 
   python tools/report.py results/tiny [--out-dir DIR] [--readme README.md --readme-tag tiny] [--no-plots]
-      reads results/tiny/{eval,runs,stages} (trains nothing; layout in minillm/report.py) and
+      reads results/tiny/{eval,runs,stages} (trains nothing; layout in minillm/experiments/reading.py) and
       writes DIR/comparison.{md,csv,json} and DIR/plots/*.png (DIR defaults to the results
       folder); with --readme, replaces the text between `<!-- results:TAG:start -->` and
       `<!-- results:TAG:end -->` in that file by the main table, the paired differences (95% CI,
@@ -21,10 +21,19 @@ import json
 import sys
 from pathlib import Path
 
+from minillm.experiments.catalogue import METRICS
+from minillm.experiments.comparison import build_comparison
+from minillm.experiments.plots import ROUGE_PLOT, write_plots
+from minillm.experiments.reading import ReportError, load_results, load_summary
+from minillm.experiments.rendering import (
+    comparison_csv,
+    comparison_markdown,
+    relative_link,
+    replace_readme_section,
+    results_section,
+    summary_table,
+)
 from minillm.fileio import atomic_write_json, atomic_write_text
-from minillm.plots import ROUGE_PLOT, write_plots
-from minillm.report import (METRICS, ReportError, build_comparison, comparison_csv, comparison_markdown, load_results,
-                            load_summary, relative_link, replace_readme_section, results_section, summary_table)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from minillm.data.indexed import IndexedDataset
-
 from minillm.losses import IGNORE_INDEX
 
 
@@ -23,7 +22,7 @@ class Example:
     """One tokenised item: `prompt_len` leading tokens are context, the rest is supervised."""
     tokens: np.ndarray
     prompt_len: int
-    # From a teacher cache (minillm.teacher_cache): (ids [n, k], log_probs [n, k + 1]) at the n
+    # From a teacher cache (minillm.data.teacher_cache): (ids [n, k], log_probs [n, k + 1]) at the n
     # supervised positions, in order; None without a cache.
     teacher: tuple[np.ndarray, np.ndarray] | None = None
 

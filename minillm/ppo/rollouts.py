@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import collate_prompts
-from minillm.generation import SamplingConfig, sample
+from minillm.eval.generation import SamplingConfig, sample
 from minillm.losses import top_k_with_tail
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo

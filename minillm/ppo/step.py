@@ -3,11 +3,11 @@ the same step, on-policy distillation (minillm.args ON_POLICY_RECIPES). Collect 
 current policy, run `ppo_epochs` passes of mini-batches over them, discard, repeat.
 
 Per optimizer step, over one GLOBAL mini-batch of rollouts (plus, optionally, the pretraining
-term of minillm.pretraining_term):
+term of minillm.train.pretraining_term):
   loss = PPO-clipped policy loss (importance weight folded into the ratio)
        + single-step reverse KL over the vocabulary      (token means over response tokens)
        + (1 − kd_ratio)·CE + kd_ratio·KD on the corpus   (token mean, weight 1)
-Token means are over the global mini-batch (sums scaled as in minillm.token_step), so the
+Token means are over the global mini-batch (sums scaled as in minillm.train.token_step), so the
 algorithm is the same on any number of ranks. With step-by-step task streams (DSS-MiniLLM) the
 prompts of every task form one pool; the rollout terms become Σ_s weight_s · (token mean over
 stream s's response tokens).
@@ -21,15 +21,22 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import GlobalBatchSampler, PairedStreams
-from minillm.engine import all_reduce_sum, per_stream_sums
-from minillm.generation import SamplingConfig
-from minillm.loop import StepResult
+from minillm.distributed import all_reduce_sum
+from minillm.eval.generation import SamplingConfig
 from minillm.ppo import losses as ppo
-from minillm.ppo.rollouts import (WHITENING, Rollouts, collate_rollouts, collect, single_step_term,
-                                    whiten_minibatch)
-from minillm.pretraining_term import PretrainingTerm
-from minillm.training_setup import TrainingSetup
-from minillm.validation import ValidationConfig, sampled_validation
+from minillm.ppo.rollouts import (
+    WHITENING,
+    Rollouts,
+    collate_rollouts,
+    collect,
+    single_step_term,
+    whiten_minibatch,
+)
+from minillm.train.engine import per_stream_sums
+from minillm.train.loop import StepResult
+from minillm.train.pretraining_term import PretrainingTerm
+from minillm.train.setup import TrainingSetup
+from minillm.train.validation import ValidationConfig, sampled_validation
 
 
 @dataclass(frozen=True)

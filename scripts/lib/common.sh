@@ -11,6 +11,8 @@ HOSTFILE=${HOSTFILE:-}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$BASE_PATH${PYTHONPATH:+:$PYTHONPATH}"
 cd "$BASE_PATH"
+# The paper's recipes (minillm/recipes.py), the stage scripts' fallbacks: PAPER_SFT_LR, PAPER_MINILLM_LR, ...
+eval "$(python -m minillm.recipes)"
 
 # On CPU, ranks share the cores; oversubscribed threads are much slower than one per core. (The
 # CUDA probe imports torch, ~1 s: skipped when the caller, e.g. the driver, already chose.)

@@ -1,16 +1,16 @@
 # Launch a token-level training entrypoint (train_sft.py, or train_kd.py when a method script set
 # ENTRYPOINT and METHOD_ARGS) from the variables the calling script set; the GPT-2 recipe of the
-# MiniLLM paper (ref §3) fills in everything the caller leaves unset.
+# MiniLLM paper (ref §3; minillm/recipes.py SFT) fills in everything the caller leaves unset.
 : "${MODEL_PATH:?set MODEL_PATH}" "${SAVE_PATH:?set SAVE_PATH}"
 ENTRYPOINT=${ENTRYPOINT:-train_sft.py}
 DATA_DIR=${DATA_DIR:-$BASE_PATH/processed_data/dolly/full/gpt2}
 DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp16.json}
-LR=${LR:-5e-4}
-EPOCHS=${EPOCHS:-20}
-BATCH_SIZE=${BATCH_SIZE:-32}             # GLOBAL: the same on any number of GPUs
-MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-16} # per-GPU upper bound; accumulation covers the rest
-MAX_LENGTH=${MAX_LENGTH:-512}
-MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
+LR=${LR:-$PAPER_SFT_LR}
+EPOCHS=${EPOCHS:-$PAPER_SFT_EPOCHS}
+BATCH_SIZE=${BATCH_SIZE:-$PAPER_SFT_BATCH_SIZE}             # GLOBAL: the same on any number of GPUs
+MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-$PAPER_SFT_MICRO_BATCH_SIZE} # per-GPU upper bound; accumulation covers the rest
+MAX_LENGTH=${MAX_LENGTH:-$PAPER_SFT_MAX_LENGTH}
+MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-$PAPER_SFT_MAX_PROMPT_LENGTH}
 EVAL_GEN_NUM=${EVAL_GEN_NUM:-0}          # validation prompts for sampled Rouge-L; 0 = all
 EVAL_INTERVAL=${EVAL_INTERVAL:-0}        # 0 = once per epoch
 SEED=${SEED:-10}

@@ -2,14 +2,15 @@
 # On-policy distillation (train_minillm.py --recipe opd): the student samples alone, each sampled
 # token's advantage is log p_teacher − log q_student (γ 0, no whitening, no clipping), one
 # optimizer step per collection of MINI_BATCH rollouts. Starts from the SFT student (lowest
-# validation loss), like MiniLLM; every other MiniLLM variable applies (PTX=0: no corpus, the
+# validation loss), like MiniLLM; every other variable of scripts/lib/minillm.sh applies (PTX=0: no corpus, the
 # method's reference form; the driver keeps MiniLLM's corpus so that SFT (continued) controls both).
 # Usage: bash scripts/opd/opd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
+INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}          # run folder: lowest valid loss
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/opd/base-init-xlarge}
-MINI_BATCH=${MINI_BATCH:-64}
+MINI_BATCH=${MINI_BATCH:-$PAPER_MINILLM_BATCH_SIZE}
 NUM_ROLLOUTS=${NUM_ROLLOUTS:-$MINI_BATCH}
 PPO_EPOCHS=${PPO_EPOCHS:-1}
 TEACHER_MIX_ALPHA=${TEACHER_MIX_ALPHA:-0}
 EXTRA_ARGS="--recipe opd ${EXTRA_ARGS:-}"
-source "$BASE_PATH/scripts/minillm/train_base_xl.sh"
+source "$BASE_PATH/scripts/lib/minillm.sh"

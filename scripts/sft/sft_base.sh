@@ -6,5 +6,5 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 MODEL_PATH=${MODEL_PATH:-$BASE_PATH/checkpoints/gpt2-base}
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-$PAPER_INIT_EPOCHS}
 source "$BASE_PATH/scripts/lib/train_token.sh"

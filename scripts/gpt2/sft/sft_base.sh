@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SFT baseline: GPT-2 base (124M) on dolly, lr 5e-4, 20 epochs; compared by its best checkpoint
+# SFT baseline: GPT-2 base (124M) on dolly, the paper's SFT recipe; compared by its best checkpoint
 # by validation Rouge-L ($SAVE_PATH/best.json).
 # Usage: bash scripts/gpt2/sft/sft_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../../lib/common.sh" "$@"

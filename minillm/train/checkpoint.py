@@ -15,7 +15,7 @@ Save order at an evaluation step (each phase is a point where a kill may land; `
 continues from the newest complete state): model folder, best.json, DeepSpeed's files, rank files,
 manifest, pointer, pruning. `save_phase_hook` lets tests stop a run at any of these phases.
 
-`python -m minillm.checkpoint best RUN_DIR --by rougeL` prints the chosen checkpoint's path, so
+`python -m minillm.train.checkpoint best RUN_DIR --by rougeL` prints the chosen checkpoint's path, so
 shell scripts chain stages without hand-copying.
 """
 from __future__ import annotations
@@ -36,7 +36,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from minillm.fileio import atomic_directory, atomic_write_json, atomic_write_text, file_sha256
+from minillm.fileio import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    file_sha256,
+)
 
 # Which direction is better for each metric that can pick a checkpoint.
 METRIC_MODE = {"rougeL": "max", "valid_loss": "min", "accuracy": "max"}

@@ -16,11 +16,16 @@ import torch.distributed as dist
 
 from minillm.data.datasets import collate_prompts, collate_sft, shard_for_rank
 from minillm.data.templates import build_prompt
-from minillm.engine import DistInfo
-from minillm.generation import SamplingConfig, sample
+from minillm.distributed import DistInfo
+from minillm.eval.generation import SamplingConfig, sample
 from minillm.log import RunLogger
 from minillm.losses import IGNORE_INDEX, divergence
-from minillm.metrics import answer_accuracies, answer_accuracy, answer_diversity, compute_metrics
+from minillm.metrics import (
+    answer_accuracies,
+    answer_accuracy,
+    answer_diversity,
+    compute_metrics,
+)
 from minillm.statistics import mean_and_std
 
 # MiniLLM keeps S-NI and UnNI under a references-length subfolder.

@@ -38,7 +38,7 @@ class KDObjective:
     logits align position by position. D is a divergence of `minillm.losses` (the true value,
     teacher entropy included), compared over the shared `vocab_size` columns.
 
-    teacher=None: the teacher is read from a teacher cache instead (minillm.teacher_cache): the
+    teacher=None: the teacher is read from a teacher cache instead (minillm.data.teacher_cache): the
     batch brings teacher_ids [B, T, k] and teacher_log_probs [B, T, k + 1] (collate_sft of a
     CachedTeacherDataset, whose temperature was checked to be `temperature`), and D is
     `topk_divergence` (exact when k ≥ vocab_size; its docstring states the approximation).
@@ -68,7 +68,7 @@ class KDObjective:
         if self.teacher is None:
             if "teacher_ids" not in batch:
                 raise ValueError("KDObjective without a teacher: the batch has no teacher records; open its dataset "
-                                 "with minillm.teacher_cache.open_cached_dataset")
+                                 "with minillm.data.teacher_cache.open_cached_dataset")
             kd = topk_divergence(self.kd_loss, logits, batch["teacher_ids"], batch["teacher_log_probs"],
                                  batch["labels"] != IGNORE_INDEX, **settings)
         else:

@@ -1,7 +1,7 @@
 """The token-level method of the training loop: SFT, KD and SeqKD (one task stream), step-by-step
 and DSS-KD (a label and a rationale stream); the method is the objective plus the streams, and
 optionally MiniLLM's pretraining term (the on-policy runs' control arms) and responses generated
-during training instead of the data's (GKD, DistiLLM: minillm.response_source).
+during training instead of the data's (GKD, DistiLLM: minillm.train.response_source).
 
 One optimizer step = one GLOBAL batch of items from `GlobalBatchSampler`; an item brings one row
 per task stream that has it, so both tasks of a question share a batch and a forward pass. The
@@ -15,14 +15,21 @@ from __future__ import annotations
 import torch
 
 from minillm.data.datasets import collate_sft, shard_for_rank
-from minillm.engine import all_reduce_sum, per_stream_sums
-from minillm.loop import StepResult
+from minillm.distributed import all_reduce_sum
 from minillm.losses import IGNORE_INDEX
-from minillm.objectives import Objective
-from minillm.pretraining_term import PretrainingTerm
-from minillm.response_source import DATA, REPLAY, TEACHER, AdaptiveStudentOutputs, GKDResponses
-from minillm.training_setup import TrainingSetup
-from minillm.validation import ValidationConfig, sampled_validation
+from minillm.train.engine import per_stream_sums
+from minillm.train.loop import StepResult
+from minillm.train.objectives import Objective
+from minillm.train.pretraining_term import PretrainingTerm
+from minillm.train.response_source import (
+    DATA,
+    REPLAY,
+    TEACHER,
+    AdaptiveStudentOutputs,
+    GKDResponses,
+)
+from minillm.train.setup import TrainingSetup
+from minillm.train.validation import ValidationConfig, sampled_validation
 
 
 class TokenStep:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 
 from minillm.data.datasets import GlobalBatchSampler, TokenDataset, collate_sft
-from minillm.engine import BatchPlan, DistInfo, all_reduce_sum
+from minillm.distributed import DistInfo, all_reduce_sum
 from minillm.losses import IGNORE_INDEX
-from minillm.objectives import Objective
+from minillm.train.engine import BatchPlan
+from minillm.train.objectives import Objective
 
 
 class PretrainingTerm:

@@ -1,7 +1,7 @@
 """Incremental stages for the comparison driver: a stage whose outputs exist and whose inputs
 have not changed is skipped (and says so); --force reruns it.
 
-  python -m minillm.stages --state-dir RESULTS/stages --name sft-teacher \\
+  python -m minillm.experiments.stages --state-dir RESULTS/stages --name sft-teacher \\
       --inputs DATA INIT --outputs RUN [--force] -- env LR=2e-3 bash scripts/sft/sft_xlarge.sh .
 
 A stage's fingerprint hashes its command line (variable assignments included: the driver writes

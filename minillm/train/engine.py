@@ -1,4 +1,4 @@
-"""Distributed set-up, the global-batch arithmetic, optimizer/scheduler and the DeepSpeed engine.
+"""Seeding, the global-batch arithmetic, optimizer/scheduler and the DeepSpeed engine.
 
 Users state GLOBAL quantities; per-rank micro-batch and accumulation are derived here from the
 world size, so a run on 1, 2 or 16 devices follows the same algorithm.
@@ -7,56 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from minillm.guard import SkippingAdamW
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> DistInfo:
-    """Join the process group started by a launcher (deepspeed/torchrun), or make a 1-rank one.
-
-    A plain `python train_sft.py` gets a single-process group so the same code path (DeepSpeed
-    engine, collectives) runs everywhere.
-    """
-    import deepspeed
-
-    if "RANK" not in os.environ:
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    cuda = torch.cuda.is_available()
-    if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from minillm.train.guard import SkippingAdamW
 
 
 def set_seed(seed: int) -> None:
@@ -129,7 +87,7 @@ def zero_stage(ds_config: dict) -> int:
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
                     betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """AdamW without decay on biases and normalisation weights (every parameter with ndim < 2);
-    it skips a step with a non-finite gradient (minillm.guard.SkippingAdamW)."""
+    it skips a step with a non-finite gradient (minillm.train.guard.SkippingAdamW)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
@@ -164,14 +122,6 @@ def initialize_engine(model: torch.nn.Module, optimizer, scheduler, ds_config: d
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)
     return engine
-
-
-def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum a few scalars over ranks in one collective (float64 so token counts stay exact)."""
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor)
-    return tensor.tolist()
 
 
 def per_stream_sums(stream: torch.Tensor, rows: torch.Tensor, streams: int) -> list[float]:

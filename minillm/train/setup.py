@@ -8,20 +8,47 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from minillm import checkpoint
-from minillm.data.datasets import GlobalBatchSampler, PairedStreams, TaskStream, TokenDataset, fraction_subset
+from minillm.data.datasets import (
+    GlobalBatchSampler,
+    PairedStreams,
+    TaskStream,
+    TokenDataset,
+    fraction_subset,
+)
 from minillm.data.manifest import check_data_tokenizer
-from minillm.engine import (BatchPlan, DistInfo, build_optimizer, build_scheduler, init_distributed,
-                            initialize_engine, load_deepspeed_config, plan_batches, precision_dtype,
-                            set_seed, zero_stage)
-from minillm.guard import NonFiniteGuard
+from minillm.data.teacher_cache import (
+    CachedTeacherDataset,
+    check_header,
+    dataset_fingerprint,
+    open_cached_dataset,
+    read_header,
+    teacher_weights_sha256,
+)
+from minillm.distributed import DistInfo, init_distributed
 from minillm.log import RunLogger
-from minillm.modeling import check_same_tokenizer, check_vocabulary, load_model, load_tokenizer, set_dropout
-from minillm.objectives import Objective
-from minillm.pretraining_term import PretrainingTerm
-from minillm.run_folder import check_run_folder, claim_run_folder
-from minillm.teacher_cache import (CachedTeacherDataset, check_header, dataset_fingerprint, open_cached_dataset,
-                                   read_header, teacher_weights_sha256)
+from minillm.modeling import (
+    check_same_tokenizer,
+    check_vocabulary,
+    load_model,
+    load_tokenizer,
+    set_dropout,
+)
+from minillm.train import checkpoint
+from minillm.train.engine import (
+    BatchPlan,
+    build_optimizer,
+    build_scheduler,
+    initialize_engine,
+    load_deepspeed_config,
+    plan_batches,
+    precision_dtype,
+    set_seed,
+    zero_stage,
+)
+from minillm.train.guard import NonFiniteGuard
+from minillm.train.objectives import Objective
+from minillm.train.pretraining_term import PretrainingTerm
+from minillm.train.run_folder import check_run_folder, claim_run_folder
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The one training loop of every method (nanoGPT-style: read `TrainingLoop.run` top to bottom).
 
 A method is a `TrainingMethod`: it owns its data and its optimizer step (token-level:
-`minillm.token_step`; on-policy: `minillm.ppo.step`). The loop owns everything else, alike for
+`minillm.train.token_step`; on-policy: `minillm.ppo.step`). The loop owns everything else, alike for
 all methods: resume, --stop-after-steps, the finite-loss guard's verdict, the logging window,
 evaluate-and-save every `eval_interval` steps (checkpoint, best.json, training state), the final
 state. A method reports what it trained on in `counters` (tokens by kind), which final.json keeps
@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from minillm import checkpoint
 from minillm.fileio import atomic_write_json
-from minillm.training_setup import TrainingSetup, restore_run
+from minillm.train import checkpoint
+from minillm.train.setup import TrainingSetup, restore_run
 
 
 @dataclass
@@ -73,7 +73,7 @@ class RunState:
     step: int = 0
     train_seconds: float = 0.0
     history: list = field(default_factory=list)  # evaluation records
-    skipped_steps: int = 0  # non-finite loss or gradient: no optimizer update (minillm.guard)
+    skipped_steps: int = 0  # non-finite loss or gradient: no optimizer update (minillm.train.guard)
     counters: dict = field(default_factory=dict)  # tokens trained on, by kind (the budget table's sources)
 
 

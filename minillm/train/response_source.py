@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import Example, collate_prompts
-from minillm.engine import DistInfo, all_reduce_sum
-from minillm.generation import SamplingConfig, sample
+from minillm.distributed import DistInfo, all_reduce_sum
+from minillm.eval.generation import SamplingConfig, sample
 
 DATA, STUDENT, TEACHER, REPLAY = "data", "student", "teacher", "replay"
 Row = tuple[int, Example]  # (task stream, item)

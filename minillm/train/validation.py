@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from minillm.evaluation import generate_texts, score_generations
-from minillm.generation import SamplingConfig
-from minillm.training_setup import TrainingSetup
+from minillm.eval.evaluation import generate_texts, score_generations
+from minillm.eval.generation import SamplingConfig
+from minillm.train.setup import TrainingSetup
 
 
 @dataclass(frozen=True)

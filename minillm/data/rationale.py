@@ -58,8 +58,17 @@ from typing import Any
 
 from minillm.arithmetic import evaluate_expression
 from minillm.data.templates import ANSWER_SENTENCE, build_prompt
-from minillm.metrics import (ANSWER_MARKERS, answer_correct, clean_label, extract_answer, find_answer_marker,
-                             format_number, is_numeric_answer, parse_number, predicted_number)
+from minillm.metrics import (
+    ANSWER_MARKERS,
+    answer_correct,
+    clean_label,
+    extract_answer,
+    find_answer_marker,
+    format_number,
+    is_numeric_answer,
+    parse_number,
+    predicted_number,
+)
 
 ROW_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "rationale", "answer", "gold_answer",
                                "category", "source", "id", "rationale_source", "label_source")
@@ -233,7 +242,7 @@ def make_row(*, instruction: str, input: str, output: str, rationale: str, answe
 
 
 def convert_synthetic_row(record: dict[str, Any], row_id: str) -> dict[str, Any]:
-    """A row of minillm.synthetic (tools/make_tiny_default.py's raw.jsonl / valid.jsonl); a
+    """A row of minillm.data.synthetic (tools/make_tiny_default.py's raw.jsonl / valid.jsonl); a
     multi-answer test row (a list of outputs) keeps its first."""
     answer, rationale = require_string(record, "answer"), require_string(record, "rationale")
     output = record.get("output")

@@ -17,8 +17,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from minillm.experiments.catalogue import METRIC_LABELS
+from minillm.experiments.reading import Results
 from minillm.fileio import sibling_temporary_path
-from minillm.report import METRIC_LABELS, Results
 
 ROUGE_PLOT = "rougeL.png"
 ACCURACY_PLOT = "accuracy.png"

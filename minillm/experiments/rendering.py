@@ -1,0 +1,446 @@
+"""The comparison as markdown tables, CSV and a README section; also the plain per-model tables of
+evaluate.py and tools/report.py's EVAL_DIR mode (`summary_table`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from minillm.experiments.catalogue import (
+    BASELINE,
+    MAJORITY_LABEL,
+    METRIC_LABELS,
+    REFERENCE_FAMILIES,
+    SOURCES,
+    TEACHER_ACCURACY_TARGET,
+)
+from minillm.experiments.comparison import (
+    SPREAD_RULE,
+    find_difference,
+    spread_description,
+)
+from minillm.experiments.reading import ReportError
+from minillm.statistics import (
+    APPROX_MARK,
+    APPROX_RULE,
+)
+
+EXCEEDS_MARK = "▲"
+
+
+STATISTICS_NOTE = (f"{APPROX_RULE} Δ = method − baseline, mean over the training seeds both have (paired: a seed "
+                   "fixes the student init and data order for every method); [95% CI] from Student's t with "
+                   "n − 1 degrees of freedom; p two-sided.")
+MAJORITY_NOTE = (f"{MAJORITY_LABEL}: per reasoning family, always answering that family's most frequent gold "
+                 "answer, computed on the eval set's own rows: an upper bound for any constant guess.")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _number(value: float | None, decimals: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{decimals}f}"
+
+
+def _cell_text(cell: dict | None, approx: bool | None = None) -> str:
+    if cell is None:
+        return "–"
+    single_value = cell["n_train_seeds"] == 1 and cell["n_gen_seeds"] == 1  # a ± would claim a spread
+    text = f"{cell['mean']:.2f}" if single_value else f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+    return text + f" {APPROX_MARK}" if approx else text
+
+
+def _difference_text(difference: dict | None) -> tuple[str, str]:
+    """("Δ [CI]", "p") of a paired difference."""
+    if difference is None:
+        return "–", "–"
+    if difference["ci_low"] is None:
+        return f"n={difference['n_pairs']}, no test", "–"
+    mark = f" {APPROX_MARK}" if difference["approx"] else ""
+    return (f"{difference['mean_difference']:+.2f} [{difference['ci_low']:+.2f}, {difference['ci_high']:+.2f}]{mark}",
+            f"{difference['p_value']:.3f}")
+
+
+def _row_label(method: dict) -> str:
+    return method["label"] + f" {EXCEEDS_MARK}" * bool(method["budget"].get("exceeds_sft"))
+
+
+def _main_columns(comparison: dict) -> list[tuple[str, str]]:
+    return ([(s, "rougeL") for s in comparison["sets"]] +
+            [(s, "accuracy_strict") for s in comparison["accuracy_sets"]])
+
+
+def _majority_row(comparison: dict, columns: list[tuple[str, str]], width: int) -> list[str] | None:
+    majority = comparison["majority_answer"]
+    if not any(metric == "accuracy_strict" and s in majority for s, metric in columns):
+        return None
+    cells = [f"{majority[s]['accuracy']:.2f}" if metric == "accuracy_strict" and s in majority else "–"
+             for s, metric in columns]
+    return [MAJORITY_LABEL, "reference", "the eval set's gold answers (one constant per family)"] + cells + \
+        ["–"] * (width - 3 - len(cells))
+
+
+def main_table(comparison: dict) -> str:
+    """Method × set: Rouge-L, then strict accuracy for the sets that have it; ≈ by the paired
+    test against SFT; the last column says what each ± is over."""
+    columns = _main_columns(comparison)
+    header = ["Method", "Family", "Data"] + [f"{METRIC_LABELS[m]} {s}" for s, m in columns] + ["±"]
+    rows = []
+    for method in comparison["methods"]:
+        if not method["results"]:
+            cells = ["not evaluated"] * len(columns) + ["–"]
+        else:
+            cells = [_cell_text(method["results"].get(s, {}).get(m), _approx_vs_sft(comparison, method, s, m))
+                     for s, m in columns]
+            cells.append(_spread_column(method, columns))
+        rows.append([_row_label(method), method["family"], method["data"]] + cells)
+    majority = _majority_row(comparison, columns, len(header))
+    if majority is not None:
+        references = sum(1 for m in comparison["methods"] if m["family"] in REFERENCE_FAMILIES)
+        rows.insert(references, majority)
+    return markdown_table(header, rows)
+
+
+def _approx_vs_sft(comparison: dict, method: dict, set_name: str, metric: str) -> bool | None:
+    difference = find_difference(comparison, method["key"], BASELINE, set_name, metric)
+    return None if difference is None else difference["approx"]
+
+
+def _spread_column(method: dict, columns) -> str:
+    """One description when every cell of the row shares it; else each with its sets."""
+    by_description: dict[str, dict[str, None]] = {}  # description → its columns (Rouge-L ones by set name)
+    for set_name, metric in columns:
+        cell = method["results"].get(set_name, {}).get(metric)
+        if cell:
+            column = set_name if metric == "rougeL" else f"{METRIC_LABELS[metric]} {set_name}"
+            by_description.setdefault(spread_description(cell), {})[column] = None
+    if len(by_description) == 1:
+        return next(iter(by_description))
+    return "; ".join(f"{', '.join(names)}: {description}" for description, names in by_description.items())
+
+
+def paired_table(comparison: dict) -> str:
+    """Per comparison pair: Δ [95% CI] and p per set and compared metric (whole sets)."""
+    columns = _main_columns(comparison)
+    header = ["Method", "vs"]
+    for set_name, metric in columns:
+        header += [f"Δ {METRIC_LABELS[metric]} {set_name} [95% CI]", "p"]
+    labels = {method["key"]: method["label"] for method in comparison["methods"]}
+    pairs = dict.fromkeys((d["method"], d["baseline"]) for d in comparison["paired_differences"] if d["family"] is None)
+    rows = []
+    for method, baseline in pairs:
+        found = [find_difference(comparison, method, baseline, set_name, metric) for set_name, metric in columns]
+        cells = [labels[method], labels[baseline]]
+        for difference in found:
+            cells += _difference_text(difference)
+        rows.append(cells + [str(max(d["n_pairs"] for d in found if d))])
+    return markdown_table(header + ["n seeds"], rows)
+
+
+def family_paired_table(comparison: dict) -> str | None:
+    """The paired differences of the families, one row per pair × set × family × metric."""
+    labels = {method["key"]: method["label"] for method in comparison["methods"]}
+    rows = [[labels[d["method"]], labels[d["baseline"]], d["set"], d["family"], METRIC_LABELS[d["metric"]],
+             *_difference_text(d), str(d["n_pairs"])]
+            for d in comparison["paired_differences"] if d["family"] is not None]
+    if not rows:
+        return None
+    return markdown_table(["Method", "vs", "Set", "Family", "Metric", "Δ [95% CI]", "p", "n seeds"], rows)
+
+
+def family_table(comparison: dict, set_name: str, metric: str) -> str | None:
+    """Method × family of one set for one metric; the majority-answer row for accuracy; the
+    teachers' accuracy in bold (they must reach `TEACHER_ACCURACY_TARGET`)."""
+    families = [family for family in comparison["family_rows"].get(set_name, {})
+                if any(metric in m["families"].get(set_name, {}).get(family, {}) for m in comparison["methods"])]
+    if not families:
+        return None
+    rows = []
+    for method in comparison["methods"]:
+        cells = [method["families"].get(set_name, {}).get(family, {}).get(metric) for family in families]
+        if any(cells):
+            texts = [_cell_text(cell) for cell in cells]
+            if method["family"] == "teacher" and metric.startswith("accuracy"):
+                texts = [f"**{text}**" if cell else text for text, cell in zip(texts, cells)]
+            rows.append([_row_label(method)] + texts)
+    majority = comparison["majority_answer"].get(set_name, {}).get("families", {})
+    if metric.startswith("accuracy") and majority:
+        rows.append([MAJORITY_LABEL] + [f"{majority[f]['accuracy']:.2f}" if f in majority else "–" for f in families])
+    counts = comparison["family_rows"][set_name]
+    count_key = "multi_answer_rows" if metric in ("distinct_per_prompt", "coverage") else \
+        "answer_rows" if metric.startswith("accuracy") else "rows"
+    header = ["Method"] + [f"{family} ({counts[family].get(count_key, '?')} rows)" for family in families]
+    return markdown_table(header, rows)
+
+
+def teacher_accuracy_line(comparison: dict, set_name: str) -> str | None:
+    """The teachers' greedy strict accuracy per family against the target."""
+    parts = []
+    for method in comparison["methods"]:
+        if method["family"] != "teacher":
+            continue
+        for family, cells in method["families"].get(set_name, {}).items():
+            if "accuracy_strict" in cells:
+                value = cells["accuracy_strict"]["mean"]
+                verdict = "meets" if value >= TEACHER_ACCURACY_TARGET else "BELOW"
+                parts.append(f"{method['label']} {family} {value:.2f} ({verdict})")
+    if not parts:
+        return None
+    return (f"**Teacher accuracy (strict) per family, target ≥ {TEACHER_ACCURACY_TARGET:.0f}%:** "
+            + "; ".join(parts) + ".")
+
+
+def _tokens_text(value: float | None, source: str, sources: dict[str, str]) -> str:
+    return _number(value) if source in sources.values() else ""
+
+
+def budget_table(comparison: dict) -> str:
+    header = ["Method", "Init", "Runs", "Steps", "Steps incl. init"] + \
+        [f"{source.capitalize()} tokens" for source in SOURCES] + ["Train time"]
+    rows = []
+    for method in comparison["methods"]:
+        budget = method["budget"]
+        unfinished = budget["unfinished_runs"]
+        runs = str(budget["runs"]) + (f" (+{unfinished} unfinished)" if unfinished else "")
+        if budget["runs"]:
+            by_source = budget["tokens_by_source"]
+            cells = [runs, _number(budget["steps"]), _number(budget["steps_with_init"])]
+            cells += [_tokens_text(by_source.get(source), source, method["sources"]) for source in SOURCES]
+            cells.append(format_duration(budget["train_seconds"]) if budget["train_seconds"] is not None else "–")
+        else:
+            cells = [runs if unfinished else "no training run"] + ["–"] * (3 + len(SOURCES))
+        rows.append([_row_label(method), method["init"]] + cells)
+    return markdown_table(header, rows)
+
+
+BUDGET_NOTE = ("Mean over each method's finished training runs (runs/<method>/<run>/final.json). Tokens by "
+               "source: gold = written by people, teacher-written = labels or rationales a teacher generated, "
+               "rollout = response tokens the student sampled (on-policy methods, GKD, DistiLLM; each counted "
+               "once, when sampled), pretraining = the language-modelling corpus; empty = the method has no "
+               "such source, – = not counted in final.json. Units differ by source: gold and teacher-written "
+               "count each sequence's prompt and response tokens (what the model reads), rollout only the "
+               "sampled response tokens, pretraining the corpus tokens. "
+               f"Steps incl. init adds the training of the student a row starts from. {EXCEEDS_MARK} = a student "
+               "with more steps or tokens (incl. init) than SFT: compare it with its control arm.")
+
+
+def teacher_data_table(comparison: dict) -> str | None:
+    if not comparison["teacher_data"]:
+        return None
+    rows = []
+    for path, data in comparison["teacher_data"].items():
+        rate = "–" if data["failure_rate"] is None else f"{data['failure_rate']:.2f}%"
+        rows.append([f"`{path}`", _number(data["rows_written"]), _number(data["rows_dropped"]), rate,
+                     _number(data["consistency_rate"], 2), _number(data["teacher_label_accuracy"], 2)])
+    return markdown_table(["File", "Rows written", "Dropped", "Failure rate", "Consistency (%)",
+                           "Teacher-label accuracy (%)"], rows)
+
+
+TEACHER_DATA_NOTE = ("Consistency = percent of teacher rationales whose final answer equals the teacher's label; "
+                     "teacher-label accuracy = percent of teacher labels equal to the gold answer; "
+                     "– = not in the stats file.")
+
+
+def methods_table(comparison: dict) -> str:
+    return markdown_table(["Method", "Key", "Family", "Init", "Data", "Training set", "Optimises"], [
+        [m["label"], f"`{m['key']}`", m["family"], m["init"], m["data"], m["training_set"] or "–", m["objective"]]
+        for m in comparison["methods"]])
+
+
+def stages_table(comparison: dict) -> str:
+    return markdown_table(["Stage", "Finished", "Time"], [
+        [stage["name"] or "?", stage["finished_at"] or "–",
+         format_duration(stage["seconds"]) if stage["seconds"] is not None else "–"]
+        for stage in comparison["stages"]])
+
+
+def _majority_note(comparison: dict) -> str | None:
+    notes = [MAJORITY_NOTE] if comparison["majority_answer"] else []
+    notes += [f"No {MAJORITY_LABEL} row for {set_name}: {reason}."
+              for set_name, reason in comparison["majority_answer_missing"].items()]
+    return " ".join(notes) or None
+
+
+def _decoding_note(comparison: dict) -> str | None:
+    if not comparison["accuracy_sets"]:
+        return None
+    decodings = " and ".join(comparison["accuracy_decoding"]) or "unknown"
+    return (f"Accuracy strict = the label after the answer marker only (no marker = wrong), from {decodings} "
+            "decoding; Rouge-L from temperature-1 sampling, as MiniLLM. Flexible accuracy is in the full report.")
+
+
+def scored_line(comparison: dict) -> str:
+    """How many rows of each eval set were scored, and over which generation seeds."""
+    sets = "; ".join(f"{set_name} {' or '.join(map(str, rows))}" + " (runs differ)" * (len(rows) > 1)
+                     for set_name, rows in comparison["rows_scored"].items())
+    cap = f" (the first MAX_EVAL_ROWS={comparison['max_eval_rows']} of each set)" if comparison["max_eval_rows"] else ""
+    seeds = " / ".join(" ".join(map(str, seeds)) for seeds in comparison["generation_seeds"])
+    several = " (runs differ)" if len(comparison["generation_seeds"]) > 1 else ""
+    return f"Rows scored: {sets}{cap}. Generation seeds: {seeds}{several}."
+
+
+def training_data_line(comparison: dict) -> str | None:
+    """Which data each trained row learned from (e.g. the DSS rows on GSM8K, the others on dolly)."""
+    by_source: dict[str, list[str]] = {}
+    for method in comparison["methods"]:
+        if method["training_set"]:
+            by_source.setdefault(method["training_set"], []).append(method["label"])
+    if not by_source:
+        return None
+    return "Training data: " + "; ".join(f"{', '.join(labels)}: {source}" for source, labels in by_source.items()) + "."
+
+
+def not_run_line(comparison: dict) -> str | None:
+    if not comparison["methods_not_run"]:
+        return None
+    return ("Not run (the driver's METHODS left them out): "
+            + ", ".join(f"`{key}`" for key in comparison["methods_not_run"]) + ".")
+
+
+def results_section(comparison: dict, plot_link: str | None = None, report_link: str | None = None) -> str:
+    """The main table, the paired differences and the budget table with their notes (comparison.md and the README)."""
+    blocks = [scored_line(comparison), training_data_line(comparison), not_run_line(comparison), main_table(comparison),
+              SPREAD_RULE, _decoding_note(comparison), _majority_note(comparison)]
+    if comparison["paired_differences"]:
+        blocks += [paired_table(comparison), STATISTICS_NOTE]
+    else:
+        blocks.append("No paired differences: no SFT baseline or no student shares its training seeds.")
+    blocks += [budget_table(comparison), BUDGET_NOTE]
+    if comparison["stage_seconds_total"] is not None:
+        blocks.append(f"Total time of the driver's {len(comparison['stages'])} stages: "
+                      f"{format_duration(comparison['stage_seconds_total'])}.")
+    if plot_link:
+        blocks.append(f"![Rouge-L per eval set]({plot_link})")
+    if report_link:
+        blocks.append(f"Full report (per-family tables, plots, per-seed numbers): [{report_link}]({report_link})")
+    return "\n\n".join(block for block in blocks if block) + "\n"
+
+
+FAMILY_SECTIONS = (("rougeL", "Rouge-L per family (sampled)"),
+                   ("accuracy_strict", "Accuracy strict per reasoning family"),
+                   ("accuracy_flexible", "Accuracy flexible per reasoning family (marker, else the last number)"),
+                   ("distinct_per_prompt", "Distinct answers per prompt over generation seeds (multi-answer families)"),
+                   ("coverage", "Coverage: percent of a prompt's valid answers some generation seed produced"))
+
+
+def family_sections(comparison: dict) -> list[str]:
+    blocks = []
+    for set_name in comparison["family_rows"]:
+        blocks.append(f"### {set_name}")
+        blocks.append(teacher_accuracy_line(comparison, set_name))
+        for metric, title in FAMILY_SECTIONS:
+            table = family_table(comparison, set_name, metric)
+            if table:
+                blocks += [f"#### {title}", table]
+    return [block for block in blocks if block]
+
+
+def comparison_markdown(comparison: dict, plots: dict[str, str]) -> str:
+    """`plots`: plot name → path relative to the markdown file."""
+    blocks = [f"# Distillation comparison: {comparison['results_dir']}", "## Results",
+              results_section(comparison).rstrip("\n")]
+    if comparison["family_rows"]:
+        blocks += ["## Per family", *family_sections(comparison)]
+    family_differences = family_paired_table(comparison)
+    if family_differences:
+        blocks += ["## Paired differences per family", family_differences, STATISTICS_NOTE]
+    teacher_data = teacher_data_table(comparison)
+    if teacher_data:
+        blocks += ["## Teacher-written data", teacher_data, TEACHER_DATA_NOTE]
+    blocks += ["## Methods", methods_table(comparison)]
+    if comparison["stages"]:
+        blocks += ["## Stages (in run order)", stages_table(comparison)]
+    if plots:
+        blocks += ["## Plots"] + [f"![{name}]({path})" for name, path in plots.items()]
+    return "\n\n".join(blocks) + "\n"
+
+
+CSV_COLUMNS = ("row_kind", "method", "label", "family", "set", "task_family", "metric", "mean", "std", "spread",
+               "n_train_seeds", "n_gen_seeds", "run", "run_mean", "gen_seeds", "per_gen_seed",
+               "baseline", "mean_difference", "ci_low", "ci_high", "p_value", "n_pairs", "approx")
+
+
+def _cell_scopes(method: dict):
+    """(set, task family or "", metric, cell) of one method: whole sets, then families."""
+    for set_name, cells in method["results"].items():
+        for metric, cell in cells.items():
+            yield set_name, "", metric, cell
+    for set_name, families in method["families"].items():
+        for family, cells in families.items():
+            for metric, cell in cells.items():
+                yield set_name, family, metric, cell
+
+
+def comparison_csv(comparison: dict) -> str:
+    """Long format. row_kind "run": one row per method × set × task family × metric × run, the
+    cell's statistics beside the run's mean and its per-generation-seed values (space-separated).
+    row_kind "paired": one row per paired difference."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", restval="")
+    writer.writeheader()
+    labels = {}
+    for method in comparison["methods"]:
+        labels[method["key"]] = method["label"]
+        for set_name, task_family, metric, cell in _cell_scopes(method):
+            for run, values in cell["per_run"].items():
+                writer.writerow({
+                    "row_kind": "run", "method": method["key"], "label": method["label"], "family": method["family"],
+                    "set": set_name, "task_family": task_family, "metric": metric, "mean": cell["mean"],
+                    "std": cell["std"], "spread": cell["spread"], "n_train_seeds": cell["n_train_seeds"],
+                    "n_gen_seeds": cell["n_gen_seeds"], "run": run, "run_mean": values["mean"],
+                    "gen_seeds": " ".join(map(str, values["gen_seeds"])),
+                    "per_gen_seed": " ".join(map(str, values["per_gen_seed"]))})
+    for difference in comparison["paired_differences"]:
+        writer.writerow({"row_kind": "paired", "method": difference["method"], "label": labels[difference["method"]],
+                         "set": difference["set"], "task_family": difference["family"] or "",
+                         "metric": difference["metric"], "run": " ".join(difference["seeds"]),
+                         **{key: difference[key] for key in ("baseline", "mean_difference", "ci_low", "ci_high",
+                                                             "p_value", "n_pairs", "approx")}})
+    return buffer.getvalue()
+
+
+def replace_readme_section(readme: str, tag: str, section: str, readme_name: str = "README") -> str:
+    """Swap the text between `<!-- results:TAG:start -->` and `<!-- results:TAG:end -->`."""
+    start, end = f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->"
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise ReportError(f"{readme_name} needs exactly one '{start}' followed by one '{end}' "
+                          f"(the report goes between them)")
+    before, rest = readme.split(start)
+    _, after = rest.split(end)
+    return f"{before}{start}\n{section}{end}{after}"
+
+
+def relative_link(target: Path, from_dir: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), from_dir.resolve())).as_posix()
+
+
+def summary_table(summaries: list[dict], metric: str = "rougeL") -> str:
+    """Markdown table: one row per model, one column per eval set, `metric` mean ± std over seeds
+    (or its single value: greedy accuracy, diversity)."""
+    sets = list(dict.fromkeys(s for summary in summaries for s in summary["sets"]))
+    lines = ["| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for summary in summaries:
+        cells = []
+        for s in sets:
+            entry = summary["sets"].get(s) or {}
+            if metric + "_mean" in entry:
+                cells.append(f"{entry[metric + '_mean']:.2f} ± {entry[metric + '_std']:.2f}")
+            else:
+                cells.append(f"{entry[metric]:.2f}" if isinstance(entry.get(metric), (int, float)) else "–")
+        lines.append(f"| {summary['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
