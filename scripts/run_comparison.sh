@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main command: every stage of the comparison for one preset, then the comparison report.
-#   bash scripts/run_comparison.sh [BASE_PATH] [--force]       PRESET=tiny (default) | gpt2 | custom
+#   bash scripts/run_comparison.sh [BASE_PATH] [--force]       PRESET=tiny (default) | gpt2 | custom | stories
+# (stories: a real pretrained teacher with a pipeline of its own, scripts/presets/stories.sh)
 # Driver knobs (README "Main command"): METHODS (the arms to run), MAX_TRAIN_ROWS, MAX_EVAL_ROWS,
 # MAX_RATIONALE_FAILURE_RATE; tools/preflight.py checks the settings before anything trains.
 # Methods, every student of a training seed from the same initialisation and data order (a paired
@@ -43,15 +44,6 @@ if [[ -n ${EXTRA_ARGS:-} ]]; then
        "training rows: MAX_TRAIN_ROWS; recipes: the variables of scripts/presets/$PRESET.sh" >&2
   exit 1
 fi
-source "$BASE_PATH/scripts/presets/$PRESET.sh"
-# MiniLLM's corpus term takes KD_RATIO (scripts/lib/minillm.sh), its control arms' and
-# GKD's / DistiLLM's PTX_KD_RATIO (scripts/lib/on_policy_recipe.sh): they must stay one term.
-if [[ ${KD_RATIO:-0.5} != "${PTX_KD_RATIO:-0.5}" ]]; then
-  echo "error: KD_RATIO=${KD_RATIO:-0.5} (MiniLLM's pretraining term, and word-level KD) differs from" \
-       "PTX_KD_RATIO=${PTX_KD_RATIO:-0.5} (the same term in its control arms, GKD and DistiLLM): set both alike" >&2
-  exit 1
-fi
-export MASTER_PORT GPUS_PER_NODE NNODES HOSTFILE
 # Knobs that change results without appearing on a stage's command line.
 export STAGE_ENV="DS_CONFIG MAX_LENGTH MAX_PROMPT_LENGTH BATCH_SIZE MICRO_BATCH_SIZE EVAL_GEN_NUM"
 # ... and the stage scripts' own knobs, which count only when a user exports them (minillm/experiments/stages.py
@@ -60,6 +52,30 @@ STAGE_ENV+=" TRAIN_FRACTION LABEL_WEIGHT RATIONALE_DATA_DIR KD_RATIO KD_ARGS KD_
 STAGE_ENV+=" ROLLOUT_BATCH_SIZE EVAL_INTERVAL SEED DTYPE TEMPLATE LABEL_TEMPLATE LABEL_PASS GEN_ARGS PICK_BY"
 STAGE_ENV+=" ACCURACY_DECODING MODEL_PATH MAX_DOCS NUM_ROLLOUTS PPO_EPOCHS GKD_LAMBDA GKD_OFF_POLICY SGO_LOSS_EPS"
 STAGE_ENV+=" SGO_CAPACITY PTX_KD_RATIO"
+FORCE_FLAG=()
+(( force )) && FORCE_FLAG=(--force)
+SECONDS=0
+# stage NAME "INPUT PATHS" "OUTPUT PATHS" COMMAND...   (run, skip or resume; see minillm/experiments/stages.py)
+stage() {
+  local name=$1 inputs=$2 outputs=$3
+  shift 3
+  echo
+  echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $name"
+  # shellcheck disable=SC2086  # the path lists split on spaces
+  python -m minillm.experiments.stages --name "$name" --state-dir "$RESULTS/stages" --inputs $inputs --outputs $outputs \
+    "${FORCE_FLAG[@]}" -- "$@"
+}
+source "$BASE_PATH/scripts/presets/$PRESET.sh"
+# A preset with a pipeline of its own (stories) runs it on the same stages, and that is all.
+if declare -F preset_pipeline >/dev/null; then preset_pipeline; exit 0; fi
+# MiniLLM's corpus term takes KD_RATIO (scripts/lib/minillm.sh), its control arms' and
+# GKD's / DistiLLM's PTX_KD_RATIO (scripts/lib/on_policy_recipe.sh): they must stay one term.
+if [[ ${KD_RATIO:-0.5} != "${PTX_KD_RATIO:-0.5}" ]]; then
+  echo "error: KD_RATIO=${KD_RATIO:-0.5} (MiniLLM's pretraining term, and word-level KD) differs from" \
+       "PTX_KD_RATIO=${PTX_KD_RATIO:-0.5} (the same term in its control arms, GKD and DistiLLM): set both alike" >&2
+  exit 1
+fi
+export MASTER_PORT GPUS_PER_NODE NNODES HOSTFILE
 runs() { [[ " $METHODS " == *" $1 "* ]]; }
 runs_any() {
   local method
@@ -84,20 +100,6 @@ NEW_TOKENS=$((MAX_LENGTH - MAX_PROMPT_LENGTH))
 # longest prompts, so that it is never the part cut off.
 PREFIXED_PROMPT_LENGTH=$((MAX_PROMPT_LENGTH + 16))
 EVAL_INPUTS=$(for set in $EVAL_SETS; do printf '%s ' "$EVAL_DATA_ROOT/$set"; done)
-FORCE_FLAG=()
-(( force )) && FORCE_FLAG=(--force)
-SECONDS=0
-
-# stage NAME "INPUT PATHS" "OUTPUT PATHS" COMMAND...   (run, skip or resume; see minillm/experiments/stages.py)
-stage() {
-  local name=$1 inputs=$2 outputs=$3
-  shift 3
-  echo
-  echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $name"
-  # shellcheck disable=SC2086  # the path lists split on spaces
-  python -m minillm.experiments.stages --name "$name" --state-dir "$RESULTS/stages" --inputs $inputs --outputs $outputs \
-    "${FORCE_FLAG[@]}" -- "$@"
-}
 require_inputs() {
   local path
   for path in "$@"; do

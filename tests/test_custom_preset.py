@@ -25,6 +25,7 @@ needs_shared = pytest.mark.skipif(not (DOLLY / "dolly" / "raw.jsonl").is_file() 
                                   reason="../shared/data absent: no dolly sample or GPT-2 tokenizer")
 # Records `python -m minillm.experiments.stages ... -- COMMAND` as one JSON line (name, command) and runs nothing.
 STAND_IN_PYTHON = """#!/usr/bin/env bash
+[[ $1 == -m && $2 == minillm.recipes ]] && exec "$REAL_PYTHON" "$@"  # the recipes every script reads
 if [[ $1 == -m && $2 == minillm.experiments.stages ]]; then
   exec "$REAL_PYTHON" -c '
 import json, os, sys
@@ -261,13 +262,34 @@ def test_the_control_arm_script_runs_with_and_without_a_corpus(tmp_path, ptx):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").write_text('#!/usr/bin/env bash\n'
+                                    '[[ $2 == minillm.recipes ]] && exec "$REAL_PYTHON" "$@"\n'
                                     'if [[ $2 == minillm.train.checkpoint ]]; then echo "$4"; exit 0; fi\n'  # resolve RUN
                                     '[[ $1 == train_kd.py ]] && echo "$@" > "$LAUNCHED"\nexit 0\n')
     (bin_dir / "python").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LAUNCHED": str(tmp_path / "launched"), "PTX": ptx,
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "REAL_PYTHON": sys.executable,
+           "LAUNCHED": str(tmp_path / "launched"), "PTX": ptx,
            "OMP_NUM_THREADS": "1", "INIT_PATH": str(tmp_path / "init"), "SAVE_PATH": str(tmp_path / "run")}
     result = subprocess.run(["bash", "scripts/sft/sft_continued.sh", str(REPO)], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     launched = (tmp_path / "launched").read_text()
     assert "--kd-ratio 0" in launched and ("--ptx-kd-ratio 0.5" in launched) == (ptx == "1")
+    # MiniLLM's recipe from minillm/recipes.py, through common.sh's PAPER_* variables
+    assert "--lr 5e-06 " in launched and "--adam-betas 0.9 0.95 --weight-decay 1e-06 --dropout 0.0" in launched
+
+
+def test_the_stories_preset_runs_its_own_pipeline_on_the_drivers_stages(tmp_path):
+    llama2c = tmp_path / "stories260K"
+    llama2c.mkdir()
+    (llama2c / "stories260K.bin").write_bytes(b"")
+    result, stages = dry_run(tmp_path, PRESET="stories", LLAMA2C_DIR=str(llama2c), STEPS="40")
+    assert result.returncode == 0, result.stderr
+    assert list(stages) == ["teacher", "student-init", "data", "seqkd", "kd_forward_kl", "kd_reverse_kl", "minillm",
+                            "compare"]
+    results = tmp_path / "work" / "results" / "stories"
+    assert f"INIT_PATH={results}/seqkd/20" in stages["minillm"] and "TOTAL_STEPS=20" in stages["minillm"]
+    for student in ("seqkd", "kd_forward_kl", "kd_reverse_kl"):  # one budget, one init, the stage's own knobs on its line
+        assert "EXTRA_ARGS=--total-steps 40 --resume" in stages[student] and "LR=3e-3" in stages[student]
+    assert f"minillm={results}/minillm" in stages["compare"]
+    result, stages = dry_run(tmp_path, PRESET="stories", LLAMA2C_DIR=str(tmp_path / "absent"))
+    assert result.returncode == 1 and not stages and "needs llama2.c's stories260K" in result.stderr

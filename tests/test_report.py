@@ -435,3 +435,21 @@ def test_stream_tokens_and_run_order_of_stages():
     assert stream_tokens({"tokens": 1200}, "label", False) is None  # two streams, no split: unknown
     stages = [{"name": "b", "finished_at": "2026-01-02"}, {"name": "c"}, {"name": "a", "finished_at": "2026-01-01"}]
     assert [s["name"] for s in stages_in_run_order(stages)] == ["a", "b", "c"]
+
+
+def test_the_stories_table_and_its_stage_times_go_into_the_readme(tmp_path, capsys):
+    root = tmp_path / "stories"
+    (root / "comparison.md").parent.mkdir(parents=True)
+    (root / "comparison.md").write_text("| model | forward KL |\n|---|---|\n| seqkd | 1.126 |\n")
+    write_json(root / "comparison.json", {"rows": [{"model": "seqkd", "forward_kl": 1.126}]})
+    write_json(root / "stages" / "seqkd.json", {"name": "seqkd", "seconds": 35.2, "finished_at": "2026-11-29T22:01:00"})
+    write_json(root / "stages" / "teacher.json", {"name": "teacher", "seconds": 5.0, "finished_at": "2026-11-29T22:00:00"})
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:stories:start -->\nold\n<!-- results:stories:end -->\nprose\n")
+    assert load_tool().main([str(root), "--readme", str(readme), "--readme-tag", "stories"]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| seqkd | 1.126 |" in text and text.endswith("prose\n")
+    assert "Stage times: teacher 5.0 s · seqkd 35.2 s." in text  # in the order they ran
+    assert not (root / "comparison.csv").exists()  # the table is the stage's own; nothing else is written
+    with pytest.raises(SystemExit):
+        load_tool().main([str(root), "--no-plots"])

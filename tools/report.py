@@ -8,6 +8,10 @@
       p), the budget table and the Rouge-L plot.
       Prints the tables.
 
+  python tools/report.py results/stories [--readme README.md --readme-tag stories]
+      the stories preset's folder (tools/compare_to_teacher.py's comparison.md, no evaluate.py
+      outputs): prints its table with the stage times; with --readme, puts both in that section.
+
   python tools/report.py EVAL_DIR... [--metrics rougeL ...] [--out table.md]
       every argument an evaluate.py output folder (or its summary.json): one table per metric,
       one row per model, mean ± std over generation seeds (greedy accuracy: its one value).
@@ -22,12 +26,18 @@ import sys
 from pathlib import Path
 
 from minillm.experiments.catalogue import METRICS
-from minillm.experiments.comparison import build_comparison
+from minillm.experiments.comparison import build_comparison, stages_in_run_order
 from minillm.experiments.plots import ROUGE_PLOT, write_plots
-from minillm.experiments.reading import ReportError, load_results, load_summary
+from minillm.experiments.reading import (
+    ReportError,
+    load_results,
+    load_summary,
+    read_json,
+)
 from minillm.experiments.rendering import (
     comparison_csv,
     comparison_markdown,
+    format_duration,
     relative_link,
     replace_readme_section,
     results_section,
@@ -63,6 +73,26 @@ def plain_tables(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
+    return 0
+
+
+def is_teacher_distance_folder(path: Path) -> bool:
+    """The stories preset's results: tools/compare_to_teacher.py's table and no evaluate.py outputs."""
+    return not (path / "eval").is_dir() and (path / "comparison.md").is_file() and (path / "stages").is_dir()
+
+
+def teacher_distance_report(args: argparse.Namespace) -> int:
+    root = Path(args.paths[0])
+    stages = stages_in_run_order([read_json(path) for path in sorted(root.glob("stages/*.json"))])
+    times = " · ".join(f"{stage['name']} {format_duration(stage['seconds'])}" for stage in stages if "seconds" in stage)
+    section = (root / "comparison.md").read_text() + (f"\nStage times: {times}.\n" if times else "")
+    if args.readme:
+        readme = Path(args.readme)
+        if not readme.is_file():
+            raise ReportError(f"no README at {readme}")
+        atomic_write_text(readme, replace_readme_section(readme.read_text(), args.readme_tag, section, str(readme)))
+        print(f"wrote the results:{args.readme_tag} section of {readme}\n")
+    print(section, end="")
     return 0
 
 
@@ -116,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.readme) != bool(args.readme_tag):
         parser.error("--readme and --readme-tag go together")
     try:
-        return plain_tables(args) if plain else comparison_report(args)
+        if plain:
+            return plain_tables(args)
+        if is_teacher_distance_folder(paths[0]):
+            if args.out_dir or args.no_plots:
+                parser.error("--out-dir and --no-plots are for a comparison report, not the stories preset's table")
+            return teacher_distance_report(args)
+        return comparison_report(args)
     except (ReportError, FileNotFoundError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
