@@ -98,6 +98,15 @@ def test_a_diverging_run_skips_non_finite_steps_then_stops_and_never_records_nan
     assert "non-finite loss; optimizer step skipped" in (save / "log.txt").read_text()
 
 
+
+def test_a_resume_keeps_counting_the_non_finite_steps_in_a_row(world, tmp_path):
+    save = tmp_path / "diverge"
+    diverging = ("--lr", "1e20", "--total-steps", "40", "--max-nonfinite-steps", "3")
+    sft(world, save, *diverging, "--stop-after-steps", "3")  # step 1 blows the weights up; 2 and 3 are skipped
+    assert len([r for r in records(save) if r.get("event") == "skip"]) == 2
+    with pytest.raises(SystemExit, match=r"steps 2-4: 3 optimizer steps in a row"):
+        sft(world, save, *diverging, "--resume")
+
 def test_a_diverging_minillm_run_skips_and_stops_too(world, tmp_path):
     assert process(world.data, tmp_path / "prompts", world.tokenizer, "--dev-num", "40", "--only-prompt") == 0
     save = tmp_path / "minillm"

@@ -74,6 +74,7 @@ class RunState:
     train_seconds: float = 0.0
     history: list = field(default_factory=list)  # evaluation records
     skipped_steps: int = 0  # non-finite loss or gradient: no optimizer update (minillm.train.guard)
+    nonfinite_in_a_row: int = 0  # the guard's count at the save, so a resume cannot reset its limit
     counters: dict = field(default_factory=dict)  # tokens trained on, by kind (the budget table's sources)
 
 
@@ -89,6 +90,7 @@ class TrainingLoop:
         if restored is not None:
             self.state = RunState(**restored.client_state["train_state"])
             method.restore(restored.client_state["method_state"], restored.rank_state)
+            self.guard.in_a_row = self.state.nonfinite_in_a_row
         self.log.info(f"{method.describe()}; {config.total_steps} steps in all, evaluation every "
                       f"{config.eval_interval} steps")
         stop_at = config.total_steps
@@ -150,6 +152,7 @@ class TrainingLoop:
         self._save_state(step)
 
     def _save_state(self, step: int) -> None:
+        self.state.nonfinite_in_a_row = self.guard.in_a_row
         shared, own = self.method.state()
         checkpoint.save_training_state(self.setup.engine, self.config.save, step,
                                        {"train_state": vars(self.state), "method_state": shared},
