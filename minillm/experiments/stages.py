@@ -8,7 +8,9 @@ A stage's fingerprint hashes its command line (variable assignments included: th
 them as `env NAME=value ...`), the values of the environment variables named in $STAGE_ENV that
 are set (the preset's shared knobs, and the stage scripts' knobs a user may export), the content
 of every command argument that is a .sh or .py file (the stage scripts and entrypoints; not data
-files named on the command line, which may be outputs) and, for each input path, the size and
+files named on the command line, which may be outputs) and of what those scripts source
+(scripts/lib/*.sh, followed recursively) or evaluate as settings (`eval "$(python -m
+minillm.recipes)"`: the recipes' module), and, for each input path, the size and
 modification time of every file under it (outputs are written atomically, so a rerun stage
 changes its outputs' times and its dependents rerun). The package's code is NOT part of it: after changing minillm/, use --force.
 
@@ -23,6 +25,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,28 @@ from pathlib import Path
 from minillm.fileio import atomic_write_json
 
 SCRIPT_SUFFIXES = (".sh", ".py")  # command arguments whose content is part of the fingerprint
+SOURCED_SCRIPT = re.compile(r'^\s*(?:source|\.)\s+.*?((?:scripts/)?lib/[\w.-]+\.sh)', re.M)
+EVALUATED_MODULE = re.compile(r'eval "\$\(python -m (minillm[\w.]*)\)"')
+
+
+def script_dependencies(script: Path) -> list[Path]:
+    """The files a stage script's outcome depends on besides itself: the scripts/lib/*.sh it
+    sources (recursively) and the package modules whose output it evaluates as settings; paths
+    relative to the repository root, where the driver runs its stages."""
+    found: list[Path] = []
+    pending = [script]
+    while pending:
+        text = pending.pop().read_text()
+        for match in SOURCED_SCRIPT.finditer(text):
+            sourced = Path(match.group(1) if match.group(1).startswith("scripts/") else f"scripts/{match.group(1)}")
+            if sourced.is_file() and sourced not in found:
+                found.append(sourced)
+                pending.append(sourced)
+        for match in EVALUATED_MODULE.finditer(text):
+            module = Path(match.group(1).replace(".", "/") + ".py")
+            if module.is_file() and module not in found:
+                found.append(module)
+    return found
 
 
 def _input_signature(path: Path) -> list:
@@ -53,8 +78,10 @@ def fingerprint_parts(command: list[str], inputs: list[Path], env_names: list[st
     # An unset name adds nothing, so that tracking one more knob leaves every stage that never
     # saw it with the fingerprint it had.
     parts.update({f"${name}": _sha256(os.environ[name]) for name in env_names if name in os.environ})
-    parts.update({f"script {arg}": hashlib.sha256(Path(arg).read_bytes()).hexdigest()
-                  for arg in command if Path(arg).suffix in SCRIPT_SUFFIXES and Path(arg).is_file()})
+    scripts = [Path(arg) for arg in command if Path(arg).suffix in SCRIPT_SUFFIXES and Path(arg).is_file()]
+    scripts += [dependency for script in scripts if script.suffix == ".sh"
+                for dependency in script_dependencies(script) if dependency not in scripts]
+    parts.update({f"script {path}": hashlib.sha256(path.read_bytes()).hexdigest() for path in dict.fromkeys(scripts)})
     parts.update({f"input {path}": _sha256(_input_signature(path)) for path in inputs})
     return parts
 
