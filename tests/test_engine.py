@@ -49,6 +49,7 @@ def test_no_weight_decay_on_biases_and_norms():
     decay, no_decay = build_optimizer(model, lr=1e-3, weight_decay=0.01).param_groups
     assert decay["weight_decay"] == 0.01 and [p.shape for p in decay["params"]] == [(4, 4)]
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 3
+    assert not decay["fused"]  # the fused kernel is for parameters on a GPU only
 
 
 def test_cosine_schedule_decays_to_the_floor():

@@ -86,15 +86,18 @@ def zero_stage(ds_config: dict) -> int:
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
                     betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and normalisation weights (every parameter with ndim < 2);
-    it skips a step with a non-finite gradient (minillm.train.guard.SkippingAdamW)."""
+    """AdamW without decay on biases and normalisation weights (every parameter with ndim < 2),
+    fused on a GPU; it skips a step with a non-finite gradient (minillm.train.guard.SkippingAdamW)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return SkippingAdamW(groups, lr=lr, betas=betas)
+    # The fused kernel (one launch for every parameter) where all of them are on a GPU; elsewhere
+    # (CPU) torch's default implementation.
+    on_gpu = bool(decay + no_decay) and all(param.is_cuda for param in decay + no_decay)
+    return SkippingAdamW(groups, lr=lr, betas=betas, fused=True if on_gpu else None)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, kind: str, total_steps: int,
