@@ -38,6 +38,7 @@ METHODS=${METHODS:-$DEFAULT_METHODS}   # the arms to run ("kd" = one per KD_LOSS
 MAX_TRAIN_ROWS=${MAX_TRAIN_ROWS:-}     # set: only the first N training questions (after DEV_NUM), teachers' data included
 MAX_EVAL_ROWS=${MAX_EVAL_ROWS:-}       # set: only the first N rows of each eval set are scored
 MAX_RATIONALE_FAILURE_RATE=${MAX_RATIONALE_FAILURE_RATE:-}  # percent; unset: tools/generate_rationales.py's 50
+TEACHER_CACHE_TOP_K=${TEACHER_CACHE_TOP_K:-}  # set (e.g. 64): KD and DSS-KD read a top-k cache of their teacher, not the teacher
 if [[ -n ${EXTRA_ARGS:-} ]]; then
   echo "error: EXTRA_ARGS='$EXTRA_ARGS' is exported, but the driver sets every stage's flags itself and could not" \
        "track it (a rerun would silently keep results made without it); unset EXTRA_ARGS. Eval rows: MAX_EVAL_ROWS;" \
@@ -166,7 +167,8 @@ python tools/preflight.py settings --teacher "$TEACHER_INIT" --student "$STUDENT
   --max-length "$MAX_LENGTH" --max-prompt-length "$MAX_PROMPT_LENGTH" --batch-size "$BATCH_SIZE" "${fewshot[@]}" \
   --lr "${checked_lrs[@]}" "${on_policy[@]}" --max-train-rows "${MAX_TRAIN_ROWS:-0}" \
   --max-eval-rows "${MAX_EVAL_ROWS:-0}" --record "$RESULTS/driver.json" --preset "$PRESET" --methods "$METHODS" \
-  --all-methods "$ALL_METHODS" --instruction-data "$train_data" --dss-data "$dss_data"
+  --all-methods "$ALL_METHODS" --instruction-data "$train_data" --dss-data "$dss_data" \
+  --teacher-cache-top-k "${TEACHER_CACHE_TOP_K:-0}"
 if [[ -n $MAX_TRAIN_ROWS ]]; then
   TRAIN_ROWS=$RESULTS/data/train-rows
   cap_rows cap-train-rows "$RAW_DIR/raw.jsonl" "$TRAIN_ROWS"
@@ -262,6 +264,26 @@ if runs_any "${DSS_METHODS[@]}"; then
   fi
 fi
 
+# TEACHER_CACHE_TOP_K: one teacher pass writes its top-k outputs on the KD arms' data
+# (tools/cache_teacher.py), which they read every epoch instead of running the teacher.
+KD_CACHE=() DSS_KD_CACHE=()
+if [[ -n $TEACHER_CACHE_TOP_K ]]; then
+  # teacher_cache NAME TEACHER DATA_DIR: the stage writing TEACHER's cache of DATA_DIR to $RESULTS/teacher-cache/NAME
+  teacher_cache() {
+    stage "cache-$1" "$2 $3" "$RESULTS/teacher-cache/$1" env TEACHER_PATH="$2" DATA_DIR="$3" \
+      CACHE_DIR="$RESULTS/teacher-cache/$1" TOP_K="$TEACHER_CACHE_TOP_K" bash scripts/tools/cache_teacher.sh "$BASE_PATH"
+  }
+  if runs kd; then
+    teacher_cache teacher "$TEACHER" "$FULL"
+    KD_CACHE=("KD_ARGS=--teacher-cache $RESULTS/teacher-cache/teacher")
+  fi
+  if runs dss-kd; then
+    teacher_cache dss-teacher-label "$DSS_TEACHER" "$PROCESSED/dss/full/label/$PRESET"
+    teacher_cache dss-teacher-rationale "$DSS_TEACHER" "$PROCESSED/dss/full/rationale/$PRESET"
+    DSS_KD_CACHE=("KD_ARGS=--teacher-cache $RESULTS/teacher-cache/dss-teacher-label $RESULTS/teacher-cache/dss-teacher-rationale")
+  fi
+fi
+
 # streams DIR: the DSS task streams of a processed folder, as training variables.
 streams() { echo DATA_DIR="$1/full/label/$PRESET" RATIONALE_DATA_DIR="$1/full/rationale/$PRESET"; }
 for seed in $TRAIN_SEEDS; do
@@ -277,9 +299,9 @@ for seed in $TRAIN_SEEDS; do
   fi
   if runs kd; then
     for loss in $KD_LOSSES; do
-      stage "kd-$loss-seed$seed" "$FULL $init $TEACHER" "$RUNS/kd-$loss/seed$seed" "${common[@]}" \
-        DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" KD_LOSS="$loss" SAVE_PATH="$RUNS/kd-$loss/seed$seed" \
-        bash scripts/kd/kd_base.sh "$BASE_PATH"
+      stage "kd-$loss-seed$seed" "$FULL $init $TEACHER ${KD_CACHE[*]#*--teacher-cache }" "$RUNS/kd-$loss/seed$seed" \
+        "${common[@]}" DATA_DIR="$FULL" TEACHER_PATH="$TEACHER" KD_LOSS="$loss" "${KD_CACHE[@]}" \
+        SAVE_PATH="$RUNS/kd-$loss/seed$seed" bash scripts/kd/kd_base.sh "$BASE_PATH"
     done
   fi
   if runs seqkd; then
@@ -334,9 +356,9 @@ for seed in $TRAIN_SEEDS; do
   fi
   if runs dss-kd; then
     # shellcheck disable=SC2046
-    stage "dss-kd-seed$seed" "$PROCESSED/dss $init $DSS_TEACHER" "$RUNS/dss-kd/seed$seed" "${common[@]}" \
-      $(streams "$PROCESSED/dss") TEACHER_PATH="$DSS_TEACHER" SAVE_PATH="$RUNS/dss-kd/seed$seed" \
-      bash scripts/dss/dss_kd_base.sh "$BASE_PATH"
+    stage "dss-kd-seed$seed" "$PROCESSED/dss $init $DSS_TEACHER ${DSS_KD_CACHE[*]#*--teacher-cache }" \
+      "$RUNS/dss-kd/seed$seed" "${common[@]}" $(streams "$PROCESSED/dss") TEACHER_PATH="$DSS_TEACHER" \
+      "${DSS_KD_CACHE[@]}" SAVE_PATH="$RUNS/dss-kd/seed$seed" bash scripts/dss/dss_kd_base.sh "$BASE_PATH"
   fi
   if runs dss-minillm; then
     stage "dss-minillm-seed$seed" "$RUNS/dss/seed$seed $DSS_TEACHER $PROCESSED/dss $PTX_DATA_DIR" \

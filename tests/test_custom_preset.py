@@ -187,11 +187,11 @@ def test_preflight_refuses_a_teacher_with_another_tokenizer(tmp_path, tiny_token
 def test_preflight_records_the_plan_when_every_check_passes(tmp_path, tiny_tokenizer_dir):
     status = check(tmp_path, tiny_tokenizer_dir, "--lr", "TEACHER_LR=1e-3", "--warmup", "0", "--steps", "8",
                       "--methods", "sft", "--all-methods", "sft kd", "--instruction-data", "data/dolly",
-                      "--max-eval-rows", "50")
+                      "--max-eval-rows", "50", "--teacher-cache-top-k", "64")
     assert status == 0
     plan = json.loads((tmp_path / "driver.json").read_text())
     assert plan["methods_not_run"] == ["kd"] and plan["data_sources"]["instruction"] == "data/dolly"
-    assert plan["max_eval_rows"] == 50 and plan["max_train_rows"] is None
+    assert plan["max_eval_rows"] == 50 and plan["max_train_rows"] is None and plan["teacher_cache_top_k"] == 64
 
 
 def test_too_few_training_items_name_the_stage_and_its_input(tmp_path, capsys):
@@ -293,3 +293,16 @@ def test_the_stories_preset_runs_its_own_pipeline_on_the_drivers_stages(tmp_path
     assert f"minillm={results}/minillm" in stages["compare"]
     result, stages = dry_run(tmp_path, PRESET="stories", LLAMA2C_DIR=str(tmp_path / "absent"))
     assert result.returncode == 1 and not stages and "needs llama2.c's stories260K" in result.stderr
+
+
+def test_teacher_cache_top_k_gives_kd_and_dss_kd_a_cache_stage_each_and_changes_nothing_else(tmp_path):
+    _, live = dry_run(tmp_path, METHODS="kd dss-kd")
+    _, cached = dry_run(tmp_path, METHODS="kd dss-kd", TEACHER_CACHE_TOP_K="64")
+    caches = tmp_path / "work" / "results" / "tiny" / "teacher-cache"
+    assert set(cached) - set(live) == {"cache-teacher", "cache-dss-teacher-label", "cache-dss-teacher-rationale"}
+    assert "TOP_K=64" in cached["cache-teacher"] and f"CACHE_DIR={caches}/teacher" in cached["cache-teacher"]
+    assert f"KD_ARGS=--teacher-cache {caches}/teacher" in cached["kd-forward_kl-seed10"]
+    assert (f"KD_ARGS=--teacher-cache {caches}/dss-teacher-label {caches}/dss-teacher-rationale"
+            in cached["dss-kd-seed10"])
+    assert not any(arg.startswith("KD_ARGS=") for arg in live["kd-forward_kl-seed10"] + live["dss-kd-seed10"])
+    assert {name for name in live if live[name] != cached[name]} == {"kd-forward_kl-seed10", "dss-kd-seed10"}

@@ -272,13 +272,14 @@ def test_header_names_rows_seeds_data_sources_and_arms_not_run(tmp_path):
     write_summary(root, "sft", "seed10", {"dolly": {"rougeL": [40.0]}}, seeds=[10])
     write_summary(root, "dss", "seed10", {"dolly": {"rougeL": [40.0]}}, seeds=[10])
     write_json(root / "driver.json", {
-        "methods": ["sft", "dss"], "methods_not_run": ["kd", "seqkd"], "max_eval_rows": 10,
+        "methods": ["sft", "dss"], "methods_not_run": ["kd", "seqkd"], "max_eval_rows": 10, "teacher_cache_top_k": 64,
         "data_sources": {"instruction": "data/dolly", "step-by-step": "gsm8k rationale rows from data/gsm8k"}})
     comparison = build_comparison(load_results(root))
     section = results_section(comparison)
     assert "Rows scored: dolly 10 (the first MAX_EVAL_ROWS=10 of each set). Generation seeds: 10." in section
     assert "Training data: SFT: data/dolly; DSS: gsm8k rationale rows from data/gsm8k." in section
     assert "Not run (the driver's METHODS left them out): `kd`, `seqkd`." in section
+    assert "KD and DSS-KD read their teacher from a top-64 + tail cache" in section
     rows = table_rows(main_table(comparison))
     # equal to SFT, yet no ≈ (one training seed: no test) and no ± (one generation seed: no spread)
     assert rows["SFT"][2:] == rows["DSS"][2:] == ["40.00", "one value (1 training seed, 1 generation seed): no spread"]

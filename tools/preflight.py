@@ -134,7 +134,8 @@ def run_plan(args: argparse.Namespace) -> dict:
     return {"preset": args.preset, "methods": methods,
             "methods_not_run": [m for m in args.all_methods.split() if m not in methods],
             "data_sources": {"instruction": args.instruction_data, "step-by-step": args.dss_data},
-            "max_train_rows": args.max_train_rows or None, "max_eval_rows": args.max_eval_rows or None}
+            "max_train_rows": args.max_train_rows or None, "max_eval_rows": args.max_eval_rows or None,
+            "teacher_cache_top_k": args.teacher_cache_top_k or None}
 
 
 def settings(args: argparse.Namespace) -> int:
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--all-methods", default="", help="every arm the driver knows")
     check.add_argument("--instruction-data", default="", help="what the instruction-following arms train on")
     check.add_argument("--dss-data", default="", help="what the step-by-step arms train on")
+    check.add_argument("--teacher-cache-top-k", type=int, default=0,
+                       help="TEACHER_CACHE_TOP_K: KD and DSS-KD read a top-k teacher cache (0: the live teacher)")
     count = commands.add_parser("items", help="refuse processed data that cannot fill one global batch")
     count.add_argument("--data", required=True, type=Path, help="a processed folder (with data_manifest.json)")
     count.add_argument("--batch-size", required=True, type=int, help="BATCH_SIZE")

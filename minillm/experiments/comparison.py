@@ -345,6 +345,7 @@ def build_comparison(results: Results) -> dict:
                                     for summary in runs.values()}),
         "methods_not_run": (results.plan or {}).get("methods_not_run", []),
         "max_eval_rows": (results.plan or {}).get("max_eval_rows"),
+        "teacher_cache_top_k": (results.plan or {}).get("teacher_cache_top_k"),
         "family_rows": family_rows(results.evaluations),
         "methods": methods,
         "paired_differences": paired_differences(methods),

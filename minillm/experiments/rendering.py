@@ -305,6 +305,14 @@ def training_data_line(comparison: dict) -> str | None:
     return "Training data: " + "; ".join(f"{', '.join(labels)}: {source}" for source, labels in by_source.items()) + "."
 
 
+def teacher_cache_line(comparison: dict) -> str | None:
+    k = comparison.get("teacher_cache_top_k")
+    if not k:
+        return None
+    return (f"KD and DSS-KD read their teacher from a top-{k} + tail cache (TEACHER_CACHE_TOP_K, "
+            "tools/cache_teacher.py) instead of running it: an approximation, exact when k is the vocabulary size.")
+
+
 def not_run_line(comparison: dict) -> str | None:
     if not comparison["methods_not_run"]:
         return None
@@ -314,7 +322,8 @@ def not_run_line(comparison: dict) -> str | None:
 
 def results_section(comparison: dict, plot_link: str | None = None, report_link: str | None = None) -> str:
     """The main table, the paired differences and the budget table with their notes (comparison.md and the README)."""
-    blocks = [scored_line(comparison), training_data_line(comparison), not_run_line(comparison), main_table(comparison),
+    blocks = [scored_line(comparison), training_data_line(comparison), teacher_cache_line(comparison),
+              not_run_line(comparison), main_table(comparison),
               SPREAD_RULE, _decoding_note(comparison), _majority_note(comparison)]
     if comparison["paired_differences"]:
         blocks += [paired_table(comparison), STATISTICS_NOTE]
