@@ -3,7 +3,7 @@
 #   bash scripts/run_comparison.sh [BASE_PATH] [--force]       PRESET=tiny (default) | gpt2 | custom | stories
 # (stories: a real pretrained teacher with a pipeline of its own, scripts/presets/stories.sh)
 # Driver knobs (README "Main command"): METHODS (the arms to run), MAX_TRAIN_ROWS, MAX_EVAL_ROWS,
-# MAX_RATIONALE_FAILURE_RATE; tools/preflight.py checks the settings before anything trains.
+# MAX_RATIONALE_FAILURE_RATE, TEACHER_CACHE_TOP_K; tools/preflight.py checks the settings before anything trains.
 # Methods, every student of a training seed from the same initialisation and data order (a paired
 # design; with STUDENT_INIT_PER_SEED=1 each seed also draws its own random init): SFT on gold
 # labels; word-level KD (one run per divergence in KD_LOSSES); SeqKD (SFT on the teacher's
