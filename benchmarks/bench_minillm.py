@@ -81,6 +81,7 @@ class Figure:
     tokens: int  # tokens one run produces (sampling) or processes (optimizer step)
     decode_steps: int | None  # sequential sampling steps in one run; None where not a sampling loop
     peak_memory_mib: float
+    warmup_s: float  # the untimed first run: includes torch.compile's compilation where there is one
 
     @property
     def median_s(self) -> float:
@@ -119,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     work.add_argument("--mini-batch", type=int, default=16, help="rollouts per optimizer step (default %(default)s)")
     work.add_argument("--compare-hf", action="store_true",
                       help="also time HF generate(do_sample=True, top_k=0) for the student, ref §9's baseline")
+    work.add_argument("--compile-decode", action="store_true",
+                      help="also time the sampling figures with the static KV cache and compiled step")
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                      help="default %(default)s (cuda when available)")
@@ -184,7 +187,11 @@ def measure(name: str, run: Callable[[], object], *, repeats: int, tokens: int, 
             device: torch.device) -> Figure:
     """One untimed warm-up run (allocator, kernels, lazy initialisation), then `repeats` timed ones."""
     reset_peak_memory(device)
+    synchronize(device)
+    started = time.perf_counter()
     run()
+    synchronize(device)
+    warmup_s = time.perf_counter() - started
     seconds = []
     for _ in range(repeats):
         synchronize(device)
@@ -192,7 +199,7 @@ def measure(name: str, run: Callable[[], object], *, repeats: int, tokens: int, 
         run()
         synchronize(device)
         seconds.append(time.perf_counter() - started)
-    return Figure(name, seconds, tokens, decode_steps, peak_memory_mib(device))
+    return Figure(name, seconds, tokens, decode_steps, peak_memory_mib(device), warmup_s)
 
 
 def random_prompts(args: argparse.Namespace, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -236,7 +243,9 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Figure], dict[str, int
     parameters = {role: sum(p.numel() for p in model.parameters())
                   for role, model in (("student", student), ("teacher", teacher))}
     pad = args.vocab - 1  # any id: prompts have no padding and rows never finish
-    config = SamplingConfig(max_new_tokens=args.new_tokens)  # pure ancestral sampling, ref §7
+    configs = {"": SamplingConfig(max_new_tokens=args.new_tokens)}  # pure ancestral sampling, ref §7
+    if args.compile_decode:
+        configs[", compiled"] = SamplingConfig(max_new_tokens=args.new_tokens, decode="compiled")
     cpu_generator = torch.Generator().manual_seed(args.seed)
     sampler = torch.Generator(device=device).manual_seed(args.seed)
     input_ids = random_prompts(args, args.batch, cpu_generator).to(device)
@@ -244,15 +253,17 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Figure], dict[str, int
     sampled = args.batch * args.new_tokens
     timed = dict(repeats=repeats, device=device)
 
-    figures = [
-        measure("student sampling (KV loop)",
-                lambda: sample(student, input_ids, attention_mask, config, NO_EOS, pad, generator=sampler),
-                tokens=sampled, decode_steps=args.new_tokens, **timed),
-        measure(f"teacher-mixed sampling (α={TEACHER_MIX})",
-                lambda: sample(student, input_ids, attention_mask, config, NO_EOS, pad, generator=sampler,
-                               teacher=teacher, teacher_mix=TEACHER_MIX, record_logprobs=True),
-                tokens=sampled, decode_steps=args.new_tokens, **timed),
-    ]
+    figures = []
+    for label, config in configs.items():
+        figures += [
+            measure(f"student sampling (KV loop{label})",
+                    lambda: sample(student, input_ids, attention_mask, config, NO_EOS, pad, generator=sampler),
+                    tokens=sampled, decode_steps=args.new_tokens, **timed),
+            measure(f"teacher-mixed sampling (α={TEACHER_MIX}{label})",
+                    lambda: sample(student, input_ids, attention_mask, config, NO_EOS, pad, generator=sampler,
+                                   teacher=teacher, teacher_mix=TEACHER_MIX, record_logprobs=True),
+                    tokens=sampled, decode_steps=args.new_tokens, **timed),
+        ]
     if args.compare_hf:  # generate() runs under no_grad itself
         figures.append(measure(
             "student sampling (HF generate)",
@@ -263,7 +274,7 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Figure], dict[str, int
     prompts = list(random_prompts(args, args.num_rollouts, cpu_generator).numpy())
     collected: list[Rollouts] = []  # the latest collection, which the optimizer step trains on
 
-    def collection() -> None:
+    def collection(config: SamplingConfig) -> None:
         collected[:] = [collect(
             student, teacher, prompts, config=config, teacher_mix=TEACHER_MIX, reward_scaling=REWARD_SCALING,
             reward_clip=REWARD_CLIP, gamma=GAMMA, length_norm=True, eos_token_id=NO_EOS, pad_token_id=pad,
@@ -271,9 +282,10 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[Figure], dict[str, int
             sync_ranks=False)]
 
     batches = -(-args.num_rollouts // args.batch)
-    figures.append(measure(f"collection of {args.num_rollouts} rollouts", collection,
-                           tokens=args.num_rollouts * args.new_tokens, decode_steps=batches * args.new_tokens,
-                           **timed))
+    for label, config in configs.items():
+        figures.append(measure(f"collection of {args.num_rollouts} rollouts{label}", lambda: collection(config),
+                               tokens=args.num_rollouts * args.new_tokens, decode_steps=batches * args.new_tokens,
+                               **timed))
     figures.append(measure(f"optimizer step on {args.mini_batch} rollouts",
                            optimizer_step_runner(student, teacher, collected[-1], pad, args),
                            tokens=args.mini_batch * (args.prompt_len + args.new_tokens), decode_steps=None,
@@ -293,13 +305,13 @@ def print_table(args: argparse.Namespace, figures: list[Figure], parameters: dic
         print(f"{role} {shape} ({parameters[role] / 1e6:.1f}M params)", end="; ")
     print(f"vocab {args.vocab}; batch {args.batch} x prompt {args.prompt_len} + {args.new_tokens} new tokens; "
           f"median of {args.repeats}")
-    header = f"{'figure':<36} {'median s':>9} {'tok/s':>10} {'ms/step':>8} {'peak MiB':>9}"
+    header = f"{'figure':<46} {'median s':>9} {'tok/s':>10} {'ms/step':>8} {'peak MiB':>9} {'warm-up s':>9}"
     print(header)
     print("-" * len(header))
     for figure in figures:
         step = "" if figure.ms_per_step is None else f"{figure.ms_per_step:.2f}"
-        print(f"{figure.name:<36} {figure.median_s:>9.3f} {figure.tokens_per_s:>10.0f} {step:>8} "
-              f"{figure.peak_memory_mib:>9.0f}")
+        print(f"{figure.name:<46} {figure.median_s:>9.3f} {figure.tokens_per_s:>10.0f} {step:>8} "
+              f"{figure.peak_memory_mib:>9.0f} {figure.warmup_s:>9.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

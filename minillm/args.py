@@ -5,6 +5,7 @@ Defaults are the GPT-2 recipe of ref §3; every batch size is GLOBAL (see `engin
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from minillm.eval.evaluation import DEFAULT_EVAL_SETS
@@ -13,6 +14,7 @@ from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_pa
 from minillm.ppo.rollouts import WHITENING
 from minillm.ppo.step import OnPolicyConfig
 from minillm.recipes import MINILLM, SFT
+from minillm.train.engine import zero_stage
 from minillm.train.loop import LoopConfig
 from minillm.train.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
 from minillm.train.validation import ValidationConfig
@@ -221,6 +223,9 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
                        help="0 = off (pure ancestral sampling); MiniLLM's final evaluation used 6")
     group.add_argument("--eval-batch-tokens", type=int, default=65536,
                        help="generation batch budget in tokens: rows × (prompt + new tokens)")
+    group.add_argument("--compile-decode", action="store_true",
+                       help="static KV cache + compiled single-token step (CUDA graphs on a GPU) for every "
+                            "sampler: same tokens as the default loop; opt-in until measured faster on a GPU")
 
 
 def add_eval_set_args(parser: argparse.ArgumentParser) -> None:
@@ -244,7 +249,12 @@ def token_training_parser(description: str, *extra_groups) -> argparse.ArgumentP
 
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     return SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size)
+                          top_k=args.top_k, top_p=args.top_p, no_repeat_ngram_size=args.no_repeat_ngram_size,
+                          decode=decode_mode(args))
+
+
+def decode_mode(args: argparse.Namespace) -> str:
+    return "compiled" if args.compile_decode else "eager"
 
 
 def loop_config(args: argparse.Namespace, total_steps: int, steps_per_eval: int) -> LoopConfig:
@@ -264,7 +274,7 @@ def on_policy_config(args: argparse.Namespace) -> OnPolicyConfig:
         max_new_tokens=args.max_new_tokens, max_prompt_length=args.max_prompt_length,
         teacher_mix_alpha=args.teacher_mix_alpha, reward_scaling=args.reward_scaling, reward_clip=args.reward_clip,
         gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps or None,
-        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed)
+        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed, decode=decode_mode(args))
 
 
 def validate(args: argparse.Namespace) -> argparse.Namespace:
@@ -330,6 +340,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.dropout < 1, "--dropout must be in [0, 1)")
     if hasattr(args, "deepspeed_config"):
         need(Path(args.deepspeed_config).is_file(), f"--deepspeed-config {args.deepspeed_config} does not exist")
+        need(not args.compile_decode or zero_stage(json.loads(Path(args.deepspeed_config).read_text())) != 3,
+             "--compile-decode cannot run under ZeRO-3: torch.compile cannot trace its parameter-gathering hooks; "
+             "use a ZeRO-1/2 config or drop the flag")
     return args
 
 

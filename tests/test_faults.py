@@ -241,7 +241,8 @@ def test_resume_refuses_changed_settings_and_lists_them(world, straight, tmp_pat
     message = str(refused.value)
     assert "--lr: 0.003 -> 0.006" in message and "--batch-size: 8 -> 16" in message
     assert "--data-dir: content changed" in message
-    sft(world, save, "--resume", "--eval-interval", "3", "--log-interval", "2")  # what cannot change results
+    sft(world, save, "--resume", "--eval-interval", "3", "--log-interval", "2",
+        "--compile-decode")  # what cannot change results
 
 
 # -- 5. crafted resume state ----------------------------------------------------------------------

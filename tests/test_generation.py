@@ -1,10 +1,15 @@
 """The KV-cache sampler: agreement with full forwards and HF generate, filtering, seeding."""
 from __future__ import annotations
 
+import copy
+import functools
+from pathlib import Path
+
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+import minillm.args as cli
 from minillm.eval.generation import SamplingConfig, sample, warp_logits
 
 EOS, PAD, VOCAB = 1, 1, 37
@@ -147,3 +152,106 @@ def test_full_mixing_samples_from_the_teacher(model, teacher):
     finally:
         hook.remove()
     assert (out.tokens == 7).all()
+
+
+# Static / compiled decoding: the same tokens as the eager loop for the same seed. The eager loop
+# drops finished rows; the static one keeps them but hands the sampler the same sub-batch, so
+# torch.multinomial consumes the generator identically and only float rounding may differ.
+
+@pytest.fixture(scope="module")
+def llama():
+    torch.manual_seed(2)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                         bos_token_id=EOS, eos_token_id=EOS, pad_token_id=PAD)
+    return LlamaForCausalLM(config).eval()
+
+
+def assert_same_samples(reference, other):
+    assert torch.equal(reference.tokens, other.tokens) and torch.equal(reference.lengths, other.lengths)
+    for name in ("student_logprobs", "teacher_logprobs"):
+        if getattr(reference, name) is not None:
+            torch.testing.assert_close(getattr(other, name), getattr(reference, name), rtol=1e-5, atol=1e-5)
+
+
+STATIC_CASES = {  # student, teacher, sampling settings, sync_ranks
+    "gpt2 alone": ("model", None, {}, False),
+    "gpt2 + gpt2 teacher, mixed": ("model", "teacher", {}, False),
+    "llama + gpt2 teacher, mixed, top-p, no-repeat": ("llama", "teacher", {"top_p": 0.9, "no_repeat_ngram_size": 2}, False),
+    "gpt2 + llama teacher, mixed, top-k, rows kept (sync_ranks)": ("model", "llama", {"top_k": 20}, True),
+}
+
+
+@pytest.mark.parametrize("case", STATIC_CASES)
+def test_static_cache_draws_the_same_tokens_as_the_eager_loop(request, case):
+    student, teacher, settings, sync = STATIC_CASES[case]
+    student = request.getfixturevalue(student)
+    teacher = request.getfixturevalue(teacher) if teacher else None
+    ids, mask = left_padded(PROMPTS + [[6]])  # prompts of 5, 2, 3 and 1 tokens
+    steps, early = 24, 0
+    for seed in range(4):
+        outs, kept = {}, {"eager": [], "static": []}
+        for decode in ("eager", "static"):
+            outs[decode] = sample(student, ids, mask, SamplingConfig(max_new_tokens=steps, decode=decode, **settings),
+                                  EOS, PAD, teacher=teacher, teacher_mix=0.2 if teacher else 0.0,
+                                  record_logprobs=True, generator=torch.Generator().manual_seed(seed),
+                                  sync_ranks=sync, keep_teacher_logits=(lambda rows, t, x, into=kept[decode]:
+                                                                        into.append((rows, x))) if teacher else None)
+        assert_same_samples(outs["eager"], outs["static"])
+        for (rows, logits), (static_rows, static_logits) in zip(kept["eager"], kept["static"], strict=True):
+            assert torch.equal(rows, static_rows)
+            torch.testing.assert_close(static_logits, logits, rtol=1e-5, atol=1e-5)
+        early += int((outs["eager"].lengths < steps).sum())
+    assert early > 0  # some rows ended with EOS while others went on: the dropping was exercised
+
+
+def test_compiled_step_is_one_graph_that_draws_the_same_tokens(model, teacher, monkeypatch):
+    """torch.compile's own tracing (fullgraph: no graph break) with the aot_eager backend: inductor's
+    code generation costs ≈ 20 s per shape on 2 CPU cores, and CPU speed is not the target."""
+    from torch._dynamo.utils import counters
+
+    from minillm.eval import generation
+    compiled = functools.cache(lambda device_type: torch.compile(generation._decode_step, fullgraph=True,
+                                                                 backend="aot_eager"))
+    monkeypatch.setattr(generation, "_compiled_decode_step", compiled)
+    torch._dynamo.reset()
+    counters.clear()
+    ids, mask = left_padded(PROMPTS)
+    for seed in (0, 1):  # the second call, with a fresh cache, must reuse the graphs
+        outs = [sample(model, ids, mask, SamplingConfig(max_new_tokens=12, decode=decode), EOS, PAD, teacher=teacher,
+                       teacher_mix=0.2, record_logprobs=True, generator=torch.Generator().manual_seed(seed))
+                for decode in ("eager", "compiled")]
+        assert_same_samples(*outs)
+    assert counters["stats"]["unique_graphs"] == 2  # one per model
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs (mode='reduce-overhead') need a GPU")
+def test_compiled_decoding_on_cuda_draws_the_same_tokens(model, teacher):
+    ids, mask = (x.cuda() for x in left_padded(PROMPTS))
+    student, mixer = copy.deepcopy(model).cuda(), copy.deepcopy(teacher).cuda()
+    outs = [sample(student, ids, mask, SamplingConfig(max_new_tokens=12, decode=decode), EOS, PAD,
+                   teacher=mixer, teacher_mix=0.2, record_logprobs=True,
+                   generator=torch.Generator("cuda").manual_seed(0))
+            for decode in ("eager", "compiled")]
+    assert_same_samples(*outs)
+
+
+def test_unknown_decode_mode_is_refused():
+    with pytest.raises(ValueError, match="decode"):
+        SamplingConfig(decode="graphs")
+
+
+def test_compile_decode_flag_reaches_every_sampler_config_and_refuses_zero3():
+    parser = cli.token_training_parser("", cli.add_kd_args, cli.add_pretraining_args, cli.add_minillm_args)
+    configs = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
+    required = ["--model-path", "m", "--data-dir", "d", "--save", "s", "--teacher-model-path", "t",
+                "--max-new-tokens", "8"]
+    zero1, zero3 = (["--deepspeed-config", str(configs / name)] for name in ("zero1_fp32.json", "zero3_fp32.json"))
+    for flags, decode in (([], "eager"), (["--compile-decode"], "compiled")):
+        args = cli.validate(parser.parse_args(required + zero1 + flags))
+        assert cli.sampling_config(args).decode == decode  # evaluation, generation tools
+        assert cli.validation_config(args).sampling.decode == decode
+        assert cli.on_policy_config(args).decode == decode  # MiniLLM's rollouts
+    cli.validate(parser.parse_args(required + zero3))
+    with pytest.raises(SystemExit, match="--compile-decode cannot run under ZeRO-3"):
+        cli.validate(parser.parse_args(required + zero3 + ["--compile-decode"]))

@@ -8,17 +8,30 @@ teacher, both models step together, the token is drawn from α·p_teacher + (1 �
 and both models' log-probabilities of the drawn token are recorded on the spot, so a rollout
 needs no second forward pass and stores no vocabulary-sized tensor (unless MiniLLM asks to keep
 the teacher's logits, `keep_teacher_logits`).
+
+Opt-in (`SamplingConfig.decode`, unmeasured on a GPU): "static" keeps every row in a preallocated
+cache so each step has the same shapes, and "compiled" also compiles that single-token step
+(CUDA graphs on a GPU), where per-step launch overhead is what the eager loop loses (ref §9).
+Both hand the drawing code the eager loop's sub-batch (same rows, same order), so the generator is
+consumed identically and a seed gives the same tokens; only float rounding may differ (other
+kernels for other shapes).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from transformers import StaticCache
 from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 
 from minillm.modeling import position_ids_from_mask
+
+
+DECODE_MODES = ("eager", "static", "compiled")
+CACHE_LENGTH_MULTIPLE = 64  # static cache lengths are rounded up to this, so few shapes get compiled
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class SamplingConfig:
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     no_repeat_ngram_size: int = 0  # 0 = off; MiniLLM's final evaluation used 6
+    decode: str = "eager"  # one of DECODE_MODES: how the tokens are computed, never which ones
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -39,6 +53,8 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0 or self.no_repeat_ngram_size < 0:
             raise ValueError("top_k and no_repeat_ngram_size must be ≥ 0")
+        if self.decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}, got {self.decode!r}")
 
 
 @dataclass
@@ -101,6 +117,53 @@ class KVStepper:
         self.next_position = self.next_position[rows]
 
 
+class StaticKVStepper:
+    """KVStepper's interface over a preallocated cache: finished rows stay in the batch, fed any
+    token, and only the kept rows' logits are returned, so every step has the same shapes and the
+    sampler sees exactly the sub-batch the eager stepper would give it."""
+
+    def __init__(self, model: torch.nn.Module, max_new_tokens: int, compiled: bool):
+        self.model, self.max_new_tokens = model, max_new_tokens
+        self.forward = _compiled_decode_step(next(model.parameters()).device.type) if compiled else _decode_step
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        batch, prompt = input_ids.shape
+        length = -(-(prompt + self.max_new_tokens) // CACHE_LENGTH_MULTIPLE) * CACHE_LENGTH_MULTIPLE
+        self.cache = StaticCache(config=self.model.config, max_cache_len=length)
+        # The whole mask up front: the causal mask already hides the slots not written yet.
+        self.attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, length - prompt)], 1)
+        positions = position_ids_from_mask(attention_mask)
+        out = self.model(input_ids=input_ids, attention_mask=self.attention_mask, position_ids=positions,
+                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        self.next_position = positions[:, -1:] + 1
+        self.rows = torch.arange(batch, device=input_ids.device)
+        self.tokens = input_ids[:, -1].clone()
+        return out.logits[:, -1]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.tokens[self.rows] = tokens
+        logits = self.forward(self.model, self.tokens[:, None], self.attention_mask, self.next_position, self.cache)
+        self.next_position = self.next_position + 1
+        return logits[self.rows]
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        self.rows = self.rows[rows]
+
+
+def _decode_step(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor, cache: StaticCache) -> torch.Tensor:
+    # forward, not __call__: a DeepSpeed engine hooks the model it wraps with timers that
+    # torch.compile cannot trace (time.time), and they only keep its books.
+    return model.forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                 past_key_values=cache, use_cache=True).logits[:, -1]
+
+
+@functools.cache
+def _compiled_decode_step(device_type: str) -> Callable:
+    # One compiled function per process: a fresh torch.compile per call would compile again.
+    return torch.compile(_decode_step, fullgraph=True, mode="reduce-overhead" if device_type == "cuda" else None)
+
+
 @torch.no_grad()
 def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            config: SamplingConfig, eos_token_id: int, pad_token_id: int,
@@ -133,7 +196,9 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
                  if config.no_repeat_ngram_size > 0 else None)
     history = input_ids
 
-    steppers = [KVStepper(model)] + ([KVStepper(teacher)] if teacher is not None else [])
+    steppers = [KVStepper(net) if config.decode == "eager" else
+                StaticKVStepper(net, steps, compiled=config.decode == "compiled")
+                for net in (model, teacher) if net is not None]
     logits = [stepper.prefill(input_ids, attention_mask) for stepper in steppers]
     vocab = min(step_logits.shape[-1] for step_logits in logits)
     for t in range(steps):

@@ -57,6 +57,7 @@ class OnPolicyConfig:
     whiten: str  # one of minillm.ppo.rollouts.WHITENING
     seed: int
     teacher_logits_budget_mib: float = 0.0  # > 0: the single-step term reuses the sampler's teacher logits
+    decode: str = "eager"  # the sampler's minillm.eval.generation.DECODE_MODES
 
     def __post_init__(self):
         if self.num_rollouts <= 0 or self.ppo_epochs <= 0 or self.rollout_batch_size <= 0 or self.max_new_tokens <= 0:
@@ -87,7 +88,8 @@ class OnPolicyStep:
         self.minibatches_per_epoch = config.num_rollouts // self.plan.global_batch
         self.steps_per_collection = config.ppo_epochs * self.minibatches_per_epoch
         self.prompt_sampler = GlobalBatchSampler(len(self.prompt_pool), config.num_rollouts, config.seed)
-        self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens)  # rollouts: pure ancestral sampling
+        # rollouts: pure ancestral sampling
+        self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, decode=config.decode)
         self.rollouts: Rollouts | None = None
         self.collection_stats: dict[str, float] = {}
 

@@ -22,10 +22,11 @@ from minillm.fileio import atomic_write_json
 
 RUN_FILE = "run.json"
 # Flags a resumed run may change: they decide when it evaluates, logs or stops, how its global
-# batch is split into micro-batches, and where files go; not the trajectory.
+# batch is split into micro-batches, how the sampler computes its tokens, and where files go; not
+# the trajectory.
 RESUMABLE_CHANGES = frozenset({"eval_interval", "log_interval", "stop_after_steps", "eval_batch_tokens",
-                               "micro_batch_size", "max_nonfinite_steps", "resume", "overwrite", "local_rank",
-                               "save"})
+                               "micro_batch_size", "max_nonfinite_steps", "compile_decode", "resume", "overwrite",
+                               "local_rank", "save"})
 # Path flags compared by the content they point to, not by their spelling.
 FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "ptx_data_dir", "model_path", "tokenizer_path",
                        "teacher_model_path", "deepspeed_config")
