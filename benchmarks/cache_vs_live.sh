@@ -22,9 +22,9 @@ LIVE=${LIVE:-reuse}
 # The driver's stage for the arm: its script, teacher (trained with the first training seed, 10)
 # and task streams (DSS-KD: the label task, then the rationale task), each with its own cache.
 case $ARM in
-  kd) LIVE_ARM=kd-forward_kl SCRIPT=scripts/kd/kd_base.sh TEACHER=$RESULTS/runs/teacher/seed10
+  kd) LIVE_ARM=kd-forward_kl SCRIPT=scripts/kd/kd_base.sh TEACHER=$RESULTS/runs/teacher/seed${TRAIN_SEEDS%% *}
       STREAMS=("DATA_DIR=$PROCESSED/full/tiny") ;;
-  dss-kd) LIVE_ARM=dss-kd SCRIPT=scripts/dss/dss_kd_base.sh TEACHER=$RESULTS/runs/dss-teacher/seed10
+  dss-kd) LIVE_ARM=dss-kd SCRIPT=scripts/dss/dss_kd_base.sh TEACHER=$RESULTS/runs/dss-teacher/seed${TRAIN_SEEDS%% *}
       STREAMS=("DATA_DIR=$PROCESSED/dss/full/label/tiny" "RATIONALE_DATA_DIR=$PROCESSED/dss/full/rationale/tiny") ;;
   *) echo "error: ARM=$ARM; choose kd or dss-kd" >&2; exit 1 ;;
 esac

@@ -6,6 +6,10 @@ scripts and the gpt2 preset fall back to these values rather than to copies of t
 """
 from __future__ import annotations
 
+import shlex
+
+import numpy as np
+
 # Token-level training (SFT, KD, SeqKD, the step-by-step students): ref §3.
 SFT = {"lr": 5e-4, "epochs": 20, "batch_size": 32, "micro_batch_size": 16, "max_length": 512,
        "max_prompt_length": 256}
@@ -22,13 +26,21 @@ MINILLM = {"lr": 5e-6, "lr_scheduler": "constant", "warmup_steps": 100, "total_s
 RECIPES = {"sft": SFT, "init": INIT, "teacher": TEACHER, "dss_teacher": DSS_TEACHER, "minillm": MINILLM}
 
 
-def shell_assignments() -> str:
-    """PAPER_<RECIPE>_<KEY>=value, one per line; a tuple becomes a space-separated word list."""
-    def word(value) -> str:
-        return f"'{' '.join(map(str, value))}'" if isinstance(value, tuple) else str(value)
-    return "\n".join(f"PAPER_{recipe.upper()}_{key.upper()}={word(value)}"
-                     for recipe, values in RECIPES.items() for key, value in values.items())
+def shell_word(value) -> str:
+    """A value as the recipes write it: small floats in scientific form (5e-4, not 0.0005, so that
+    logs and command lines read like the paper), a tuple as one space-separated word."""
+    if isinstance(value, tuple):
+        return shlex.quote(" ".join(shell_word(item) for item in value))
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        return np.format_float_scientific(value, trim="-", exp_digits=1)  # shortest exact form
+    return shlex.quote(str(value))
+
+
+def shell_values() -> dict[str, str]:
+    """PAPER_<RECIPE>_<KEY> → its value as a shell word."""
+    return {f"PAPER_{recipe.upper()}_{key.upper()}": shell_word(value)
+            for recipe, values in RECIPES.items() for key, value in values.items()}
 
 
 if __name__ == "__main__":
-    print(shell_assignments())
+    print("\n".join(f"{name}={value}" for name, value in shell_values().items()))

@@ -39,6 +39,9 @@ def package_imports() -> dict[str, set[str]]:
     for name, path in modules.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:  # relative: resolved against the module's package
+                package_parts = name.split(".")[:-1][:len(name.split(".")) - node.level]
+                node.module = ".".join(["minillm", *package_parts, *([node.module] if node.module else [])])
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("minillm"):
                 base = node.module.removeprefix("minillm").lstrip(".")
                 for alias in node.names:  # "from minillm.ppo import losses" imports the module ppo.losses
@@ -74,3 +77,10 @@ def test_no_import_cycles():
 
     for module in imports:
         visit(module, ())
+
+
+def test_the_experiment_machinery_never_imports_the_library_above_the_ground_floor():
+    """The report and the stages read files; they must not drag in the training or sampling code."""
+    reached = {dependency for module, dependencies in package_imports().items() if module.startswith("experiments.")
+               for dependency in dependencies}
+    assert not {module for module in reached if module.split(".")[0] in ("train", "ppo", "eval", "args")}, reached

@@ -275,7 +275,7 @@ def test_the_control_arm_script_runs_with_and_without_a_corpus(tmp_path, ptx):
     launched = (tmp_path / "launched").read_text()
     assert "--kd-ratio 0" in launched and ("--ptx-kd-ratio 0.5" in launched) == (ptx == "1")
     # MiniLLM's recipe from minillm/recipes.py, through common.sh's PAPER_* variables
-    assert "--lr 5e-06 " in launched and "--adam-betas 0.9 0.95 --weight-decay 1e-06 --dropout 0.0" in launched
+    assert "--lr 5e-6 " in launched and "--adam-betas 0.9 0.95 --weight-decay 1e-6 --dropout 0.0" in launched
 
 
 def test_the_stories_preset_runs_its_own_pipeline_on_the_drivers_stages(tmp_path):
@@ -293,6 +293,8 @@ def test_the_stories_preset_runs_its_own_pipeline_on_the_drivers_stages(tmp_path
     assert f"minillm={results}/minillm" in stages["compare"]
     result, stages = dry_run(tmp_path, PRESET="stories", LLAMA2C_DIR=str(tmp_path / "absent"))
     assert result.returncode == 1 and not stages and "needs llama2.c's stories260K" in result.stderr
+    result, stages = dry_run(tmp_path, PRESET="stories", LLAMA2C_DIR=str(llama2c), MAX_EVAL_ROWS="5")
+    assert result.returncode == 1 and not stages and "MAX_EVAL_ROWS does not apply to the stories preset" in result.stderr
 
 
 def test_teacher_cache_top_k_gives_kd_and_dss_kd_a_cache_stage_each_and_changes_nothing_else(tmp_path):

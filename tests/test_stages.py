@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from minillm.experiments import stages
 from minillm.experiments.stages import fingerprint_parts, run_stage
 
 WRITE = "import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.mkdir(exist_ok=True); " \
@@ -71,22 +72,29 @@ def test_a_failed_stage_is_resumed_with_its_outputs_kept(tmp_path, capsys):
     assert (tmp_path / "stages" / "r.json").exists() and not (tmp_path / "stages" / "r.running.json").exists()
 
 
-def test_what_a_stage_script_sources_or_evaluates_is_part_of_its_fingerprint(tmp_path, monkeypatch):
-    """Editing scripts/lib/*.sh (a launcher's defaults) or the recipes module reruns the stages whose
-    scripts read them, as editing the stage script itself does; a stage that reads neither keeps its print."""
+def test_what_a_stage_script_sources_runs_or_reads_from_the_recipes_is_part_of_its_fingerprint(
+        tmp_path, monkeypatch, capsys):
+    """Editing scripts/lib/*.sh (a launcher's defaults), a script a stage script runs, or a recipe
+    value it reads reruns that stage, as editing the stage script itself does; other stages keep
+    their fingerprint."""
     monkeypatch.chdir(tmp_path)  # the driver runs its stages from the repository root
     files = {"scripts/kd/kd_base.sh": 'source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"\n'
-                                      'source "$BASE_PATH/scripts/lib/kd.sh"\n',
-             "scripts/lib/common.sh": 'eval "$(python -m minillm.recipes)"\n',
-             "scripts/lib/kd.sh": "KD_RATIO=${KD_RATIO:-0.5}\n", "minillm/recipes.py": "SFT = {}\n",
-             "scripts/eval/run_eval.sh": "echo eval\n"}
+                                      'source "$BASE_PATH/scripts/lib/kd.sh"\n'
+                                      'DEV_NUM=1 bash scripts/tools/process.sh "$BASE_PATH"\n',
+             "scripts/lib/common.sh": "# PAPER_SFT_EPOCHS in a comment is not read\n",
+             "scripts/lib/kd.sh": "LR=${LR:-$PAPER_SFT_LR}\n", "scripts/tools/process.sh": "echo process\n",
+             "scripts/eval/run_eval.sh": "source scripts/lib/gone.sh\n"}
     for path, text in files.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
     kd, evaluation = ["env", "LR=1", "bash", "scripts/kd/kd_base.sh", "."], ["bash", "scripts/eval/run_eval.sh", "."]
     before = fingerprint_parts(kd, [], []), fingerprint_parts(evaluation, [], [])
-    assert {f"script {path}" for path in files if path != "scripts/eval/run_eval.sh"} <= set(before[0])
-    for path in ("scripts/lib/kd.sh", "minillm/recipes.py"):
+    assert set(before[0]) == {"command", "recipe PAPER_SFT_LR", *(f"script {path}" for path in files if "eval" not in path)}
+    assert "scripts/lib/gone.sh, which is not there" in capsys.readouterr().err
+    for path in ("scripts/lib/kd.sh", "scripts/tools/process.sh"):
         Path(path).write_text(Path(path).read_text() + "# changed\n")
         after = fingerprint_parts(kd, [], []), fingerprint_parts(evaluation, [], [])
         assert after[0][f"script {path}"] != before[0][f"script {path}"] and after[1] == before[1]
+    monkeypatch.setattr(stages, "shell_values", lambda: {"PAPER_SFT_LR": "1e-3", "PAPER_SFT_EPOCHS": "20"})
+    after = fingerprint_parts(kd, [], [])
+    assert after["recipe PAPER_SFT_LR"] != before[0]["recipe PAPER_SFT_LR"]

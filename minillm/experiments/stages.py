@@ -7,12 +7,14 @@ have not changed is skipped (and says so); --force reruns it.
 A stage's fingerprint hashes its command line (variable assignments included: the driver writes
 them as `env NAME=value ...`), the values of the environment variables named in $STAGE_ENV that
 are set (the preset's shared knobs, and the stage scripts' knobs a user may export), the content
-of every command argument that is a .sh or .py file (the stage scripts and entrypoints; not data
-files named on the command line, which may be outputs) and of what those scripts source
-(scripts/lib/*.sh, followed recursively) or evaluate as settings (`eval "$(python -m
-minillm.recipes)"`: the recipes' module), and, for each input path, the size and
+of every command argument that is a .sh or .py file (the stage scripts and any script or tool
+named there; not data files named on the command line, which may be outputs), of the scripts
+those source (scripts/lib/*.sh) or run (`bash scripts/...`), followed recursively, and the values
+of the PAPER_* recipes they read (minillm/recipes.py; a recipe a script does not read changes
+nothing), and, for each input path, the size and
 modification time of every file under it (outputs are written atomically, so a rerun stage
-changes its outputs' times and its dependents rerun). The package's code is NOT part of it: after changing minillm/, use --force.
+changes its outputs' times and its dependents rerun). The package's code, and the entrypoints and tools
+the scripts launch, are NOT part of it: after changing them, use --force.
 
 After success the stage's record ({state-dir}/{name}.json) holds the fingerprint and timing.
 An interrupted stage leaves {name}.running.json: rerun with the same fingerprint, its outputs
@@ -33,30 +35,35 @@ import time
 from pathlib import Path
 
 from minillm.fileio import atomic_write_json
+from minillm.recipes import shell_values
 
 SCRIPT_SUFFIXES = (".sh", ".py")  # command arguments whose content is part of the fingerprint
 SOURCED_SCRIPT = re.compile(r'^\s*(?:source|\.)\s+.*?((?:scripts/)?lib/[\w.-]+\.sh)', re.M)
-EVALUATED_MODULE = re.compile(r'eval "\$\(python -m (minillm[\w.]*)\)"')
+RUN_SCRIPT = re.compile(r'\bbash\s+"?(?:\$BASE_PATH/)?(scripts/[\w/.-]+\.sh)')
+RECIPE_VALUE = re.compile(r'\bPAPER_\w+')  # the recipes scripts/lib/common.sh reads (minillm/recipes.py)
 
 
-def script_dependencies(script: Path) -> list[Path]:
-    """The files a stage script's outcome depends on besides itself: the scripts/lib/*.sh it
-    sources (recursively) and the package modules whose output it evaluates as settings; paths
-    relative to the repository root, where the driver runs its stages."""
+def script_dependencies(script: Path) -> tuple[list[Path], list[str]]:
+    """What a stage script's outcome depends on besides itself and its command line: the scripts
+    it sources (scripts/lib/*.sh) or runs (bash scripts/...), recursively, as paths relative to the
+    repository root where the driver runs its stages; and the PAPER_* recipe values they read."""
     found: list[Path] = []
+    recipes: set[str] = set()
     pending = [script]
     while pending:
-        text = pending.pop().read_text()
-        for match in SOURCED_SCRIPT.finditer(text):
-            sourced = Path(match.group(1) if match.group(1).startswith("scripts/") else f"scripts/{match.group(1)}")
-            if sourced.is_file() and sourced not in found:
-                found.append(sourced)
-                pending.append(sourced)
-        for match in EVALUATED_MODULE.finditer(text):
-            module = Path(match.group(1).replace(".", "/") + ".py")
-            if module.is_file() and module not in found:
-                found.append(module)
-    return found
+        current = pending.pop()
+        code = "\n".join(line for line in current.read_text().splitlines() if not line.lstrip().startswith("#"))
+        recipes.update(RECIPE_VALUE.findall(code))
+        named = [match if match.startswith("scripts/") else f"scripts/{match}"
+                 for match in SOURCED_SCRIPT.findall(code) + RUN_SCRIPT.findall(code)]
+        for path in map(Path, named):
+            if not path.is_file():
+                print(f"warning: {current} sources or runs {path}, which is not there from {Path.cwd()}: "
+                      f"changes to it will not rerun the stage", file=sys.stderr)
+            elif path != script and path not in found:
+                found.append(path)
+                pending.append(path)
+    return found, sorted(recipes)
 
 
 def _input_signature(path: Path) -> list:
@@ -79,9 +86,15 @@ def fingerprint_parts(command: list[str], inputs: list[Path], env_names: list[st
     # saw it with the fingerprint it had.
     parts.update({f"${name}": _sha256(os.environ[name]) for name in env_names if name in os.environ})
     scripts = [Path(arg) for arg in command if Path(arg).suffix in SCRIPT_SUFFIXES and Path(arg).is_file()]
-    scripts += [dependency for script in scripts if script.suffix == ".sh"
-                for dependency in script_dependencies(script) if dependency not in scripts]
-    parts.update({f"script {path}": hashlib.sha256(path.read_bytes()).hexdigest() for path in dict.fromkeys(scripts)})
+    recipes: set[str] = set()
+    for script in [script for script in scripts if script.suffix == ".sh"]:
+        dependencies, names = script_dependencies(script)
+        scripts += [dependency for dependency in dependencies if dependency not in scripts]
+        recipes.update(names)
+    parts.update({f"script {path}": hashlib.sha256(path.read_bytes()).hexdigest() for path in scripts})
+    if recipes:
+        values = shell_values()
+        parts.update({f"recipe {name}": _sha256(values.get(name)) for name in sorted(recipes)})
     parts.update({f"input {path}": _sha256(_input_signature(path)) for path in inputs})
     return parts
 

@@ -12,7 +12,10 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$BASE_PATH${PYTHONPATH:+:$PYTHONPATH}"
 cd "$BASE_PATH"
 # The paper's recipes (minillm/recipes.py), the stage scripts' fallbacks: PAPER_SFT_LR, PAPER_MINILLM_LR, ...
-eval "$(python -m minillm.recipes)"
+# (a failed substitution inside eval would not stop the script: checked on its own)
+paper_recipes=$(python -m minillm.recipes) || { echo "error: cannot read the recipes (python -m minillm.recipes in" \
+  "$BASE_PATH failed, see above): is BASE_PATH the repository and its environment active?" >&2; exit 1; }
+eval "$paper_recipes"
 
 # On CPU, ranks share the cores; oversubscribed threads are much slower than one per core. (The
 # CUDA probe imports torch, ~1 s: skipped when the caller, e.g. the driver, already chose.)

@@ -13,8 +13,9 @@
 # resume, --force); METHODS and TRAIN_SEEDS do not apply. Every variable can be set from the environment.
 
 # These models (40K-260K parameters) run much faster on one thread than on two (a KD step: 0.07 s
-# vs 1.3 s on a busy 2-core machine); the thread count changes speed only.
-export OMP_NUM_THREADS=1
+# vs 1.3 s on a busy 2-core machine); the thread count changes speed only. (common.sh has set
+# OMP_NUM_THREADS already; STORIES_THREADS chooses.)
+export OMP_NUM_THREADS=${STORIES_THREADS:-1}
 WORK=${WORK:-$BASE_PATH}
 LLAMA2C_DIR=${LLAMA2C_DIR:-$BASE_PATH/../shared/data/models/stories260K}
 TEACHER=${TEACHER:-$WORK/checkpoints/stories260K}
@@ -42,15 +43,20 @@ preset_pipeline() {
       "(../shared/data/models/, see its README); point LLAMA2C_DIR at a copy" >&2
     exit 1
   fi
+  local knob
+  for knob in MAX_TRAIN_ROWS MAX_EVAL_ROWS TEACHER_CACHE_TOP_K; do  # the instruction pipeline's knobs
+    [[ -z ${!knob} ]] || { echo "error: $knob does not apply to the stories preset; unset it" >&2; exit 1; }
+  done
   echo "preset stories: results in $RESULTS; every student $STEPS steps of $BATCH_SIZE sequences from one init"
   local token_run=(env "EXTRA_ARGS=--total-steps $STEPS --resume" MODEL_PATH="$STUDENT_INIT" DATA_DIR="$PROCESSED/full"
     LR="$LR")
-  stage teacher "$LLAMA2C_DIR" "$TEACHER" python tools/convert_llama2c.py \
+  # The teacher, the student init and the data depend on none of the training knobs in STAGE_ENV.
+  STAGE_ENV= stage teacher "$LLAMA2C_DIR" "$TEACHER" python tools/convert_llama2c.py \
     --checkpoint "$LLAMA2C_DIR/stories260K.bin" --tokenizer "$LLAMA2C_DIR/tok512.bin" --out "$TEACHER"
   # shellcheck disable=SC2086  # STUDENT_SHAPE is a list of flags
-  stage student-init "$TEACHER" "$STUDENT_INIT" python tools/make_llama_student.py --teacher "$TEACHER" \
+  STAGE_ENV= stage student-init "$TEACHER" "$STUDENT_INIT" python tools/make_llama_student.py --teacher "$TEACHER" \
     --out "$STUDENT_INIT" $STUDENT_SHAPE
-  stage data "$TEACHER" "$PROCESSED" python tools/make_stories_data.py --teacher "$TEACHER" --out "$PROCESSED" \
+  STAGE_ENV= stage data "$TEACHER" "$PROCESSED" python tools/make_stories_data.py --teacher "$TEACHER" --out "$PROCESSED" \
     --num-train "$NUM_TRAIN" --num-valid "$NUM_VALID" --num-test "$NUM_TEST" --prompt-tokens "$PROMPT_TOKENS" \
     --continuation-tokens "$CONTINUATION_TOKENS"
   stage seqkd "$PROCESSED $STUDENT_INIT" "$RESULTS/seqkd" "${token_run[@]}" SAVE_PATH="$RESULTS/seqkd" KD_RATIO=0 \
@@ -78,4 +84,5 @@ preset_pipeline() {
     --note "seqkd = SFT on the teacher's samples; kd_* = (1 - $KD_RATIO)·CE + $KD_RATIO·KL on the same samples."
   echo
   echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] done; table in $RESULTS/comparison.md"
+  cat "$RESULTS/comparison.md"
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Teacher: SFT of GPT-2 XL (1.5B) on dolly, the paper's teacher recipe (minillm/recipes.py TEACHER);
-# later stages take its best
-# checkpoint by validation Rouge-L from $SAVE_PATH/best.json.
+# later stages take its best checkpoint by validation Rouge-L from $SAVE_PATH/best.json.
 # Usage: bash scripts/sft/sft_xlarge.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 MODEL_PATH=${MODEL_PATH:-$BASE_PATH/checkpoints/gpt2-xl}
