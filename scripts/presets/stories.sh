@@ -84,5 +84,5 @@ preset_pipeline() {
     --note "seqkd = SFT on the teacher's samples; kd_* = (1 - $KD_RATIO)·CE + $KD_RATIO·KL on the same samples."
   echo
   echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] done; table in $RESULTS/comparison.md"
-  cat "$RESULTS/comparison.md"
+  if [[ -f $RESULTS/comparison.md ]]; then cat "$RESULTS/comparison.md"; fi  # also when every stage was skipped
 }
