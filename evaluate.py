@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from minillm.eval.evaluation import (
 )
 from minillm.experiments.rendering import summary_table
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from minillm.log import RunLogger
+from minillm.log import RunLogger, peak_memory_mib
 from minillm.modeling import DTYPES, load_for_inference
 from minillm.train.checkpoint import read_prompt_prefix, resolve_checkpoint
 
@@ -133,12 +134,18 @@ def main(argv: list[str] | None = None) -> dict:
         prompts = [tokenizer.encode(p, add_special_tokens=False) for p in eval_set.prompts[:rows]]
         references, answers = eval_set.references[:rows], eval_set.answers[:rows]
 
-        def generate(seed: int, sampling, label: str) -> list[str]:
-            return generate_texts(model, tokenizer, prompts, sampling, seed=seed, dist_info=dist_info,
-                                  max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
-                                  logger=log, desc=f"{set_name} {label}").texts
+        speed = {}  # output folder → sampling time and tokens, for the log (benchmarks/gpu_check_report.py)
 
-        sampled = [generate(seed, config, f"seed {seed}") for seed in args.seeds]
+        def generate(seed: int, sampling, folder: str) -> list[str]:
+            started = time.time()
+            out = generate_texts(model, tokenizer, prompts, sampling, seed=seed, dist_info=dist_info,
+                                 max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
+                                 logger=log, desc=f"{set_name} {folder if folder == 'greedy' else 'seed ' + folder}")
+            speed[folder] = {"seconds": round(time.time() - started, 3), "tokens": int(sum(out.lengths)),
+                             "peak_memory_mib": round(peak_memory_mib(dist_info.device), 1)}
+            return out.texts
+
+        sampled = [generate(seed, config, str(seed)) for seed in args.seeds]
         wants_greedy = args.accuracy_decoding == "greedy" and any(answer.strip() for answer in answers)
         greedy = generate(args.seeds[0], greedy_config, "greedy") if wants_greedy else None
         entry = {"path": str(eval_set.path), **summarize_set(references, answers, eval_set.families[:rows],
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
             outputs["greedy"] = (greedy, {"decoding": "greedy", "accuracy_strict": entry["accuracy_strict"],
                                           "accuracy_flexible": entry["accuracy_flexible"]})
         for folder, (texts, metrics) in outputs.items():
-            log.metrics({"event": "eval", "set": set_name, "rows": rows, **metrics})
+            log.metrics({"event": "eval", "set": set_name, "rows": rows, **metrics, **speed[folder]})
             if dist_info.is_main:
                 atomic_write_jsonl(save / set_name / folder / "answers.jsonl", answer_records(eval_set, texts))
                 atomic_write_json(save / set_name / folder / "metrics.json", {"set": set_name, "rows": rows, **metrics})

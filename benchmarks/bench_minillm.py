@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ import transformers  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minillm.eval.generation import SamplingConfig, sample  # noqa: E402
+from minillm.log import peak_memory_mib  # noqa: E402
 from minillm.modeling import inference_dtype  # noqa: E402
 from minillm.ppo.rollouts import Rollouts, collate_rollouts, collect  # noqa: E402
 from minillm.ppo.step import OnPolicyStep  # noqa: E402
@@ -173,14 +173,6 @@ def synchronize(device: torch.device) -> None:
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """CUDA: peak allocated since the last reset (so per figure). CPU: the process's max RSS so
-    far, which cannot be reset (so it only grows from figure to figure)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def measure(name: str, run: Callable[[], object], *, repeats: int, tokens: int, decode_steps: int | None,

@@ -5,11 +5,13 @@ Only rank 0 writes; on other ranks every method is a no-op, so callers never bra
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from minillm.fileio import atomic_write_text
@@ -87,6 +89,14 @@ class RunLogger:
             if handle is not None:
                 handle.close()
         self._text = self._jsonl = None
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """CUDA: peak allocated since the last reset. CPU: the process's max RSS so far, which cannot be
+    reset and includes Python, torch and every model."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _fmt(value: Any) -> str:

@@ -41,6 +41,10 @@ def test_evaluate_writes_answers_metrics_and_summary(world, tmp_path):
     assert sum(scoped["rows"] for scoped in entry["families"].values()) == 10
     assert all(len(scoped["rougeL_per_seed"]) == 2 for scoped in entry["families"].values())
     assert {"category", "answer"} <= set(greedy[0])
+    # Each sampling pass's speed and memory, for benchmarks/gpu_check_report.py; at most 12 new tokens a row
+    timed = [json.loads(line) for line in open(save / "eval_log.jsonl") if '"set"' in line]
+    assert len(timed) == 3 and all(r["seconds"] > 0 and 10 <= r["tokens"] <= 120 and r["peak_memory_mib"] > 0
+                                   for r in timed), timed
 
 
 def test_a_named_missing_set_is_an_error(world, tmp_path):

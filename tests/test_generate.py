@@ -24,6 +24,7 @@ def test_teacher_outputs_replace_gold_outputs_except_on_validation_rows(world, t
     assert sum(r["output"] != g["output"] for r, g in zip(rows[40:], gold[40:])) > 0.9 * (len(rows) - 40)
     meta = json.loads((out / "generation.json").read_text())
     assert meta["generated_rows"] == len(rows) - 40 and meta["sampling"]["temperature"] == 1.0
+    assert meta["generated_rows"] <= meta["tokens"] <= 12 * meta["generated_rows"] and meta["peak_memory_mib"] > 0
 
     processed = tmp_path / "processed"
     status = load_tool("process_data_dolly").main([

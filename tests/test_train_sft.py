@@ -43,6 +43,7 @@ def test_sft_learns_and_writes_loadable_checkpoints(world, tmp_path):
     assert model.config.vocab_size == AutoModelForCausalLM.from_pretrained(world.student).config.vocab_size
     final = json.loads((save / "final.json").read_text())
     assert final["steps"] == 30 and final["tokens"] > 0
+    assert final["deepspeed_skipped_steps"] == final["skipped_steps"] == 0 and final["peak_memory_mib"] > 0
     assert "config:" in (save / "log.txt").read_text()
 
 

@@ -28,7 +28,7 @@ from minillm.data.templates import build_prompt
 from minillm.distributed import init_distributed
 from minillm.eval.evaluation import generate_texts
 from minillm.fileio import atomic_write_json, atomic_write_jsonl
-from minillm.log import RunLogger
+from minillm.log import RunLogger, peak_memory_mib
 from minillm.modeling import DTYPES, load_for_inference
 from minillm.train.checkpoint import resolve_checkpoint
 
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                for row in rows[dev:]]
     log.info(f"teacher {model_path}: sampling {len(prompts)} responses ({dev} validation rows stay gold)")
     started = time.time()
-    texts = generate_texts(model, tokenizer, prompts, cli.sampling_config(args), seed=args.seed,
-                           dist_info=dist_info, max_prompt_length=args.max_prompt_length,
-                           batch_tokens=args.eval_batch_tokens, logger=log, desc="teacher outputs").texts
+    out = generate_texts(model, tokenizer, prompts, cli.sampling_config(args), seed=args.seed,
+                         dist_info=dist_info, max_prompt_length=args.max_prompt_length,
+                         batch_tokens=args.eval_batch_tokens, logger=log, desc="teacher outputs")
+    texts = out.texts
     seconds = time.time() - started
     if dist_info.is_main:
         generated = [{**row, "output": text, "gold_output": row["output"]} for row, text in zip(rows[dev:], texts)]
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"teacher": str(model_path), "source": str(raw_path), "rows": len(rows), "gold_rows": dev,
                 "generated_rows": len(texts), "empty_responses": empty, "seed": args.seed,
                 "sampling": vars(cli.sampling_config(args)), "max_prompt_length": args.max_prompt_length,
-                "seconds": round(seconds, 1), "world_size": dist_info.world_size}
+                "seconds": round(seconds, 1), "tokens": int(sum(out.lengths)),
+                "peak_memory_mib": round(peak_memory_mib(dist_info.device), 1), "world_size": dist_info.world_size}
         atomic_write_json(Path(args.save) / "generation.json", meta)
         log.info(f"wrote {args.save}/raw.jsonl: {len(texts)} teacher responses ({empty} empty) "
                  f"in {seconds:.1f} s")

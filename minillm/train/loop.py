@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from minillm.fileio import atomic_write_json
+from minillm.log import peak_memory_mib
 from minillm.train import checkpoint
 from minillm.train.setup import TrainingSetup, restore_run
 
@@ -162,7 +163,11 @@ class TrainingLoop:
 def finish_run(setup: TrainingSetup, state: RunState) -> None:
     """After a complete run: `final.json` (steps, the counters, time, evaluations, best) for reports."""
     if setup.dist.is_main and state.step == setup.total_steps:
+        # deepspeed_skipped_steps: every update DeepSpeed did not apply, fp16's loss-scale overflows
+        # (not failures, see minillm.guard) as well as the guard's non-finite steps.
         summary = {"steps": state.step, **state.counters, "skipped_steps": state.skipped_steps,
+                   "deepspeed_skipped_steps": int(setup.engine.skipped_steps),
+                   "peak_memory_mib": round(peak_memory_mib(setup.dist.device), 1),
                    "train_seconds": round(state.train_seconds, 1), "evaluations": state.history,
                    "best": checkpoint.read_best(setup.log.run_dir)}
         atomic_write_json(setup.log.run_dir / "final.json", summary)
