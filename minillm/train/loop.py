@@ -164,7 +164,7 @@ def finish_run(setup: TrainingSetup, state: RunState) -> None:
     """After a complete run: `final.json` (steps, the counters, time, evaluations, best) for reports."""
     if setup.dist.is_main and state.step == setup.total_steps:
         # deepspeed_skipped_steps: every update DeepSpeed did not apply, fp16's loss-scale overflows
-        # (not failures, see minillm.guard) as well as the guard's non-finite steps.
+        # (not failures, see minillm.train.guard) as well as the guard's non-finite steps.
         summary = {"steps": state.step, **state.counters, "skipped_steps": state.skipped_steps,
                    "deepspeed_skipped_steps": int(setup.engine.skipped_steps),
                    "peak_memory_mib": round(peak_memory_mib(setup.dist.device), 1),
