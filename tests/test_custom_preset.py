@@ -79,6 +79,10 @@ def test_the_newer_on_policy_arms_run_with_methods_all_from_the_sft_student(tmp_
     # their control arm: the same recipe variables as theirs
     recipe = {arg for arg in stages["sft-continued-seed10"] if arg.split("=")[0] in ("LR", "TOTAL_STEPS", "BATCH_SIZE")}
     assert recipe <= set(stages["gkd-seed10"]) and recipe <= set(stages["distillm-seed10"])
+    # MiniLLM with LMOps' whitening: MiniLLM's stage with that one flag more
+    lmops = stages["minillm-lmops-seed10"]
+    assert "EXTRA_ARGS=--resume --whiten reference" in lmops and "scripts/minillm/train_base_xl.sh" in lmops
+    assert "eval-minillm-lmops-seed10" in stages
 
 
 def test_row_caps_are_stages_and_command_line_flags_only_when_set(tmp_path):
