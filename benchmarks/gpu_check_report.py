@@ -26,9 +26,17 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-import transformers
-from transformers import AutoConfig, AutoModelForCausalLM
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: this checkout's `minillm`
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
+
+from minillm.experiments.reading import ReportError, read_jsonl  # noqa: E402
+from minillm.experiments.rendering import markdown_table  # noqa: E402
+from minillm.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 # Dense bf16 (= fp16) tensor-core peak, TFLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
@@ -49,8 +57,9 @@ def parameter_count(model_path: str) -> int:
         return AutoModelForCausalLM.from_config(config).num_parameters()
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def read_records(path: Path) -> list[dict]:
+    """A JSON-lines file's records; none when the stage never wrote it (it crashed first)."""
+    return read_jsonl(path) if path.is_file() else []
 
 
 def step_loss(record: dict) -> float | None:
@@ -78,7 +87,7 @@ def loss_trend(losses: list[float]) -> tuple[float, float, bool] | None:
 
 def train_row(run: Path, peak: float | None) -> dict:
     final = json.loads((run / "final.json").read_text()) if (run / "final.json").is_file() else None
-    records = read_jsonl(run / "log.jsonl")
+    records = read_records(run / "log.jsonl")
     row: dict = {"problems": []}
     if final is None:
         row["problems"].append("no final.json: the run did not finish")
@@ -122,7 +131,7 @@ def generate_row(run: Path) -> dict:
 
 def eval_rows(run: Path) -> dict:
     """Per eval set (the check samples one seed) and over all of them."""
-    records = [r for r in read_jsonl(run / "eval_log.jsonl") if r.get("event") == "eval"]
+    records = [r for r in read_records(run / "eval_log.jsonl") if r.get("event") == "eval"]
     sets = {r["set"]: {"rows": r["rows"], "tokens": r["tokens"], "tokens_per_s": r["tokens"] / r["seconds"],
                        "seconds_per_sample": r["seconds"] / r["rows"], "peak_memory_mib": r["peak_memory_mib"]}
             for r in records}
@@ -136,7 +145,7 @@ def eval_rows(run: Path) -> dict:
 def build_report(check_dir: Path, peak: float | None, gpu_name: str | None, mode: str) -> dict:
     readers = {"train": lambda run: train_row(run, peak), "generate": generate_row, "eval": eval_rows}
     stages = []
-    for entry in read_jsonl(check_dir / "stages.jsonl"):
+    for entry in read_records(check_dir / "stages.jsonl"):
         row = {"stage": entry["stage"], "kind": entry["kind"], "config": entry["config"], "status": entry["status"],
                "wall_seconds": round(entry["ended"] - entry["started"], 1)}
         if entry["status"]:
@@ -144,7 +153,7 @@ def build_report(check_dir: Path, peak: float | None, gpu_name: str | None, mode
         elif entry["kind"] in readers:
             try:
                 row.update(readers[entry["kind"]](Path(entry["run"])))
-            except (OSError, KeyError, ValueError, ZeroDivisionError) as err:
+            except (OSError, KeyError, ValueError, ZeroDivisionError, ReportError) as err:
                 row["problems"] = [f"unreadable outputs: {type(err).__name__}: {err}"]
         row.setdefault("problems", [])
         stages.append(row)
@@ -162,18 +171,18 @@ def markdown(report: dict) -> str:
     peak = f"{report['peak_tflops']:g} TFLOP/s" if report["peak_tflops"] else "n/a"
     lines = [f"# gpu_check ({report['mode']})", "",
              f"{report['date']}; device: {report['device']}; MFU peak: {peak}; torch {report['torch']}, "
-             f"transformers {report['transformers']}.", "",
-             "| stage | config | wall s | tok/s | sampling tok/s | MFU | peak MiB | s/sample "
-             "| skipped: non-finite / overflow | loss first → last half | problems |", "|" + "---|" * 11]
+             f"transformers {report['transformers']}.", ""]
+    rows = []
     for row in report["stages"]:
         mfu = "n/a" if row["kind"] == "train" and not report["peak_tflops"] else _fmt(row.get("mfu"), ".1%")
         skipped = (f"{row['skipped_nonfinite']} / {row['skipped_overflow']}" if "skipped_overflow" in row else "–")
         loss = f"{row['loss_first']:.4g} → {row['loss_last']:.4g}" if "loss_first" in row else "–"
-        lines.append(f"| {row['stage']} | {row['config'] or '–'} | {row['wall_seconds']:.1f} | "
-                     f"{_fmt(row.get('tokens_per_s'), ',.0f')} | {_fmt(row.get('sampling_tokens_per_s'), ',.0f')} | "
-                     f"{mfu} | {_fmt(row.get('peak_memory_mib'), ',.0f')} | "
-                     f"{_fmt(row.get('seconds_per_sample'), '.4f')} | {skipped} | {loss} | "
-                     f"{'; '.join(row['problems']) or 'ok'} |")
+        rows.append([row["stage"], row["config"] or "–", f"{row['wall_seconds']:.1f}",
+                     _fmt(row.get("tokens_per_s"), ",.0f"), _fmt(row.get("sampling_tokens_per_s"), ",.0f"), mfu,
+                     _fmt(row.get("peak_memory_mib"), ",.0f"), _fmt(row.get("seconds_per_sample"), ".4f"), skipped,
+                     loss, "; ".join(row["problems"]) or "ok"])
+    lines.append(markdown_table(["stage", "config", "wall s", "tok/s", "sampling tok/s", "MFU", "peak MiB", "s/sample",
+                                 "skipped: non-finite / overflow", "loss first → last half", "problems"], rows))
     lines += ["", f"**{'FAILED: ' + ', '.join(report['failed']) if report['failed'] else 'All stages passed.'}**", ""]
     return "\n".join(lines)
 
@@ -188,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gpu_name = args.gpu_name or (torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     report = build_report(args.check_dir, peak_tflops(gpu_name, args.peak_tflops), gpu_name, args.mode)
-    (args.check_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(args.check_dir / "report.json", report)
     text = markdown(report)
-    (args.check_dir / "report.md").write_text(text)
+    atomic_write_text(args.check_dir / "report.md", text)
     print(text)
     return 1 if report["failed"] else 0
 
