@@ -32,7 +32,7 @@ from minillm.train.token_step import TokenStep
 def main(argv: list[str] | None = None) -> None:
     parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
                                        cli.add_generated_response_args,
-                                       lambda p: cli.add_pretraining_args(p, own_kd_flags=True))
+                                       cli.add_pretraining_args)
     args = cli.validate(parser.parse_args(argv))
     setup = prepare_training(args, "train_kd")
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")

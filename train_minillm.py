@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from minillm import args as cli
+from minillm.losses import resolve_divergence_params
 from minillm.ppo.rollouts import describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
+from minillm.recipes import MINILLM
 from minillm.train.loop import TrainingLoop, finish_run
 from minillm.train.objectives import KDObjective
 from minillm.train.setup import load_teacher, prepare_training, pretraining_term
@@ -23,7 +25,8 @@ from minillm.train.setup import load_teacher, prepare_training, pretraining_term
 
 def main(argv: list[str] | None = None) -> None:
     recipe = cli.recipe_of(argv)
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_pretraining_args,
+    parser = cli.token_training_parser(__doc__, cli.add_teacher_args,
+                                       lambda p: cli.add_pretraining_args(p, MINILLM["ptx_kd_ratio"]),
                                        lambda p: cli.add_minillm_args(p, recipe), cli.add_teacher_cache_args,
                                        cli.add_teacher_logits_args)
     args = cli.validate(parser.parse_args(argv))
@@ -32,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     setup = prepare_training(args, "train_minillm")
     teacher, vocab_size = load_teacher(args, setup)
     # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
-    corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.kd_ratio, args.kd_loss, vocab_size,
-                                   args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
+    corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.ptx_kd_ratio, args.ptx_kd_loss,
+                                   vocab_size, args.kd_temperature, args.kd_chunk_size,
+                                   resolve_divergence_params(args.ptx_kd_loss, {}))
     config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
     try:
         if config.single_step_reg and config.teacher_logits_budget_mib:  # a budget too small is refused here

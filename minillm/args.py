@@ -13,7 +13,7 @@ from minillm.eval.generation import SamplingConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
 from minillm.ppo.rollouts import WHITENING
 from minillm.ppo.step import OnPolicyConfig
-from minillm.recipes import MINILLM, SFT
+from minillm.recipes import DISTILLM, DSS, KD, MINILLM, OPD, SFT
 from minillm.train.engine import zero_stage
 from minillm.train.loop import LoopConfig
 from minillm.train.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
@@ -35,7 +35,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rationale-data-dir",
                        help="step-by-step distillation: the rationale task's processed folder; --data-dir is "
                             "then the label task's, and loss = α·L_label + (1 − α)·L_rationale")
-    group.add_argument("--label-weight", type=float, default=0.5, help="α, with --rationale-data-dir")
+    group.add_argument("--label-weight", type=float, default=DSS["label_weight"], help="α, with --rationale-data-dir")
     group.add_argument("--train-fraction", type=float, default=1.0,
                        help="train on this fixed random fraction of the training items (data-efficiency curves)")
 
@@ -85,17 +85,23 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
 
 
-def add_kd_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("knowledge distillation (loss = (1 - kd_ratio)·CE + kd_ratio·D)")
+def add_teacher_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("teacher")
     group.add_argument("--teacher-model-path", required=True,
                        help="teacher: a model folder, or a training run folder (its best checkpoint is used)")
     group.add_argument("--teacher-pick", default="rougeL", choices=("rougeL", "valid_loss"),
                        help="which best.json entry a teacher run folder resolves to")
-    group.add_argument("--kd-ratio", type=float, default=0.5)
-    group.add_argument("--kd-loss", default="forward_kl", choices=sorted(DIVERGENCES), help="the divergence D")
-    group.add_argument("--kd-temperature", type=float, default=1.0)
+    group.add_argument("--kd-temperature", type=float, default=KD["temperature"])
     group.add_argument("--kd-chunk-size", type=int, default=1024,
                        help="tokens per chunk of full-vocabulary fp32 math (bounds memory)")
+
+
+def add_kd_args(parser: argparse.ArgumentParser) -> None:
+    """The teacher, and word-level KD's loss on the task data: (1 − kd_ratio)·CE + kd_ratio·D."""
+    add_teacher_args(parser)
+    group = parser.add_argument_group("knowledge distillation (loss = (1 - kd_ratio)·CE + kd_ratio·D)")
+    group.add_argument("--kd-ratio", type=float, default=KD["kd_ratio"])
+    group.add_argument("--kd-loss", default="forward_kl", choices=sorted(DIVERGENCES), help="the divergence D")
     for name in sorted({p for params in DIVERGENCE_PARAMS.values() for p in params}):
         users = ", ".join(d for d, params in DIVERGENCE_PARAMS.items() if name in params)
         default = next(params[name] for params in DIVERGENCE_PARAMS.values() if name in params)
@@ -118,9 +124,11 @@ def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--adaptive-sgo", action="store_true",
                        help="DistiLLM: student outputs with a probability raised when the validation loss rises, "
                             "through a replay buffer")
-    group.add_argument("--sgo-init-probability", type=float, default=0.0, help="DistiLLM's init_threshold")
-    group.add_argument("--sgo-loss-eps", type=float, default=0.1, help="DistiLLM's loss_eps")
-    group.add_argument("--sgo-capacity", type=int, default=1000, help="replay buffer sequences per rank")
+    group.add_argument("--sgo-init-probability", type=float, default=DISTILLM["init_threshold"],
+                       help="DistiLLM's init_threshold")
+    group.add_argument("--sgo-loss-eps", type=float, default=DISTILLM["loss_eps"], help="DistiLLM's loss_eps")
+    group.add_argument("--sgo-capacity", type=int, default=DISTILLM["capacity"],
+                       help="replay buffer sequences per rank")
 
 
 def gkd_config(args: argparse.Namespace) -> GKDConfig | None:
@@ -147,14 +155,7 @@ def kd_params(args: argparse.Namespace) -> dict[str, float]:
 
 
 # On-policy recipes: each is train_minillm.py's defaults with these changed (any flag still overrides).
-ON_POLICY_RECIPES: dict[str, dict] = {
-    "minillm": {},  # MiniLLM (ref §6): add_minillm_args' own defaults
-    # On-policy distillation (Agarwal et al. 2024 / "on-policy distillation", 2025): the student
-    # samples alone, the per-token advantage is log p − log q of each sampled token (γ = 0: no
-    # discount, no critic, no whitening), plain policy gradient, one optimizer step per collection.
-    "opd": {"teacher_mix_alpha": 0.0, "reward_scaling": 1.0, "gamma": 0.0, "no_length_norm": True,
-            "whiten": "none", "no_single_step_reg": True, "clip_eps": 0.0, "ppo_epochs": 1, "num_rollouts": 0},
-}
+ON_POLICY_RECIPES: dict[str, dict] = {"minillm": {}, "opd": OPD}  # minillm: add_minillm_args' own defaults
 
 
 def recipe_of(argv: list[str] | None) -> str:
@@ -179,10 +180,10 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
     group.add_argument("--rollout-batch-size", type=int, default=MINILLM["rollout_batch_size"], help="prompts per sampling batch, per rank")
     group.add_argument("--teacher-mix-alpha", type=float, default=MINILLM["teacher_mix_alpha"],
                        help="sample from α·p_teacher + (1 − α)·q_student; 0 = no teacher-mixed sampling")
-    group.add_argument("--reward-scaling", type=float, default=0.5)
-    group.add_argument("--reward-clip", type=float, default=100.0)
-    group.add_argument("--gamma", type=float, default=0.95, help="discount of the returns (0 = none)")
-    group.add_argument("--clip-eps", type=float, default=0.2, help="PPO ratio clipping; 0 = no clipping")
+    group.add_argument("--reward-scaling", type=float, default=MINILLM["reward_scaling"])
+    group.add_argument("--reward-clip", type=float, default=MINILLM["reward_clip"])
+    group.add_argument("--gamma", type=float, default=MINILLM["gamma"], help="discount of the returns (0 = none)")
+    group.add_argument("--clip-eps", type=float, default=MINILLM["clip_eps"], help="PPO ratio clipping; 0 = no clipping")
     group.add_argument("--no-length-norm", action="store_true", help="ablation: returns not divided by remaining length")
     group.add_argument("--no-single-step-reg", action="store_true", help="ablation: drop the single-step reverse KL")
     group.add_argument("--whiten", choices=WHITENING, default="tokens",
@@ -192,20 +193,19 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
     parser.set_defaults(**{**MINILLM, **ON_POLICY_RECIPES[recipe]})
 
 
-def add_pretraining_args(parser: argparse.ArgumentParser, own_kd_flags: bool = False) -> None:
-    """MiniLLM's pretraining term (minillm.train.pretraining_term), trained with (1 − r)·CE + r·KD to the
-    teacher: train_minillm.py takes r and D from --kd-ratio / --kd-loss (MiniLLM's flags);
-    train_kd.py (`own_kd_flags`: the on-policy runs' control arms, GKD, DistiLLM), whose KD flags
-    are its task loss's, from --ptx-kd-ratio / --ptx-kd-loss, so its corpus term can be MiniLLM's."""
+def add_pretraining_args(parser: argparse.ArgumentParser, default_kd_ratio: float = 0.0) -> None:
+    """MiniLLM's pretraining term (minillm.train.pretraining_term), trained with
+    (1 − r)·CE + r·D(teacher ‖ student) on the corpus: r = --ptx-kd-ratio, D = --ptx-kd-loss at its
+    default parameters. train_minillm.py defaults to MiniLLM's r 0.5; train_kd.py (the on-policy
+    runs' control arms, GKD, DistiLLM) to 0 (cross-entropy alone) unless the caller gives MiniLLM's."""
     group = parser.add_argument_group("pretraining corpus")
     group.add_argument("--ptx-data-dir", help="processed pretraining corpus (tools/process_data_pretrain.py); "
                                               "absent = no pretraining term")
     group.add_argument("--ptx-batch-size", type=int, default=0, help="GLOBAL corpus chunks per step; 0 = --batch-size")
-    if own_kd_flags:
-        group.add_argument("--ptx-kd-ratio", type=float, default=0.0,
-                           help="r of the corpus term; MiniLLM's is 0.5 (its --kd-ratio); 0 = cross-entropy alone")
-        group.add_argument("--ptx-kd-loss", default="forward_kl", choices=sorted(DIVERGENCES),
-                           help="D of the corpus term (MiniLLM's default forward_kl), at its default parameters")
+    group.add_argument("--ptx-kd-ratio", type=float, default=default_kd_ratio,
+                       help=f"r of the corpus term (MiniLLM's: {MINILLM['ptx_kd_ratio']}); 0 = cross-entropy alone")
+    group.add_argument("--ptx-kd-loss", default="forward_kl", choices=sorted(DIVERGENCES),
+                       help="D of the corpus term (MiniLLM's default forward_kl), at its default parameters")
 
 
 DEFAULT_MAX_NEW_TOKENS = 256  # MiniLLM's evaluation protocol (ref §7)
@@ -299,9 +299,10 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
             need(getattr(args, flag) >= 0, f"--{flag.replace('_', '-')} must be ≥ 0")
     if hasattr(args, "lr"):
         need(args.lr > 0 and 0 <= args.lr_min <= args.lr, "need 0 ≤ --lr-min ≤ --lr and --lr > 0")
+    if hasattr(args, "kd_temperature"):
+        need(args.kd_temperature > 0 and args.kd_chunk_size > 0, "--kd-temperature and --kd-chunk-size must be positive")
     if hasattr(args, "kd_ratio"):
         need(0 <= args.kd_ratio <= 1, "--kd-ratio must be in [0, 1]")
-        need(args.kd_temperature > 0 and args.kd_chunk_size > 0, "--kd-temperature and --kd-chunk-size must be positive")
         kd_params(args)
     if hasattr(args, "gkd_lambda"):
         need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")

@@ -7,7 +7,7 @@ import ast
 
 from world import REPO
 
-GROUND_FLOOR = {"fileio", "log", "statistics", "losses", "arithmetic", "metrics", "modeling", "distributed",
+GROUND_FLOOR = {"fileio", "locks", "log", "statistics", "losses", "arithmetic", "metrics", "modeling", "distributed",
                 "recipes"}
 LAYERS = [  # lowest first: (what it holds, the folder or top-level module that is the layer)
     ("ground floor: pure functions, I/O, ranks", None),

@@ -242,7 +242,7 @@ def test_unknown_decode_mode_is_refused():
 
 
 def test_compile_decode_flag_reaches_every_sampler_config_and_refuses_zero3():
-    parser = cli.token_training_parser("", cli.add_kd_args, cli.add_pretraining_args, cli.add_minillm_args)
+    parser = cli.token_training_parser("", cli.add_teacher_args, cli.add_pretraining_args, cli.add_minillm_args)
     configs = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
     required = ["--model-path", "m", "--data-dir", "d", "--save", "s", "--teacher-model-path", "t",
                 "--max-new-tokens", "8"]

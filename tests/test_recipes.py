@@ -17,7 +17,7 @@ def test_every_value_reaches_the_shell_unchanged():
         for key, value in values.items():
             (word,) = shlex.split(words[f"PAPER_{recipe.upper()}_{key.upper()}"])
             parsed = (tuple(float(item) for item in word.split()) if isinstance(value, tuple)
-                      else type(value)(word))
+                      else word == "1" if isinstance(value, bool) else type(value)(word))
             assert parsed == value, (recipe, key, word)
     assert words["PAPER_SFT_LR"] == "5e-4" and words["PAPER_MINILLM_WEIGHT_DECAY"] == "1e-6"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from minillm.experiments.catalogue import METHODS, method_order, run_order
+from minillm.experiments.methods import METHODS, method_order, run_order
 from minillm.experiments.comparison import (
     build_comparison,
     majority_answer_accuracy,
@@ -440,9 +440,9 @@ def test_stream_tokens_and_run_order_of_stages():
 
 def test_the_stories_table_and_its_stage_times_go_into_the_readme(tmp_path, capsys):
     root = tmp_path / "stories"
-    (root / "comparison.md").parent.mkdir(parents=True)
-    (root / "comparison.md").write_text("| model | forward KL |\n|---|---|\n| seqkd | 1.126 |\n")
-    write_json(root / "comparison.json", {"rows": [{"model": "seqkd", "forward_kl": 1.126}]})
+    (root / "comparison").mkdir(parents=True)
+    (root / "comparison/comparison.md").write_text("| model | forward KL |\n|---|---|\n| seqkd | 1.126 |\n")
+    write_json(root / "comparison/comparison.json", {"rows": [{"model": "seqkd", "forward_kl": 1.126}]})
     write_json(root / "stages" / "seqkd.json", {"name": "seqkd", "seconds": 35.2, "finished_at": "2026-11-29T22:01:00"})
     write_json(root / "stages" / "teacher.json", {"name": "teacher", "seconds": 5.0, "finished_at": "2026-11-29T22:00:00"})
     readme = tmp_path / "README.md"
@@ -451,6 +451,6 @@ def test_the_stories_table_and_its_stage_times_go_into_the_readme(tmp_path, caps
     text = readme.read_text()
     assert "old" not in text and "| seqkd | 1.126 |" in text and text.endswith("prose\n")
     assert "Stage times: teacher 5.0 s · seqkd 35.2 s." in text  # in the order they ran
-    assert not (root / "comparison.csv").exists()  # the table is the stage's own; nothing else is written
+    assert not (root / "comparison/comparison.csv").exists()  # the table is the stage's own; nothing else is written
     with pytest.raises(SystemExit):
         load_tool().main([str(root), "--no-plots"])

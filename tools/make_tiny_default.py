@@ -125,13 +125,15 @@ def token_stats(tokenizer_dir: Path, data_dir: Path) -> dict[str, str]:
 
 def build_default(root: Path = REPO_ROOT, seed: int = 0, force: bool = False, vocab_size: int = VOCAB_SIZE,
                   teacher: ModelShape = TEACHER_SHAPE, student: ModelShape = STUDENT_SHAPE,
-                  n_positions: int = N_POSITIONS, **dataset_sizes: int) -> dict[str, Path]:
-    """Build (or keep) every part under `root`; return their folders.
+                  n_positions: int = N_POSITIONS, places: dict[str, Path] | None = None,
+                  **dataset_sizes: int) -> dict[str, Path]:
+    """Build (or keep) every part under `root` (or where `places` puts a part: data, tokenizer,
+    teacher, student); return their folders.
 
     `dataset_sizes` (n_train, n_dev, n_test, n_pretrain) override write_default_dataset's defaults.
     """
     paths = {"data": root / DATA_DIR, "tokenizer": root / TOKENIZER_DIR,
-             "teacher": root / TEACHER_DIR, "student": root / STUDENT_DIR}
+             "teacher": root / TEACHER_DIR, "student": root / STUDENT_DIR, **(places or {})}
     _ensure(paths["data"], "raw.jsonl", lambda out: write_default_dataset(out, seed=seed, **dataset_sizes), force)
     _ensure(paths["tokenizer"], "tokenizer.json",
             lambda out: train_tokenizer(paths["data"], out, vocab_size, n_positions), force)
@@ -156,6 +158,9 @@ def build_default(root: Path = REPO_ROOT, seed: int = 0, force: bool = False, vo
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root to build under")
+    for part, default in (("data", DATA_DIR), ("tokenizer", TOKENIZER_DIR), ("teacher", TEACHER_DIR),
+                          ("student", STUDENT_DIR)):
+        parser.add_argument(f"--{part}-dir", type=Path, help=f"where this part goes (default: ROOT/{default})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rebuild parts that already exist")
     for size in DATASET_SIZES:
@@ -173,9 +178,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     transformers_logging.disable_progress_bar()
     sizes = {size: getattr(args, size) for size in DATASET_SIZES if getattr(args, size) is not None}
+    places = {part: getattr(args, f"{part}_dir").resolve() for part in ("data", "tokenizer", "teacher", "student")
+              if getattr(args, f"{part}_dir") is not None}
     build_default(args.root.resolve(), seed=args.seed, force=args.force, vocab_size=args.vocab_size,
                   teacher=ModelShape(*args.teacher_shape), student=ModelShape(*args.student_shape),
-                  n_positions=args.n_positions, **sizes)
+                  n_positions=args.n_positions, places=places, **sizes)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@
       Prints the tables.
 
   python tools/report.py results/stories [--readme README.md --readme-tag stories]
-      the stories preset's folder (tools/compare_to_teacher.py's comparison.md, no evaluate.py
-      outputs): prints its table with the stage times; with --readme, puts both in that section.
+      the stories preset's folder (tools/compare_to_teacher.py's comparison/comparison.md, no
+      evaluate.py outputs): prints its table with the stage times; with --readme, puts both in
+      that section.
 
   python tools/report.py EVAL_DIR... [--metrics rougeL ...] [--out table.md]
       every argument an evaluate.py output folder (or its summary.json): one table per metric,
@@ -78,14 +79,15 @@ def plain_tables(args: argparse.Namespace) -> int:
 
 def is_teacher_distance_folder(path: Path) -> bool:
     """The stories preset's results: tools/compare_to_teacher.py's table and no evaluate.py outputs."""
-    return not (path / "eval").is_dir() and (path / "comparison.md").is_file() and (path / "stages").is_dir()
+    return not (path / "eval").is_dir() and (path / "comparison/comparison.md").is_file() and (path / "stages").is_dir()
 
 
 def teacher_distance_report(args: argparse.Namespace) -> int:
     root = Path(args.paths[0])
-    stages = stages_in_run_order([read_json(path) for path in sorted(root.glob("stages/*.json"))])
+    stages = stages_in_run_order([read_json(path) for path in sorted(root.glob("stages/*.json"))
+                                  if not path.name.endswith(".running.json")])
     times = " · ".join(f"{stage['name']} {format_duration(stage['seconds'])}" for stage in stages if "seconds" in stage)
-    section = (root / "comparison.md").read_text() + (f"\nStage times: {times}.\n" if times else "")
+    section = (root / "comparison/comparison.md").read_text() + (f"\nStage times: {times}.\n" if times else "")
     if args.readme:
         readme = Path(args.readme)
         if not readme.is_file():

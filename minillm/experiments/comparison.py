@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from minillm.experiments.catalogue import (
+from minillm.experiments.catalogue import COMPARED_METRICS, METRICS, SINGLE_VALUE_SOURCE
+from minillm.experiments.methods import (
     BASELINE,
-    COMPARED_METRICS,
-    CONTROLS,
-    METRICS,
     REFERENCE_FAMILIES,
-    SINGLE_VALUE_SOURCE,
+    controls,
     is_training_seed,
     method_info,
     method_order,
@@ -126,7 +124,7 @@ def comparison_pairs(keys: list[str]) -> list[tuple[str, str]]:
     """(method, baseline): every student against SFT, the MiniLLM rows also against their control."""
     pairs = [(key, BASELINE) for key in keys
              if BASELINE in keys and key != BASELINE and method_info(key).family not in REFERENCE_FAMILIES]
-    return pairs + [(method, control) for method, control in CONTROLS.items() if method in keys and control in keys]
+    return pairs + [(method, control) for method, control in controls().items() if method in keys and control in keys]
 
 
 def paired_differences(methods: list[dict]) -> list[dict]:

@@ -9,8 +9,13 @@ Reads the layout the main command leaves under results/<preset>/ (nothing is tra
   runs/<method>/<run>/log.jsonl      training and evaluation records (for the curves)
   stages/<stage>.json                the driver's stage timings
   data/<name>/*.stats.json           what a teacher wrote (rows kept / dropped, consistency)
-  driver.json                        the driver's plan (tools/preflight.py): the arms run and not
-                                     run, each training data source, the row caps (optional)
+  driver.json                        the driver's plan (minillm/experiments/plan.py): the arms run
+                                     and not run, each training data source, the row caps, the
+                                     evaluations and stages of the run (optional). When it lists
+                                     the evaluations, only those are read, with their training
+                                     runs and stage records: results of earlier plans that remain
+                                     in the folder (other METHODS, TRAIN_SEEDS or settings) are not
+                                     the current run's
   the eval sets (summary.json's "path" per set): their gold answers, for the majority-answer row
 """
 from __future__ import annotations
@@ -62,8 +67,15 @@ def load_results(root: str | Path) -> Results:
     root = Path(root)
     if not root.is_dir():
         raise ReportError(f"no results folder at {root}")
+    plan = read_json(root / "driver.json") if (root / "driver.json").is_file() else None
+    planned = (plan or {}).get("evaluations")
+    if planned is not None:  # the current plan's evaluations only
+        summaries = [root / entry["path"] / "summary.json" for entry in planned]
+        summaries = [path for path in summaries if path.is_file()]
+    else:
+        summaries = sorted(root.glob("eval/*/*/summary.json"))
     evaluations: dict[str, dict[str, dict]] = {}
-    for path in sorted(root.glob("eval/*/*/summary.json")):
+    for path in summaries:
         summary = read_json(path)
         if not isinstance(summary.get("sets"), dict) or not isinstance(summary.get("seeds"), list):
             raise ReportError(f"{path}: not an evaluate.py summary (needs \"seeds\" and \"sets\")")
@@ -75,16 +87,21 @@ def load_results(root: str | Path) -> Results:
                     f"tabulate it with `python tools/report.py {root}/eval/*/`")
         raise ReportError(f"nothing evaluated under {root}: no eval/<method>/<run>/summary.json "
                           f"(run the main command, or evaluate.py --save {root}/eval/<method>/<run>){hint}")
+    if planned is not None:
+        run_dirs = [root / "runs" / entry["method"] / entry["run"] for entry in planned]
+    else:
+        run_dirs = sorted(p for p in root.glob("runs/*/*") if p.is_dir())
     training: dict[str, dict[str, TrainingRun]] = {}
-    for run_dir in sorted(p for p in root.glob("runs/*/*") if p.is_dir()):
+    for run_dir in run_dirs:
         final, log = run_dir / "final.json", run_dir / "log.jsonl"
         if final.is_file() or log.is_file():
             training.setdefault(run_dir.parent.name, {})[run_dir.name] = TrainingRun(
                 read_json(final) if final.is_file() else None, read_jsonl(log) if log.is_file() else [])
-    stages = [read_json(path) for path in sorted(root.glob("stages/*.json"))]
+    stage_names = (plan or {}).get("stages")
+    stages = [read_json(path) for path in sorted(root.glob("stages/*.json"))
+              if not path.name.endswith(".running.json") and (stage_names is None or path.stem in stage_names)]
     teacher_data = {path.relative_to(root).as_posix(): read_json(path)
                     for path in sorted(root.glob("data/*/*.stats.json"))}
-    plan = read_json(root / "driver.json") if (root / "driver.json").is_file() else None
     return Results(root, evaluations, training, stages, teacher_data, plan)
 
 

@@ -8,14 +8,8 @@ import io
 import os
 from pathlib import Path
 
-from minillm.experiments.catalogue import (
-    BASELINE,
-    MAJORITY_LABEL,
-    METRIC_LABELS,
-    REFERENCE_FAMILIES,
-    SOURCES,
-    TEACHER_ACCURACY_TARGET,
-)
+from minillm.experiments.catalogue import MAJORITY_LABEL, METRIC_LABELS, TEACHER_ACCURACY_TARGET
+from minillm.experiments.methods import BASELINE, REFERENCE_FAMILIES, SOURCES
 from minillm.experiments.comparison import (
     SPREAD_RULE,
     find_difference,
@@ -425,11 +419,16 @@ def comparison_csv(comparison: dict) -> str:
 
 def replace_readme_section(readme: str, tag: str, section: str, readme_name: str = "README") -> str:
     """Swap the text between `<!-- results:TAG:start -->` and `<!-- results:TAG:end -->`."""
-    start, end = f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->"
-    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
-        raise ReportError(f"{readme_name} needs exactly one '{start}' followed by one '{end}' "
-                          f"(the report goes between them)")
-    before, rest = readme.split(start)
+    return replace_marked_section(readme, f"results:{tag}", section, readme_name, "the report")
+
+
+def replace_marked_section(text: str, marker: str, section: str, name: str = "README",
+                           what: str = "the generated text") -> str:
+    """Swap the text between `<!-- MARKER:start -->` and `<!-- MARKER:end -->`."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ReportError(f"{name} needs exactly one '{start}' followed by one '{end}' ({what} goes between them)")
+    before, rest = text.split(start)
     _, after = rest.split(end)
     return f"{before}{start}\n{section}{end}{after}"
 

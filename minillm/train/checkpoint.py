@@ -98,7 +98,7 @@ def update_best(run_dir: str | Path, metrics: dict[str, float], step: int, check
     A NaN or infinite value is never a candidate (NaN compares false both ways, so it could
     become "best" only by being first, which is exactly the broken run to refuse)."""
     best = read_best(run_dir)
-    improved = _improve(best, metrics, step, checkpoint)
+    improved = _improve(best, metrics, step, _within(run_dir, checkpoint))
     if improved:
         atomic_write_json(Path(run_dir) / "best.json", best)
     _reached("best_updated", step)
@@ -123,7 +123,7 @@ def rebuild_best(run_dir: str | Path, history: list[dict]) -> None:
     (by a run killed before its next state was complete) must not survive the resume."""
     best: dict = {}
     for record in history:
-        _improve(best, record, record["step"], Path(run_dir) / str(record["step"]))
+        _improve(best, record, record["step"], str(record["step"]))
     path = Path(run_dir) / "best.json"
     if best:
         atomic_write_json(path, best)
@@ -136,7 +136,17 @@ def best_checkpoint(run_dir: str | Path, by: str) -> Path:
     if by not in best:
         raise FileNotFoundError(f"{run_dir}/best.json has no entry for {by!r} "
                                 f"(has: {sorted(best) or 'no file'}); did the run evaluate?")
-    return Path(best[by]["path"])
+    return Path(run_dir) / best[by]["path"]  # relative to the run folder (an absolute path stays as it is)
+
+
+def _within(run_dir: str | Path, checkpoint: str | Path) -> str:
+    """A checkpoint's path as best.json records it: relative to its run folder, so that a run folder
+    that moves (the driver builds each stage in a folder of its own and renames it on success)
+    still points at its own checkpoints."""
+    try:
+        return str(Path(checkpoint).relative_to(run_dir))
+    except ValueError:
+        return str(checkpoint)
 
 
 def resolve_checkpoint(path: str | Path, by: str) -> Path:

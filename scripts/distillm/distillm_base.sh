@@ -7,9 +7,10 @@
 # Usage: bash scripts/distillm/distillm_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/distillm/gpt2-base}
-SGO_LOSS_EPS=${SGO_LOSS_EPS:-0.1}
-SGO_CAPACITY=${SGO_CAPACITY:-1000}
-KD_RATIO=${KD_RATIO:-1} KD_LOSS=${KD_LOSS:-skew_forward_kl} KD_ARGS=${KD_ARGS:---skew-alpha 0.1}
+SGO_LOSS_EPS=${SGO_LOSS_EPS:-$PAPER_DISTILLM_LOSS_EPS}
+SGO_CAPACITY=${SGO_CAPACITY:-$PAPER_DISTILLM_CAPACITY}
+KD_RATIO=${KD_RATIO:-$PAPER_DISTILLM_KD_RATIO} KD_LOSS=${KD_LOSS:-$PAPER_DISTILLM_KD_LOSS}
+KD_ARGS=${KD_ARGS:---skew-alpha $PAPER_DISTILLM_SKEW_ALPHA}
 source "$BASE_PATH/scripts/lib/kd.sh"
 METHOD_ARGS+=(--adaptive-sgo --sgo-loss-eps "$SGO_LOSS_EPS" --sgo-capacity "$SGO_CAPACITY")
 source "$BASE_PATH/scripts/lib/on_policy_recipe.sh"

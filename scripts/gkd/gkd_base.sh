@@ -8,9 +8,10 @@
 # Usage: bash scripts/gkd/gkd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/gkd/gpt2-base}
-GKD_LAMBDA=${GKD_LAMBDA:-0.5}
-GKD_OFF_POLICY=${GKD_OFF_POLICY:-data}
-KD_RATIO=${KD_RATIO:-1} KD_LOSS=${KD_LOSS:-js_divergence} KD_ARGS=${KD_ARGS:---jsd-beta 0.5}
+GKD_LAMBDA=${GKD_LAMBDA:-$PAPER_GKD_LAMBDA}
+GKD_OFF_POLICY=${GKD_OFF_POLICY:-$PAPER_GKD_OFF_POLICY}
+KD_RATIO=${KD_RATIO:-$PAPER_GKD_KD_RATIO} KD_LOSS=${KD_LOSS:-$PAPER_GKD_KD_LOSS}
+KD_ARGS=${KD_ARGS:---jsd-beta $PAPER_GKD_JSD_BETA}
 source "$BASE_PATH/scripts/lib/kd.sh"
 METHOD_ARGS+=(--gkd-lambda "$GKD_LAMBDA" --gkd-off-policy "$GKD_OFF_POLICY")
 source "$BASE_PATH/scripts/lib/on_policy_recipe.sh"

@@ -7,7 +7,7 @@
 TEACHER_PATH=${TEACHER_PATH:-$BASE_PATH/results/gpt2/train/sft/gpt2-xlarge}   # run folder: best Rouge-L
 PROMPT_DATA_DIR=${PROMPT_DATA_DIR:-$BASE_PATH/processed_data/dolly/prompt/gpt2}
 RATIONALE_DATA_DIR=${RATIONALE_DATA_DIR:-}         # DSS-MiniLLM: rationale-task prompts (PROMPT_DATA_DIR = label task)
-LABEL_WEIGHT=${LABEL_WEIGHT:-0.5}                  # α of the label task's rollouts
+LABEL_WEIGHT=${LABEL_WEIGHT:-$PAPER_DSS_LABEL_WEIGHT}  # α of the label task's rollouts
 PTX=${PTX:-1}                                      # 1 = pretraining loss on PTX_DATA_DIR, 0 = none
 PTX_DATA_DIR=${PTX_DATA_DIR:-$BASE_PATH/processed_data/openwebtext/gpt2}
 DS_CONFIG=${DS_CONFIG:-$BASE_PATH/configs/deepspeed/zero1_fp16.json}
@@ -20,7 +20,7 @@ MICRO_BATCH_SIZE=${MICRO_BATCH_SIZE:-$PAPER_MINILLM_MICRO_BATCH_SIZE}
 PPO_EPOCHS=${PPO_EPOCHS:-$PAPER_MINILLM_PPO_EPOCHS}
 ROLLOUT_BATCH_SIZE=${ROLLOUT_BATCH_SIZE:-$PAPER_MINILLM_ROLLOUT_BATCH_SIZE}  # per-GPU sampling batch
 TEACHER_MIX_ALPHA=${TEACHER_MIX_ALPHA:-$PAPER_MINILLM_TEACHER_MIX_ALPHA}
-KD_RATIO=${KD_RATIO:-0.5}                          # inside the pretraining loss: (1 - r)·CE + r·KD
+PTX_KD_RATIO=${PTX_KD_RATIO:-$PAPER_MINILLM_PTX_KD_RATIO}  # the pretraining loss: (1 - r)·CE + r·KD
 MAX_LENGTH=${MAX_LENGTH:-$PAPER_SFT_MAX_LENGTH}
 MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-$PAPER_SFT_MAX_PROMPT_LENGTH}
 EVAL_INTERVAL=${EVAL_INTERVAL:-$PAPER_MINILLM_EVAL_INTERVAL}
@@ -37,6 +37,6 @@ launch train_minillm.py \
   --teacher-model-path "$TEACHER_PATH" --data-dir "$PROMPT_DATA_DIR" "${DATA_ARGS[@]}" --save "$SAVE_PATH" \
   --deepspeed-config "$DS_CONFIG" --lr "$LR" --warmup-steps "$WARMUP_STEPS" --total-steps "$TOTAL_STEPS" --num-rollouts "$NUM_ROLLOUTS" \
   --batch-size "$MINI_BATCH" --micro-batch-size "$MICRO_BATCH_SIZE" --ppo-epochs "$PPO_EPOCHS" \
-  --rollout-batch-size "$ROLLOUT_BATCH_SIZE" --teacher-mix-alpha "$TEACHER_MIX_ALPHA" --kd-ratio "$KD_RATIO" \
+  --rollout-batch-size "$ROLLOUT_BATCH_SIZE" --teacher-mix-alpha "$TEACHER_MIX_ALPHA" --ptx-kd-ratio "$PTX_KD_RATIO" \
   --max-length "$MAX_LENGTH" --max-prompt-length "$MAX_PROMPT_LENGTH" --eval-interval "$EVAL_INTERVAL" \
   --eval-gen-num "$EVAL_GEN_NUM" --seed "$SEED" $EXTRA_ARGS

@@ -3,7 +3,7 @@
 # checkpoint with the lowest validation loss, as scripts/lib/minillm.sh picks it) with
 # MiniLLM's optimizer steps, global batch, learning rate, schedule, Adam settings, dropout and
 # pretraining term, the same chunks with the same loss (1 − r)·CE + r·KD to the teacher, r =
-# PTX_KD_RATIO (MiniLLM's KD_RATIO 0.5). Used by the control arms (scripts/sft/sft_continued.sh),
+# PTX_KD_RATIO (MiniLLM's 0.5). Used by the control arms (scripts/sft/sft_continued.sh),
 # GKD and DistiLLM, so that they and MiniLLM differ only in what they do on the task prompts.
 INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}   # run folder: lowest valid loss
 MODEL_PATH=$(python -m minillm.train.checkpoint resolve "$INIT_PATH" --by valid_loss)
@@ -18,6 +18,6 @@ PTX_DATA_DIR=${PTX_DATA_DIR:-$BASE_PATH/processed_data/openwebtext/gpt2}
 # shellcheck disable=SC2206  # the betas are two words
 METHOD_ARGS+=(--total-steps "$TOTAL_STEPS" --lr-scheduler "$PAPER_MINILLM_LR_SCHEDULER" --warmup-steps "$WARMUP_STEPS"
   --adam-betas $PAPER_MINILLM_ADAM_BETAS --weight-decay "$PAPER_MINILLM_WEIGHT_DECAY" --dropout "$PAPER_MINILLM_DROPOUT")
-PTX_KD_RATIO=${PTX_KD_RATIO:-0.5}
+PTX_KD_RATIO=${PTX_KD_RATIO:-$PAPER_MINILLM_PTX_KD_RATIO}
 # (an if, not "&&": as a sourced file's last command a false test would fail the caller under set -e)
 if [[ $PTX == 1 ]]; then METHOD_ARGS+=(--ptx-data-dir "$PTX_DATA_DIR" --ptx-kd-ratio "$PTX_KD_RATIO"); fi

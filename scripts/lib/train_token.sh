@@ -16,7 +16,7 @@ EVAL_INTERVAL=${EVAL_INTERVAL:-0}        # 0 = once per epoch
 SEED=${SEED:-10}
 EXTRA_ARGS=${EXTRA_ARGS:-}               # any other flags of the entrypoint, e.g. "--resume"
 RATIONALE_DATA_DIR=${RATIONALE_DATA_DIR:-}  # step-by-step: the rationale task (DATA_DIR = the label task)
-LABEL_WEIGHT=${LABEL_WEIGHT:-0.5}        # α: loss = α·L_label + (1 − α)·L_rationale
+LABEL_WEIGHT=${LABEL_WEIGHT:-$PAPER_DSS_LABEL_WEIGHT}  # α: loss = α·L_label + (1 − α)·L_rationale
 TRAIN_FRACTION=${TRAIN_FRACTION:-1}      # a fixed random fraction of the training questions
 [[ -v METHOD_ARGS ]] || METHOD_ARGS=()
 STREAM_ARGS=(--train-fraction "$TRAIN_FRACTION")
