@@ -65,7 +65,7 @@ KD_RATIO = 0.5  # the pretraining term's and word-level KD's mix of CE and forwa
 # Targets of issue 14 (tiny preset, 2 CPU cores), as multiples of SFT's time per sample.
 TARGETS = {"kd_cached": 1.3, "minillm": 3.0}
 # name -> (batch, prompt, new tokens, rollouts per collection, rollout batch, PPO epochs): the tiny
-# driver's MiniLLM recipe (scripts/presets/tiny.sh), and the paper's GPT-2 recipe (ref §6).
+# driver's MiniLLM recipe (the tiny preset, minillm/experiments/settings.py), and the paper's GPT-2 recipe (ref §6).
 WORKLOADS = {"tiny": (32, 64, 64, 128, 128, 2), "gpt2-base-xl": (64, 256, 256, 256, 64, 4)}
 
 

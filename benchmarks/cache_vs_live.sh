@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Students trained from the top-k teacher cache vs with the live teacher (issue 14): the tiny
 # preset's word-level KD arm (forward KL; ARM=dss-kd: DSS-KD, both task streams cached), with the
-# recipe of scripts/presets/tiny.sh, paired by training seed (same init, data order and generation
+# recipe of the tiny preset (minillm/experiments/settings.py), paired by training seed (same init, data order and generation
 # seeds); writes OUT/cache_vs_live.{md,json}: each metric's paired difference cache − live with its
 # 95% CI (minillm.statistics.paired_difference), and what the paired runs' records differ in.
 # Needs a finished tiny driver run under WORK (`TRAIN_SEEDS="10 20 30 40 50" bash
@@ -14,9 +14,15 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh" "${1:?usage: cache_vs_live.sh BASE_PATH OUT}"
 OUT=$(mkdir -p "${2:?usage: cache_vs_live.sh BASE_PATH OUT}" && cd "$2" && pwd)
 WORK=${WORK:-$BASE_PATH}
-source scripts/presets/tiny.sh
+export WORK
+seeds=${TRAIN_SEEDS:-"10 20 30 40 50"}
+unset TRAIN_SEEDS
+tiny_settings=$(python -m minillm.experiments.settings --shell tiny "$BASE_PATH") || exit 1
+set -a  # RESULTS, PROCESSED, STUDENT_LR, DS_CONFIG, MAX_LENGTH, ... with the environment's overrides, exported
+eval "$tiny_settings"  # for the stage scripts below, as the driver gives them
+set +a
 ARM=${ARM:-kd}
-TRAIN_SEEDS=${TRAIN_SEEDS:-"10 20 30 40 50"}
+TRAIN_SEEDS=$seeds
 TOP_K=${TOP_K:-64}
 LIVE=${LIVE:-reuse}
 # The driver's stage for the arm: its script, teacher (trained with the first training seed, 10)

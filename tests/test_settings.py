@@ -3,10 +3,8 @@ the first stage, every problem at once and each naming its variable."""
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
-
 import pytest
-from world import REPO
+from world import REPO, load_tool
 
 from minillm.experiments import driver
 from minillm.experiments.settings import (
@@ -92,4 +90,10 @@ def test_the_variables_table_documents_every_setting():
                 assert f"| `{env_name(spec.name)}` |" in table and spec.name in defaults, (preset, spec.name)
     assert "| `STUDENT_LR` | `0.002` |" in markdown_table("tiny")
     assert "| `RAW_DIR` | `required` |" in markdown_table("custom")
-    assert Path(REPO / "README.md").read_text().count("<!-- settings:custom:start -->") == 1
+
+
+def test_the_documented_tables_are_generated_from_the_code():
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert load_tool("write_doc_tables").main(["--check", *map(str, docs)]) == 0
+    text = "".join(path.read_text() for path in docs)
+    assert all(f"<!-- settings:{preset}:start -->" in text for preset in PRESETS) and "<!-- methods:start -->" in text

@@ -7,7 +7,10 @@ Every problem is reported at once, each naming its variable:
 
     settings = load_settings("tiny", base_path, os.environ)      # raises SettingsError
 
-`python -m minillm.experiments.settings --markdown PRESET` prints the variables table of a preset.
+`python -m minillm.experiments.settings --markdown PRESET` prints the variables table of a preset;
+`python -m minillm.experiments.settings --shell PRESET [BASE_PATH]` prints its settings, with the
+environment's overrides, as shell assignments (for scripts that run a stage of the comparison by
+hand, e.g. benchmarks/cache_vs_live.sh).
 """
 from __future__ import annotations
 
@@ -85,11 +88,11 @@ class DriverSettings:
     results: Path = setting("the run's results folder: stages/, runs/, eval/, logs/, driver.json, comparison.*")
     stage_threads: int = setting("CPU threads of every stage (fixed, so results do not depend on JOBS)", positive)
     stage_gpus: int = setting("GPUs of every stage (GPUS_PER_NODE, the launcher's third argument)", positive)
-    jobs: int = setting("stages run side by side (default: what the machine allows: cores / STAGE_THREADS, or "
-                        "GPUs / STAGE_GPUS)", positive)
     executor: str = setting("local (a pool of JOBS processes), slurm (one SLURM job per stage, through "
                             "submitit) or submitit-local (the same code path as slurm, jobs as local "
                             "processes)", one_of("local", "slurm", "submitit-local"))
+    jobs: int = setting("stages run side by side (default: what the machine allows: cores / STAGE_THREADS, or "
+                        "GPUs / STAGE_GPUS; with EXECUTOR=slurm, 64 jobs queued or running)", positive)
     slurm_partition: str | None = setting("executor slurm: the partition")
     slurm_time: int = setting("executor slurm: each stage job's time limit in minutes", positive)
     slurm_args: str | None = setting("executor slurm: more sbatch parameters, KEY=VALUE words (e.g. account=me "
@@ -208,7 +211,10 @@ def _cpu_count() -> int:
 
 
 def _machine_jobs(v: Mapping) -> int:
-    """Stages side by side on this machine: one per STAGE_GPUS GPUs, else one per STAGE_THREADS cores."""
+    """Stages side by side on this machine: one per STAGE_GPUS GPUs, else one per STAGE_THREADS cores
+    (on a cluster: as many jobs as a queue usually takes)."""
+    if v["executor"] == "slurm":
+        return SLURM_JOBS
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = len([d for d in visible.split(",") if d.strip()]) if visible else _gpu_count()
     if gpus:
@@ -223,6 +229,7 @@ def _gpu_count() -> int:
     return torch.cuda.device_count()
 
 
+SLURM_JOBS = 64
 DRIVER_DEFAULTS = {
     "stage_threads": lambda v: _cpu_count(), "stage_gpus": 1, "jobs": _machine_jobs, "executor": "local",
     "slurm_partition": None, "slurm_time": 24 * 60, "slurm_args": None,
@@ -441,29 +448,38 @@ def markdown_table(preset: str) -> str:
     """The variables table of a preset (README): name, default, meaning."""
     cls, defaults = PRESETS[preset]
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    shown = {"base_path": Path("."), "work": Path("$WORK"), "raw_dir": Path("$RAW_DIR"),
+    shown = {"base_path": Path("$BASE_PATH"), "work": Path("$WORK"), "raw_dir": Path("$RAW_DIR"),
              "student_init": Path("$STUDENT_INIT")}
+    described = {"jobs": "what the machine allows", "stage_threads": "all cores"}
     for spec in fields(cls):
         if spec.name in ("preset", "base_path"):
             continue
         default = defaults[spec.name]
         if callable(default):
-            try:
-                value = default({**shown, "stage_threads": 1, "stage_gpus": 1})
-                text = shell_text(value) if spec.name != "jobs" else "what the machine allows"
-            except (KeyError, TypeError):
-                text = "derived"
+            text = described.get(spec.name) or shell_text(default(shown))
         else:
             text = "required" if default == REQUIRED else shell_text(default) or "unset"
-        if spec.name == "stage_threads" and callable(default):
-            text = "all cores"
         rows.append(f"| `{env_name(spec.name)}` | `{text}` | {spec.metadata['help']} |")
     return "\n".join(rows) + "\n"
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--markdown":
+        print(markdown_table(argv[1]), end="")
+        return 0
+    if len(argv) in (2, 3) and argv[0] == "--shell":
+        try:
+            settings = load_settings(argv[1], Path(argv[2] if len(argv) == 3 else ".").resolve(), os.environ)
+        except SettingsError as err:
+            print(f"error: the settings of preset {argv[1]} are refused:\n{err}", file=sys.stderr)
+            return 1
+        import shlex
+        print("\n".join(f"{name}={shlex.quote(value)}" for name, value, _ in describe(settings)))
+        return 0
+    print("usage: python -m minillm.experiments.settings --markdown PRESET | --shell PRESET [BASE_PATH]",
+          file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
-        print(markdown_table(sys.argv[2]), end="")
-    else:
-        print("usage: python -m minillm.experiments.settings --markdown PRESET", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main(sys.argv[1:]))
