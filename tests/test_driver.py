@@ -117,7 +117,9 @@ def test_a_stopped_run_costs_no_finished_stage_and_the_report_reads_only_the_cur
                                stderr=subprocess.STDOUT)
     for line in process.stdout:
         if line.startswith("[stage teacher] running"):
-            time.sleep(2)
+            deadline = time.time() + 300
+            while not list(teacher.parent.glob(".seed10.building-*/*")) and time.time() < deadline:
+                time.sleep(0.5)  # until the new teacher has started writing its building folder
             process.send_signal(signal.SIGTERM)
             break
     rest = process.stdout.read()
