@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -143,9 +144,14 @@ def test_report_cells_statistics_and_noise_marks(results, capsys):
     assert labels == ["Teacher", "Untrained student", "SFT", "KD (forward KL)", "SeqKD", "MiniLLM ▲",
                       "my-new-method", "KD (forward KL)"]  # METHODS order, unknown keys last; then the paired table
     paired = table_rows(markdown.split("| Method | vs |")[1])
-    assert paired["KD (forward KL)"] == ["SFT", "+2.00 [-10.71, +14.71] ≈", "0.295", "–", "–", "2"]
-    assert paired["MiniLLM"] == ["SFT", "n=1, no test", "–", "–", "–", "1"]
-    assert "≈ = no evidence of a difference: the 95% confidence interval" in markdown
+    # Columns: vs, primary or exploratory, then Δ [CI], p, p Holm per set (tiny, arith), n seeds.
+    assert paired["KD (forward KL)"] == ["SFT", "primary", "+2.00 [-10.71, +14.71] ≈", "0.295", "0.295",
+                                         "–", "–", "–", "2"]
+    # One training seed and no answers.jsonl to rescore: no test (the JSON note says why).
+    assert paired["MiniLLM"] == ["SFT", "primary", "n=1, no test", "–", "–", "–", "–", "–", "1"]
+    assert paired["my-new-method"][1] == "exploratory"  # not declared in the registry
+    assert "≈ = no evidence of a difference: p ≥ 0.05, with p Holm-adjusted" in markdown
+    assert "Holm family sizes (comparisons with a test): tiny Rouge-L: 1;" in markdown
     assert "± = sample std (ddof=1) over training seeds" in markdown
     assert "No Majority answer row for arith: eval set file /data/arith/valid.jsonl" in markdown
     assert capsys.readouterr().out.rstrip().endswith("Total time of the driver's 2 stages: 1h 01m.")
@@ -155,12 +161,13 @@ def test_budget_table_and_missing_pieces(results):
     assert load_tool().main([str(results), "--no-plots"]) == 0
     budget = table_rows((results / "comparison.md").read_text().split("| Method | Init |")[1])
     # Columns: init, runs, steps, steps incl. init, gold / teacher-written / rollout / pretraining tokens, time.
-    assert budget["SFT"] == ["random init", "2", "100", "100", "1,100", "", "", "", "12.0 s"]
+    # ... then compute (FLOPs) own and incl. init: "–", the fabricated model paths hold no config.json.
+    assert budget["SFT"] == ["random init", "2", "100", "100", "1,100", "", "", "", "12.0 s", "–", "–"]
     assert budget["KD (forward KL)"][1] == "1 (+1 unfinished)"
-    assert budget["SeqKD"] == ["random init", "1", "50", "50", "", "700", "", "", "5.0 s"]
+    assert budget["SeqKD"] == ["random init", "1", "50", "50", "", "700", "", "", "5.0 s", "–", "–"]
     # An old MiniLLM final.json has no ptx_tokens: "–", not a crash.
-    assert budget["MiniLLM ▲"] == ["the SFT student", "1", "8", "108", "", "", "500", "–", "1m 30s"]
-    assert budget["Untrained student"][1:] == ["no training run"] + ["–"] * 7
+    assert budget["MiniLLM ▲"] == ["the SFT student", "1", "8", "108", "", "", "500", "–", "1m 30s", "–", "–"]
+    assert budget["Untrained student"][1:] == ["no training run"] + ["–"] * 9
     assert budget["Teacher"][1] == "no training run"
     assert not (results / "plots").exists()
 
@@ -176,11 +183,15 @@ def test_json_and_csv_keep_every_number(results):
     kd = differences["kd-forward_kl", "tiny", "rougeL"]
     # Hand computation: differences 3, 1; sd √2, se 1, t = 2 with 1 dof (Cauchy): t_0.975 = 12.7062,
     # p = 1 − 2·atan(2)/π = 0.2952.
-    assert (kd["mean_difference"], kd["ci_low"], kd["ci_high"], kd["p_value"], kd["n_pairs"], kd["approx"]) == (
-        2.0, -10.7062, 14.7062, 0.2952, 2, True)
+    assert (kd["mean_difference"], kd["ci_low"], kd["ci_high"], kd["n_pairs"], kd["approx"]) == (
+        2.0, -10.7062, 14.7062, 2, True)
+    assert kd["p_value"] == pytest.approx(1 - 2 * math.atan(2) / math.pi, abs=1e-9)  # exact, not rounded
+    assert (kd["primary"], kd["p_holm"], kd["holm_family_size"], kd["survives_holm"]) == (True, kd["p_value"], 1, False)
     assert kd["baseline"] == "sft" and kd["seeds"] == ["seed1", "seed2"]
     minillm = differences["minillm", "tiny", "rougeL"]
-    assert (minillm["n_pairs"], minillm["ci_low"], minillm["approx"], minillm["note"]) == (1, None, None, "n=1, no test")
+    assert (minillm["n_pairs"], minillm["ci_low"], minillm["approx"]) == (1, None, None)
+    assert minillm["note"] == ("n=1, no test (no prompt-level test: eval/minillm/seed1/tiny/10/answers.jsonl "
+                               "is absent)")
     assert methods["minillm"]["results"]["tiny"]["rougeL"]["spread"] == "generation seeds"
     assert methods["teacher"]["results"]["tiny"]["exact_match"]["mean"] == 10.0
     assert methods["sft"]["budget"]["supervised_tokens"] == 450.0
@@ -197,7 +208,7 @@ def test_json_and_csv_keep_every_number(results):
     assert sft_rows[0]["gen_seeds"] == "10 20 30" and sft_rows[0]["mean_difference"] == ""
     (kd_paired,) = [r for r in every_row if r["row_kind"] == "paired" and r["method"] == "kd-forward_kl"]
     assert (kd_paired["baseline"], kd_paired["ci_low"], kd_paired["p_value"], kd_paired["run"]) == (
-        "sft", "-10.7062", "0.2952", "seed1 seed2")
+        "sft", "-10.7062", "0.2951672353008663", "seed1 seed2")  # p exact in the CSV and JSON
     assert {r["method"] for r in rows} == {"teacher", "untrained", "sft", "kd-forward_kl", "minillm", "my-new-method"}
 
 
@@ -356,21 +367,28 @@ def test_reasoning_main_and_paired_tables(reasoning_results):
     rows = table_rows(results)
     assert rows["Teacher"][2:] == ["60.00 ± 1.41", "85.00", "arith: std over 2 generation seeds (1 training "
                                    "seed); Accuracy strict arith: one greedy value (1 training seed)"]
-    assert rows["Majority answer"][2:] == ["–", "66.67", "–"]  # placed after the reference rows
+    assert rows["Majority answer"][2:] == ["–", "66.67", "exact"]  # placed after the reference rows
     assert list(rows)[:2] == ["Teacher", "Majority answer"]
-    # KD − SFT: Rouge-L 1, 1, 1 (zero spread: CI is the point 1, p = 0) and accuracy 2, 3, 4: no ≈.
-    assert rows["KD (forward KL)"][2:4] == ["33.00 ± 2.00", "53.00 ± 11.00"]
+    # KD − SFT: Rouge-L 1, 1, 1: no t interval (it would be the point 1 with p = 0): the sign test
+    # gives 2·(1/2)³ = 0.25, ≈. Accuracy 2, 3, 4: raw p = 0.035, but Holm over the primary family
+    # of 3 (KD − SFT, MiniLLM − SFT, MiniLLM − its control) makes it 3·0.035 = 0.105: ≈.
+    assert rows["KD (forward KL)"][2:4] == ["33.00 ± 2.00 ≈", "53.00 ± 11.00 ≈"]
     assert rows["MiniLLM ▲"][3] == "50.33 ± 8.62 ≈"  # Δ 1, 2, −2: the CI contains 0
     paired = table_rows(results.split("| Method | vs |")[1])
     # Accuracy differences 2, 3, 4: mean 3, sd 1, se 1/√3, t_0.975,2 = 4.3027 -> 3 ± 2.4842;
-    # p = 2·(1/2 − t/(2√(2 + t²))) with t = 3√3 = 0.0351.
-    assert paired["KD (forward KL)"] == ["SFT", "+1.00 [+1.00, +1.00]", "0.000", "+3.00 [+0.52, +5.48]", "0.035", "3"]
-    assert paired["MiniLLM"][0] == "SFT" and paired["MiniLLM"][3].endswith("≈")
+    # p = 2·(1/2 − t/(2√(2 + t²))) with t = 3√3 = 0.0351. Holm, Rouge-L: 0.25, 0.423, 0.423 ->
+    # 0.75, 0.845, 0.845; accuracy: 0.0351, 0.807, 1 -> 0.105, 1, 1.
+    assert paired["KD (forward KL)"] == ["SFT", "primary", "+1.00 (all 3 equal) ≈", "0.250 (sign)", "0.750",
+                                         "+3.00 [+0.52, +5.48] ≈", "0.035", "0.105", "3"]
+    assert paired["MiniLLM"][:2] == ["SFT", "primary"] and paired["MiniLLM"][5].endswith("≈")
+    # A control arm against SFT is exploratory: raw p, no adjustment.
+    assert paired["SFT (continued)"][1:2] + paired["SFT (continued)"][4:5] == ["exploratory", "expl."]
     # Against its control arm: Rouge-L Δ 0, 1, 0 -> sd 1/√3, se 1/3, t = 1: 1/3 ± 4.3027/3,
     # p = 2·(1/2 − 1/(2√3)) = 0.423; accuracy Δ 1, 1, −2 -> mean 0, se 1: ± 4.3027, p = 1.
     control = [line for line in results.splitlines() if line.startswith("| MiniLLM | SFT (continued) |")]
-    assert control == ["| MiniLLM | SFT (continued) | +0.33 [-1.10, +1.77] ≈ | 0.423 | +0.00 [-4.30, +4.30] ≈ | "
-                       "1.000 | 3 |"]
+    assert control == ["| MiniLLM | SFT (continued) | primary | +0.33 [-1.10, +1.77] ≈ | 0.423 | 0.845 | "
+                       "+0.00 [-4.30, +4.30] ≈ | 1.000 | 1.000 | 3 |"]
+    assert "arith Rouge-L: 3; arith Accuracy strict: 3;" in results
     assert "Accuracy strict = the label after the answer marker only (no marker = wrong), from greedy decoding" \
         in results
 
