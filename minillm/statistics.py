@@ -115,6 +115,14 @@ def student_t_quantile(probability: float, dof: float, tolerance: float = 1e-10)
     return (low + high) / 2.0
 
 
+def mean_confidence_half_width(std: float, n: int) -> float | None:
+    """Half-width of the 95% confidence interval of a mean of n values with sample std `std`:
+    t_{0.975, n−1}·std/√n; None for fewer than 2 values."""
+    if n < 2:
+        return None
+    return student_t_quantile(0.5 + CONFIDENCE / 2.0, n - 1) * std / math.sqrt(n)
+
+
 def binomial_two_sided(successes: int, trials: int) -> float:
     """Exact two-sided p-value of `successes` in `trials` under Binomial(trials, 1/2): twice the
     smaller tail, at most 1 (1 for no trials). Integer arithmetic, so exact for any count."""

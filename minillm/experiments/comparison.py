@@ -18,12 +18,15 @@ chance level and the constant-answer row (minillm/eval/references.py, one call e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from nltk.stem import porter
+from rouge_score import rouge_scorer, tokenize, tokenizers
 
 from minillm.experiments.catalogue import COMPARED_METRICS, METRICS, SINGLE_VALUE_SOURCE
 from minillm.experiments.compute import (
@@ -46,7 +49,7 @@ from minillm.experiments.methods import (
     training_set,
 )
 from minillm.experiments.reading import Results, TrainingRun, read_jsonl
-from minillm.metrics import answer_correct, compute_metrics, normalize_answer
+from minillm.metrics import answer_correct, normalize_answer
 from minillm.statistics import (
     APPROX_RULE,
     SIGNIFICANCE,
@@ -165,6 +168,40 @@ def declared_comparisons(keys: list[str]) -> list[tuple[str, str, bool]]:
                     if method in keys and control in keys]
 
 
+class _WordStemmer:
+    """The Porter stemmer of rouge_score, each distinct word stemmed once (stemming is pure)."""
+
+    def __init__(self):
+        self.stem = functools.lru_cache(maxsize=None)(porter.PorterStemmer().stem)
+
+
+class _MemoisedTokenizer(tokenizers.Tokenizer):
+    """rouge_score's default tokenizer with stemming (minillm.metrics' Rouge-L), memoised per text
+    and per word: rescoring a report's answer files tokenises each reference dozens of times."""
+
+    def __init__(self):
+        stemmer = _WordStemmer()
+        self._tokens = functools.lru_cache(maxsize=1 << 16)(lambda text: tuple(tokenize.tokenize(text, stemmer)))
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(self._tokens(text))
+
+
+@functools.cache
+def _prompt_scorer() -> rouge_scorer.RougeScorer:
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_MemoisedTokenizer())
+
+
+def prompt_rouge_l(prediction: str, reference: str | list[str]) -> float:
+    """One prediction's Rouge-L exactly as minillm.metrics.compute_metrics scores it (percent, the
+    best over the references, 4 decimals), with memoised tokenisation (about 5× faster on answer files)."""
+    golds = [reference] if isinstance(reference, str) else list(reference)
+    if not golds:
+        raise ValueError("a prediction without references")
+    scorer = _prompt_scorer()
+    return round(100.0 * max(scorer.score(target=gold, prediction=prediction)["rougeL"].fmeasure for gold in golds), 4)
+
+
 class PromptScores:
     """Per-prompt scores of one evaluation, recomputed from its answers.jsonl files with
     minillm.metrics (cached): Rouge-L at temperature 1 (each prompt's mean over the generation
@@ -178,8 +215,7 @@ class PromptScores:
         answers = self.results.answers(method, run, set_name, decoding)
         if answers is None:
             return f"eval/{method}/{run}/{set_name}/{decoding}/answers.jsonl is absent"
-        return ([compute_metrics([row["prediction"]], [row["reference"]])["rougeL"] for row in answers],
-                [row["reference"] for row in answers])
+        return [prompt_rouge_l(row["prediction"], row["reference"]) for row in answers], [row["reference"] for row in answers]
 
     def _compute(self, method: str, run: str, set_name: str, metric: str) -> tuple[list, list] | str:
         summary = self.results.evaluations[method][run]
@@ -410,15 +446,20 @@ def _references():
     return importlib.import_module(REFERENCES_MODULE)
 
 
-def scored_eval_set(set_name: str, source: dict):
-    """The eval set (minillm.eval.evaluation.EvalSet) cut to the rows the summaries scored."""
-    from minillm.eval.evaluation import eval_set_path, load_eval_set  # torch: only when a reference row needs it
-    path = Path(source["path"])
+def load_eval_set(set_name: str, path: str | Path):
+    """The eval set at `path` as evaluate.py loads it (minillm.eval.evaluation.EvalSet)."""
+    from minillm.eval.evaluation import eval_set_path, load_eval_set as load  # torch: only for a reference row
+    path = Path(path)
     depth = len(eval_set_path(Path(), set_name).parts)
     root = path.parents[depth - 1] if len(path.parents) >= depth else None
     if root is None or eval_set_path(root, set_name) != path:
         raise ReferenceUnavailable(f"{path} is not where evaluate.py keeps eval set {set_name!r}")
-    return first_rows(load_eval_set(root, set_name), source["rows"])
+    return load(root, set_name)
+
+
+def scored_eval_set(set_name: str, source: dict):
+    """The eval set cut to the rows the summaries scored."""
+    return first_rows(load_eval_set(set_name, source["path"]), source["rows"])
 
 
 def first_rows(eval_set, rows: int | None):
