@@ -18,7 +18,7 @@ import pytest
 from minillm.experiments import comparison as comparison_module
 from minillm.experiments.compute import ShapeError, matmul_parameters
 from minillm.experiments.methods import METHODS, method_order, run_order
-from minillm.experiments.plots import method_colors, quality_vs_compute
+from minillm.experiments.plots import method_colors, metric_bars, quality_vs_compute
 from minillm.experiments.comparison import (
     build_comparison,
     declared_comparisons,
@@ -768,6 +768,11 @@ def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scor
     strict = table_rows(markdown.split("#### Accuracy strict per reasoning family")[1].split("####")[0])
     assert (strict["Chance"], strict["Constant answer"], strict["Majority answer"]) == (["50.00"], ["25.00"], ["50.00"])
     assert "Chance: the expected accuracy of picking uniformly among the answer options" in markdown
+    # The accuracy plots draw the chance level as a dashed line over its group.
+    figure = metric_bars(comparison, "accuracy_strict", [("tiny", None)], method_colors(comparison),
+                         chance={("tiny", None): 50.0})
+    (line,) = figure.axes[0].collections[-1:]
+    assert line.get_label().startswith("chance") and line.get_segments()[0][0][1] == 50.0
 
 
 def test_missing_reference_rows_say_why(one_seed, reasoning_results):

@@ -412,10 +412,13 @@ def reference_note(comparison: dict) -> str | None:
 
 
 def _decoding_note(comparison: dict) -> str:
-    parts = ["Rouge-L from temperature-1 sampling (MiniLLM's protocol; ± as the last column says), Rouge-L greedy "
-             "from one greedy decoding: a gain at temperature 1 that greedy decoding does not show is sharpness "
-             "(lower entropy), not better answers. Entropy = the mean per-token entropy (nats) of the model's own "
-             "distribution on its temperature-1 samples."]
+    parts = ["Rouge-L from temperature-1 sampling, MiniLLM's protocol (± as the last column says)."]
+    if any(_has(comparison, s, "rougeL_greedy") for s in comparison["sets"]):
+        parts.append("Rouge-L greedy from one greedy decoding: a gain at temperature 1 that greedy decoding does not "
+                     "show is sharpness (lower entropy), not better answers.")
+    if any(_has(comparison, s, "entropy") for s in comparison["sets"]):
+        parts.append("Entropy = the mean per-token entropy (nats) of the model's own distribution on its "
+                     "temperature-1 samples.")
     if comparison["accuracy_sets"]:
         decodings = " and ".join(comparison["accuracy_decoding"]) or "unknown"
         parts.append(f"Accuracy strict = the label after the answer marker only (no marker = wrong), from {decodings} "
