@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from minillm.experiments import comparison as comparison_module
 from minillm.experiments.compute import ShapeError, matmul_parameters
 from minillm.experiments.methods import METHODS, method_order, run_order
 from minillm.experiments.plots import method_colors, metric_bars, quality_vs_compute
@@ -36,17 +35,17 @@ SEEDS = [10, 20, 30]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def no_reference_module(monkeypatch):
-    """The reference rows of minillm/eval/references.py stay out unless a test brings its own: the
-    fabricated folders keep their expected rows whether or not that module is in the checkout."""
-    monkeypatch.setattr(comparison_module, "REFERENCES_MODULE", "minillm.eval.absent_references_for_tests")
+ABSENT_REFERENCES = "minillm.eval.absent_references_for_tests"
 
 
-def load_tool():
+def load_tool(references: str = ABSENT_REFERENCES):
+    """tools/report.py as a module; its reference rows from the module `references`: by default one
+    that does not exist, so the fabricated folders keep their rows whether or not
+    minillm/eval/references.py is in the checkout (and no test imports torch for them)."""
     spec = importlib.util.spec_from_file_location("report_tool", REPO / "tools/report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.REFERENCES_MODULE = references
     return module
 
 
@@ -746,8 +745,8 @@ def fake_references_module() -> types.ModuleType:
 
 
 def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scored(one_seed, monkeypatch):
-    monkeypatch.setattr(comparison_module, "REFERENCES_MODULE", "minillm.eval.references")
     monkeypatch.setitem(sys.modules, "minillm.eval.references", fake_references_module())
+    tool = load_tool(references="minillm.eval.references")
     loaded = []
 
     def load_eval_set(set_name, path):
@@ -755,8 +754,9 @@ def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scor
         loaded.append((set_name, Path(path).name))
         return FakeEvalSet(rows, ["Which animal?"] * len(rows), [row["output"] for row in rows])
 
-    monkeypatch.setattr(comparison_module, "load_eval_set", load_eval_set)
-    markdown, comparison = report(one_seed, "--no-plots")
+    tool.load_eval_set = load_eval_set
+    assert tool.main([str(one_seed), "--no-plots"]) == 0
+    markdown, comparison = (one_seed / "comparison.md").read_text(), json.loads((one_seed / "comparison.json").read_text())
     assert loaded == [("tiny", "valid.jsonl")] * 2  # one call each: chance, constant answer
     # Over the 4 scored rows (2 options each) chance is 50%, not the 37.5% of all 8 rows.
     assert comparison["chance"]["tiny"] == {"families": {"pick": 50.0}, "pooled": 50.0, "rows": 4}
@@ -777,7 +777,7 @@ def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scor
 
 def test_missing_reference_rows_say_why(one_seed, reasoning_results):
     markdown, comparison = report(one_seed, "--no-plots")
-    reason = "minillm/eval/absent_references_for_tests.py is not in this checkout"
+    reason = ABSENT_REFERENCES.replace(".", "/") + ".py is not in this checkout"
     assert comparison["reference_missing"]["chance"] == {"tiny": reason}
     assert f"No Constant answer row for tiny: {reason}." in markdown
     # An eval set whose rows name no options has no chance level, whatever the checkout holds.

@@ -12,16 +12,15 @@ or, with one shared training seed, a test over the test prompts between the two 
 (`PromptScores`), which measures evaluation noise only. One rule decides "≈" (`APPROX_RULE`).
 
 Reference rows beside the models: the majority answer (the best constant label per family), the
-chance level and the constant-answer row (minillm/eval/references.py, one call each:
-`chance_reference`, `constant_answer_reference`), all over the rows the summaries scored.
+chance level and the constant-answer row (`ReferenceFunctions`, one call each; tools/report.py
+computes them with minillm/eval/references.py), all over the rows the summaries scored.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import importlib.util
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -436,69 +435,53 @@ def majority_baselines(sources: dict[str, dict]) -> tuple[dict, dict]:
     return baselines, missing
 
 
-REFERENCES_MODULE = "minillm.eval.references"
-
-
-def _references():
-    """minillm/eval/references.py (the evaluation side's reference rows), or ReferenceUnavailable."""
-    if importlib.util.find_spec(REFERENCES_MODULE) is None:
-        raise ReferenceUnavailable(f"{REFERENCES_MODULE.replace('.', '/')}.py is not in this checkout")
-    return importlib.import_module(REFERENCES_MODULE)
-
-
-def load_eval_set(set_name: str, path: str | Path):
-    """The eval set at `path` as evaluate.py loads it (minillm.eval.evaluation.EvalSet)."""
-    from minillm.eval.evaluation import eval_set_path, load_eval_set as load  # torch: only for a reference row
-    path = Path(path)
-    depth = len(eval_set_path(Path(), set_name).parts)
-    root = path.parents[depth - 1] if len(path.parents) >= depth else None
-    if root is None or eval_set_path(root, set_name) != path:
-        raise ReferenceUnavailable(f"{path} is not where evaluate.py keeps eval set {set_name!r}")
-    return load(root, set_name)
-
-
-def scored_eval_set(set_name: str, source: dict):
-    """The eval set cut to the rows the summaries scored."""
-    return first_rows(load_eval_set(set_name, source["path"]), source["rows"])
-
-
 def first_rows(eval_set, rows: int | None):
-    """An eval set cut to its first `rows` rows (None: all), as evaluate.py's --max-eval-rows does."""
+    """An eval set (a dataclass with rows, prompts, references) cut to its first `rows` rows (None:
+    all), as evaluate.py's --max-eval-rows scores it."""
     if rows is None:
         return eval_set
     return dataclasses.replace(eval_set, rows=eval_set.rows[:rows], prompts=eval_set.prompts[:rows],
                                references=eval_set.references[:rows])
 
 
-def chance_reference(set_name: str, source: dict) -> dict:
-    """The accuracy of a uniform guess among each question's named options (`choices`), per family
-    and pooled, over the scored rows: minillm.eval.references.chance_accuracy."""
-    rows = scored_eval_rows(source)
-    if not any(row.get("choices") for row in rows):
-        raise ReferenceUnavailable("its rows name no answer options (`choices`), so the chance level is undefined")
-    return _references().chance_accuracy(scored_eval_set(set_name, source))
+@dataclasses.dataclass(frozen=True)
+class ReferenceFunctions:
+    """How the reference rows are computed, one call each (tools/report.py wires them to
+    minillm/eval/references.py: the evaluation layer, which this package does not import).
+    chance(set name, source) → {"families", "pooled", "rows"}; constant_answer(set name, source) →
+    {"answers": family → text, "entry": a summary.json entry}; `unavailable`: why they are None."""
+    chance: Callable[[str, dict], dict] | None = None
+    constant_answer: Callable[[str, dict], dict] | None = None
+    unavailable: str = "not computed (tools/report.py computes them with minillm/eval/references.py)"
 
 
-def constant_answer_reference(set_name: str, source: dict) -> dict:
-    """One fixed answer per family, scored like a model over the scored rows (the template floor):
-    minillm.eval.references.constant_answer_summary → {"answers", "entry"} (entry: a summary.json entry)."""
-    scored_eval_rows(source)  # the file must exist
-    answers, entry = _references().constant_answer_summary(scored_eval_set(set_name, source))
-    return {"answers": {str(family): text for family, text in answers.items()}, "entry": entry}
-
-
-def reference_rows(sources: dict[str, dict]) -> dict:
-    """Per eval set: the chance level (sets with answers) and the constant-answer row, each from
-    its one function, or the reason it is missing."""
+def reference_rows(sources: dict[str, dict], functions: ReferenceFunctions) -> dict:
+    """Per eval set: the chance level (sets with answers whose rows name their options) and the
+    constant-answer row, or the reason each is missing."""
     chance, constant, missing = {}, {}, {"chance": {}, "constant_answer": {}}
     for set_name, source in sources.items():
-        if source["answers"]:
-            try:
-                chance[set_name] = chance_reference(set_name, source)
-            except (ReferenceUnavailable, ValueError) as reason:
-                missing["chance"][set_name] = str(reason)
         try:
-            found = constant_answer_reference(set_name, source)
+            rows = scored_eval_rows(source)
+        except ReferenceUnavailable as reason:
+            missing["constant_answer"][set_name] = str(reason)
+            if source["answers"]:
+                missing["chance"][set_name] = str(reason)
+            continue
+        if source["answers"]:
+            if not any(row.get("choices") for row in rows):
+                missing["chance"][set_name] = "its rows name no answer options (`choices`): chance is undefined"
+            elif functions.chance is None:
+                missing["chance"][set_name] = functions.unavailable
+            else:
+                try:
+                    chance[set_name] = functions.chance(set_name, source)
+                except (ReferenceUnavailable, ValueError) as reason:
+                    missing["chance"][set_name] = str(reason)
+        if functions.constant_answer is None:
+            missing["constant_answer"][set_name] = functions.unavailable
+            continue
+        try:
+            found = functions.constant_answer(set_name, source)
         except (ReferenceUnavailable, ValueError) as reason:
             missing["constant_answer"][set_name] = str(reason)
             continue
@@ -727,9 +710,11 @@ def report_roots(results: Results) -> list[Path]:
 
 # ---------------------------------------------------------------- the comparison object
 
-def build_comparison(results: Results, prompt_tests: bool = True) -> dict:
+def build_comparison(results: Results, prompt_tests: bool = True,
+                     references: ReferenceFunctions = ReferenceFunctions()) -> dict:
     """Everything the report shows, as one JSON-able object (comparison.json). `prompt_tests`:
-    give one-training-seed comparisons their prompt-level test (reads answers.jsonl)."""
+    give one-training-seed comparisons their prompt-level test (reads answers.jsonl);
+    `references`: how to compute the chance and constant-answer rows."""
     keys = method_order(set(results.evaluations) | set(results.training))
     methods = []
     data_sources = (results.plan or {}).get("data_sources", {})
@@ -786,7 +771,7 @@ def build_comparison(results: Results, prompt_tests: bool = True) -> dict:
         "primary_families": primary_families(differences),
         "majority_answer": majority,
         "majority_answer_missing": majority_missing,
-        **reference_rows(sources),
+        **reference_rows(sources, references),
         "compute": compute,
         "teacher_data": {path: teacher_data_summary(stats) for path, stats in results.teacher_data.items()},
         "stages": [{"name": stage.get("name"), "seconds": stage.get("seconds"),
