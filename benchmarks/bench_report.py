@@ -42,10 +42,11 @@ def fabricate(root: Path, methods: list[str], rows: int) -> None:
                 {"prompt": "q", "reference": reference, "prediction": sentence(rng) + f" The answer is "
                  f"{rng.choice(('fox', 'cat', 'dog'))}.", "answer": answer}
                 for reference, answer in zip(references, answers)])
-        atomic_write_json(run_dir / "summary.json", {"model": method, "model_path": "/none", "seeds": list(SEEDS), "sets": {
-            "tiny": {"rows": rows, "path": "/none", "rougeL_per_seed": [rng.uniform(30, 60) for _ in SEEDS],
-                     "rougeL_greedy": rng.uniform(30, 60), "answer_rows": rows, "accuracy_decoding": "greedy",
-                     "accuracy_strict": rng.uniform(0, 100)}}})
+        entry = {"rows": rows, "path": "/none", "rougeL_per_seed": [rng.uniform(30, 60) for _ in SEEDS],
+                 "rougeL_greedy": rng.uniform(30, 60), "answer_rows": rows, "accuracy_decoding": "greedy",
+                 "accuracy_strict": rng.uniform(0, 100)}
+        atomic_write_json(run_dir / "summary.json", {"model": method, "model_path": "/none", "seeds": list(SEEDS),
+                                                     "sets": {"tiny": entry}})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -607,7 +607,8 @@ def test_one_training_seed_gets_prompt_level_verdicts_labelled_as_evaluation_noi
     assert (same["ci_low"], same["p_value"], same["approx"]) == (None, 1.0, True)
     # Primary family per metric: KD − SFT, MiniLLM − SFT, MiniLLM − SFT (continued); SFT (continued) − SFT
     # and the per-family rows are exploratory, with no prompt-level test.
-    assert {tuple(f["members"][0]) + (f["size"],) for f in comparison["primary_families"]} == {("kd-forward_kl", "sft", 3)}
+    families = comparison["primary_families"]
+    assert {tuple(f["members"][0]) + (f["size"],) for f in families} == {("kd-forward_kl", "sft", 3)}
     assert differences["sft-continued", "sft", None, "rougeL"]["primary"] is False
     assert differences["kd-forward_kl", "sft", "pick", "rougeL"]["p_value"] is None
     paired = table_rows(markdown.split("| Method | vs |")[1])
@@ -670,7 +671,8 @@ def test_compute_accounting_by_hand(one_seed):
     # The quality-vs-compute figure: one panel per compared metric, a point per student arm with compute.
     figure = quality_vs_compute(comparison, method_colors(comparison))
     assert [axes.get_title() for axes in figure.axes] == ["Rouge-L tiny", "Rouge-L greedy tiny", "Accuracy strict tiny"]
-    assert all(axes.get_xscale() == "log" and len(axes.containers) == 4 for axes in figure.axes)  # SFT, KD, SFT cont., MiniLLM
+    # one point each: SFT, KD, SFT (continued), MiniLLM
+    assert all(axes.get_xscale() == "log" and len(axes.containers) == 4 for axes in figure.axes)
 
 
 def test_matmul_parameters_of_gpt2_small_and_of_a_gated_model():
@@ -688,7 +690,8 @@ def test_label_task_fact_and_validity_tables_render_when_the_summaries_have_them
     markdown, _ = report(one_seed, "--no-plots")
     label = table_rows(markdown.split("## Scored against the label references")[1].split("##")[0])
     assert label["KD (forward KL)"][2:4] == ["83.75 ± 0.00", "90.00"]  # Rouge-L vs the label refs: T = 1, greedy
-    for title, sft_cell in (("Fact F1 per family: stated facts", "42.00 ± 2.83"), ("Fact F1 per family (greedy)", "50.00"),
+    for title, sft_cell in (("Fact F1 per family: stated facts", "42.00 ± 2.83"),
+                            ("Fact F1 per family (greedy)", "50.00"),
                             ("Validity: percent of answers", "85.00 ± 7.07"),
                             ("Distinct valid answers per prompt", "1.50")):
         table = markdown.split(f"#### {title}")[1].split("####")[0]
@@ -756,7 +759,8 @@ def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scor
 
     tool.load_eval_set = load_eval_set
     assert tool.main([str(one_seed), "--no-plots"]) == 0
-    markdown, comparison = (one_seed / "comparison.md").read_text(), json.loads((one_seed / "comparison.json").read_text())
+    markdown = (one_seed / "comparison.md").read_text()
+    comparison = json.loads((one_seed / "comparison.json").read_text())
     assert loaded == [("tiny", "valid.jsonl")] * 2  # one call each: chance, constant answer
     # Over the 4 scored rows (2 options each) chance is 50%, not the 37.5% of all 8 rows.
     assert comparison["chance"]["tiny"] == {"families": {"pick": 50.0}, "pooled": 50.0, "rows": 4}

@@ -126,15 +126,18 @@ def method_results(evaluations: dict[str, dict]) -> tuple[dict, dict]:
     return results, families
 
 
+ROW_COUNTS = ("rows", "answer_rows", "multi_answer_rows", "fact_rows")
+
+
 def family_rows(evaluations: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
-    """set → family → its row counts (rows, answer_rows, multi_answer_rows), from any summary."""
+    """set → family → its row counts (`ROW_COUNTS`), from any summary."""
     counts: dict[str, dict[str, dict]] = {}
     for runs in evaluations.values():
         for summary in runs.values():
             for set_name, entry in summary["sets"].items():
                 for family, scoped in entry.get("families", {}).items():
                     counts.setdefault(set_name, {}).setdefault(family, {
-                        key: scoped[key] for key in ("rows", "answer_rows", "multi_answer_rows", "fact_rows") if key in scoped})
+                        key: scoped[key] for key in ROW_COUNTS if key in scoped})
     return counts
 
 
@@ -214,7 +217,8 @@ class PromptScores:
         answers = self.results.answers(method, run, set_name, decoding)
         if answers is None:
             return f"eval/{method}/{run}/{set_name}/{decoding}/answers.jsonl is absent"
-        return [prompt_rouge_l(row["prediction"], row["reference"]) for row in answers], [row["reference"] for row in answers]
+        references = [row["reference"] for row in answers]
+        return [prompt_rouge_l(row["prediction"], reference) for row, reference in zip(answers, references)], references
 
     def _compute(self, method: str, run: str, set_name: str, metric: str) -> tuple[list, list] | str:
         summary = self.results.evaluations[method][run]
@@ -638,8 +642,8 @@ def compute_accounting(methods: list[dict], results: Results) -> dict:
             continue
         if info.family == "teacher":
             own = teacher_training_flops(method["budget"], shape(key, _shape_candidates(results, key, "model_path")))
-            method["compute"] = {**dict.fromkeys(COMPONENTS), "own": own, "shared": True,
-                                 "missing": None if own is not None else "the teacher's shape or token count is unknown"}
+            why = None if own is not None else "the teacher's shape or token count is unknown"
+            method["compute"] = {**dict.fromkeys(COMPONENTS), "own": own, "shared": True, "missing": why}
             continue
         student = shape(key, _shape_candidates(results, key, "model_path"))
         teacher = teacher_key(info)

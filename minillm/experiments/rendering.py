@@ -43,9 +43,9 @@ STATISTICS_NOTE = (f"{APPROX_RULE} Δ = method − baseline, mean over the train
                    "comparisons; p < 0.001 prints as \"< 0.001\" (comparison.json keeps the exact value). "
                    "\"(all n equal)\": every paired difference is the same, so there is no t interval and p is the "
                    f"exact sign test over the seeds. {PROMPT_LEVEL_MARK} = one training seed: a paired bootstrap over "
-                   f"the test prompts ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}; McNemar's exact test for "
-                   "accuracy) between the two checkpoints — it measures evaluation noise only, not whether the method "
-                   "beats the baseline across training seeds.")
+                   f"the test prompts ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}; McNemar's exact test "
+                   "for accuracy) between the two checkpoints — it measures evaluation noise only, not whether the "
+                   "method beats the baseline across training seeds.")
 MAJORITY_NOTE = (f"{MAJORITY_LABEL}: per reasoning family, always answering that family's most frequent gold "
                  "answer among the rows scored: the best any constant label can do, a ceiling for constant guessing, "
                  "not the chance level.")
@@ -199,7 +199,8 @@ def paired_table(comparison: dict) -> str:
     for set_name, metric in columns:
         header += [f"Δ {METRIC_LABELS[metric]} {set_name} [95% CI]", "p", "p Holm"]
     labels = {method["key"]: method["label"] for method in comparison["methods"]}
-    pairs = {(d["method"], d["baseline"]): d["primary"] for d in comparison["paired_differences"] if d["family"] is None}
+    pairs = {(d["method"], d["baseline"]): d["primary"]
+             for d in comparison["paired_differences"] if d["family"] is None}
     rows = []
     for (method, baseline), primary in pairs.items():
         found = [find_difference(comparison, method, baseline, set_name, metric) for set_name, metric in columns]
