@@ -2,34 +2,50 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import importlib.machinery
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
+from minillm.experiments.compute import ShapeError, matmul_parameters
 from minillm.experiments.methods import METHODS, method_order, run_order
+from minillm.experiments.plots import method_colors, metric_bars, quality_vs_compute
 from minillm.experiments.comparison import (
     build_comparison,
+    declared_comparisons,
     majority_answer_accuracy,
+    prompt_rouge_l,
     stages_in_run_order,
     stream_tokens,
 )
 from minillm.experiments.reading import load_results
 from minillm.experiments.rendering import main_table, results_section
+from minillm.metrics import answer_accuracy, compute_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [10, 20, 30]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 
-def load_tool():
+ABSENT_REFERENCES = "minillm.eval.absent_references_for_tests"
+
+
+def load_tool(references: str = ABSENT_REFERENCES):
+    """tools/report.py as a module; its reference rows from the module `references`: by default one
+    that does not exist, so the fabricated folders keep their rows whether or not
+    minillm/eval/references.py is in the checkout (and no test imports torch for them)."""
     spec = importlib.util.spec_from_file_location("report_tool", REPO / "tools/report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.REFERENCES_MODULE = references
     return module
 
 
@@ -143,9 +159,14 @@ def test_report_cells_statistics_and_noise_marks(results, capsys):
     assert labels == ["Teacher", "Untrained student", "SFT", "KD (forward KL)", "SeqKD", "MiniLLM ▲",
                       "my-new-method", "KD (forward KL)"]  # METHODS order, unknown keys last; then the paired table
     paired = table_rows(markdown.split("| Method | vs |")[1])
-    assert paired["KD (forward KL)"] == ["SFT", "+2.00 [-10.71, +14.71] ≈", "0.295", "–", "–", "2"]
-    assert paired["MiniLLM"] == ["SFT", "n=1, no test", "–", "–", "–", "1"]
-    assert "≈ = no evidence of a difference: the 95% confidence interval" in markdown
+    # Columns: vs, primary or exploratory, then Δ [CI], p, p Holm per set (tiny, arith), n seeds.
+    assert paired["KD (forward KL)"] == ["SFT", "primary", "+2.00 [-10.71, +14.71] ≈", "0.295", "0.295",
+                                         "–", "–", "–", "2"]
+    # One training seed and no answers.jsonl to rescore: no test (the JSON note says why).
+    assert paired["MiniLLM"] == ["SFT", "primary", "n=1, no test", "–", "–", "–", "–", "–", "1"]
+    assert paired["my-new-method"][1] == "exploratory"  # not declared in the registry
+    assert "≈ = no evidence of a difference: p ≥ 0.05, with p Holm-adjusted" in markdown
+    assert "Holm family sizes (comparisons with a test): tiny Rouge-L: 1;" in markdown
     assert "± = sample std (ddof=1) over training seeds" in markdown
     assert "No Majority answer row for arith: eval set file /data/arith/valid.jsonl" in markdown
     assert capsys.readouterr().out.rstrip().endswith("Total time of the driver's 2 stages: 1h 01m.")
@@ -155,12 +176,13 @@ def test_budget_table_and_missing_pieces(results):
     assert load_tool().main([str(results), "--no-plots"]) == 0
     budget = table_rows((results / "comparison.md").read_text().split("| Method | Init |")[1])
     # Columns: init, runs, steps, steps incl. init, gold / teacher-written / rollout / pretraining tokens, time.
-    assert budget["SFT"] == ["random init", "2", "100", "100", "1,100", "", "", "", "12.0 s"]
+    # ... then compute (FLOPs) own and incl. init: "–", the fabricated model paths hold no config.json.
+    assert budget["SFT"] == ["random init", "2", "100", "100", "1,100", "", "", "", "12.0 s", "–", "–"]
     assert budget["KD (forward KL)"][1] == "1 (+1 unfinished)"
-    assert budget["SeqKD"] == ["random init", "1", "50", "50", "", "700", "", "", "5.0 s"]
+    assert budget["SeqKD"] == ["random init", "1", "50", "50", "", "700", "", "", "5.0 s", "–", "–"]
     # An old MiniLLM final.json has no ptx_tokens: "–", not a crash.
-    assert budget["MiniLLM ▲"] == ["the SFT student", "1", "8", "108", "", "", "500", "–", "1m 30s"]
-    assert budget["Untrained student"][1:] == ["no training run"] + ["–"] * 7
+    assert budget["MiniLLM ▲"] == ["the SFT student", "1", "8", "108", "", "", "500", "–", "1m 30s", "–", "–"]
+    assert budget["Untrained student"][1:] == ["no training run"] + ["–"] * 9
     assert budget["Teacher"][1] == "no training run"
     assert not (results / "plots").exists()
 
@@ -176,11 +198,15 @@ def test_json_and_csv_keep_every_number(results):
     kd = differences["kd-forward_kl", "tiny", "rougeL"]
     # Hand computation: differences 3, 1; sd √2, se 1, t = 2 with 1 dof (Cauchy): t_0.975 = 12.7062,
     # p = 1 − 2·atan(2)/π = 0.2952.
-    assert (kd["mean_difference"], kd["ci_low"], kd["ci_high"], kd["p_value"], kd["n_pairs"], kd["approx"]) == (
-        2.0, -10.7062, 14.7062, 0.2952, 2, True)
+    assert (kd["mean_difference"], kd["ci_low"], kd["ci_high"], kd["n_pairs"], kd["approx"]) == (
+        2.0, -10.7062, 14.7062, 2, True)
+    assert kd["p_value"] == pytest.approx(1 - 2 * math.atan(2) / math.pi, abs=1e-9)  # exact, not rounded
+    assert (kd["primary"], kd["p_holm"], kd["holm_family_size"], kd["survives_holm"]) == (True, kd["p_value"], 1, False)
     assert kd["baseline"] == "sft" and kd["seeds"] == ["seed1", "seed2"]
     minillm = differences["minillm", "tiny", "rougeL"]
-    assert (minillm["n_pairs"], minillm["ci_low"], minillm["approx"], minillm["note"]) == (1, None, None, "n=1, no test")
+    assert (minillm["n_pairs"], minillm["ci_low"], minillm["approx"]) == (1, None, None)
+    assert minillm["note"] == ("n=1, no test (no prompt-level test: eval/minillm/seed1/tiny/10/answers.jsonl "
+                               "is absent)")
     assert methods["minillm"]["results"]["tiny"]["rougeL"]["spread"] == "generation seeds"
     assert methods["teacher"]["results"]["tiny"]["exact_match"]["mean"] == 10.0
     assert methods["sft"]["budget"]["supervised_tokens"] == 450.0
@@ -197,7 +223,7 @@ def test_json_and_csv_keep_every_number(results):
     assert sft_rows[0]["gen_seeds"] == "10 20 30" and sft_rows[0]["mean_difference"] == ""
     (kd_paired,) = [r for r in every_row if r["row_kind"] == "paired" and r["method"] == "kd-forward_kl"]
     assert (kd_paired["baseline"], kd_paired["ci_low"], kd_paired["p_value"], kd_paired["run"]) == (
-        "sft", "-10.7062", "0.2952", "seed1 seed2")
+        "sft", "-10.7062", "0.2951672353008663", "seed1 seed2")  # p exact in the CSV and JSON
     assert {r["method"] for r in rows} == {"teacher", "untrained", "sft", "kd-forward_kl", "minillm", "my-new-method"}
 
 
@@ -356,21 +382,28 @@ def test_reasoning_main_and_paired_tables(reasoning_results):
     rows = table_rows(results)
     assert rows["Teacher"][2:] == ["60.00 ± 1.41", "85.00", "arith: std over 2 generation seeds (1 training "
                                    "seed); Accuracy strict arith: one greedy value (1 training seed)"]
-    assert rows["Majority answer"][2:] == ["–", "66.67", "–"]  # placed after the reference rows
+    assert rows["Majority answer"][2:] == ["–", "66.67", "exact"]  # placed after the reference rows
     assert list(rows)[:2] == ["Teacher", "Majority answer"]
-    # KD − SFT: Rouge-L 1, 1, 1 (zero spread: CI is the point 1, p = 0) and accuracy 2, 3, 4: no ≈.
-    assert rows["KD (forward KL)"][2:4] == ["33.00 ± 2.00", "53.00 ± 11.00"]
+    # KD − SFT: Rouge-L 1, 1, 1: no t interval (it would be the point 1 with p = 0): the sign test
+    # gives 2·(1/2)³ = 0.25, ≈. Accuracy 2, 3, 4: raw p = 0.035, but Holm over the primary family
+    # of 3 (KD − SFT, MiniLLM − SFT, MiniLLM − its control) makes it 3·0.035 = 0.105: ≈.
+    assert rows["KD (forward KL)"][2:4] == ["33.00 ± 2.00 ≈", "53.00 ± 11.00 ≈"]
     assert rows["MiniLLM ▲"][3] == "50.33 ± 8.62 ≈"  # Δ 1, 2, −2: the CI contains 0
     paired = table_rows(results.split("| Method | vs |")[1])
     # Accuracy differences 2, 3, 4: mean 3, sd 1, se 1/√3, t_0.975,2 = 4.3027 -> 3 ± 2.4842;
-    # p = 2·(1/2 − t/(2√(2 + t²))) with t = 3√3 = 0.0351.
-    assert paired["KD (forward KL)"] == ["SFT", "+1.00 [+1.00, +1.00]", "0.000", "+3.00 [+0.52, +5.48]", "0.035", "3"]
-    assert paired["MiniLLM"][0] == "SFT" and paired["MiniLLM"][3].endswith("≈")
+    # p = 2·(1/2 − t/(2√(2 + t²))) with t = 3√3 = 0.0351. Holm, Rouge-L: 0.25, 0.423, 0.423 ->
+    # 0.75, 0.845, 0.845; accuracy: 0.0351, 0.807, 1 -> 0.105, 1, 1.
+    assert paired["KD (forward KL)"] == ["SFT", "primary", "+1.00 (all 3 equal) ≈", "0.250 (sign)", "0.750",
+                                         "+3.00 [+0.52, +5.48] ≈", "0.035", "0.105", "3"]
+    assert paired["MiniLLM"][:2] == ["SFT", "primary"] and paired["MiniLLM"][5].endswith("≈")
+    # A control arm against SFT is exploratory: raw p, no adjustment.
+    assert paired["SFT (continued)"][1:2] + paired["SFT (continued)"][4:5] == ["exploratory", "expl."]
     # Against its control arm: Rouge-L Δ 0, 1, 0 -> sd 1/√3, se 1/3, t = 1: 1/3 ± 4.3027/3,
     # p = 2·(1/2 − 1/(2√3)) = 0.423; accuracy Δ 1, 1, −2 -> mean 0, se 1: ± 4.3027, p = 1.
     control = [line for line in results.splitlines() if line.startswith("| MiniLLM | SFT (continued) |")]
-    assert control == ["| MiniLLM | SFT (continued) | +0.33 [-1.10, +1.77] ≈ | 0.423 | +0.00 [-4.30, +4.30] ≈ | "
-                       "1.000 | 3 |"]
+    assert control == ["| MiniLLM | SFT (continued) | primary | +0.33 [-1.10, +1.77] ≈ | 0.423 | 0.845 | "
+                       "+0.00 [-4.30, +4.30] ≈ | 1.000 | 1.000 | 3 |"]
+    assert "arith Rouge-L: 3; arith Accuracy strict: 3;" in results
     assert "Accuracy strict = the label after the answer marker only (no marker = wrong), from greedy decoding" \
         in results
 
@@ -454,3 +487,332 @@ def test_the_stories_table_and_its_stage_times_go_into_the_readme(tmp_path, caps
     assert not (root / "comparison/comparison.csv").exists()  # the table is the stage's own; nothing else is written
     with pytest.raises(SystemExit):
         load_tool().main([str(root), "--no-plots"])
+
+
+# ---------------------------------------------------------------- one training seed: prompt-level verdicts, greedy,
+# entropy, compute, reference rows and labels true of the run
+
+# The first 4 rows are scored (MAX_EVAL_ROWS=4); the 4 after them are not.
+PICK_ROWS = [("fox", ["fox", "cat"]), ("fox", ["fox", "dog"]), ("cat", ["cat", "fox"]), ("dog", ["dog", "cat"])] + \
+    [("cat", ["cat", "fox", "dog", "bird"])] * 4
+SCORED = 4
+STUDENT_SHAPE = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "vocab_size": 1000}
+TEACHER_SHAPE = {"model_type": "gpt2", "n_layer": 4, "n_embd": 128, "vocab_size": 1000}
+# N = layers·(4·width² + 2·width·4·width) + vocabulary·width
+STUDENT_N, TEACHER_N = 2 * (4 * 64 ** 2 + 8 * 64 ** 2) + 64_000, 4 * (4 * 128 ** 2 + 8 * 128 ** 2) + 128_000
+# Which scored prompt each model answers right (1) per decoding: generation seeds 10, 20 and greedy.
+# A wrong answer "The answer is bird." has Rouge-L 75 against "The answer is <animal>."
+RIGHT = {"teacher": {"10": [1, 1, 1, 1], "20": [1, 1, 1, 1], "greedy": [1, 1, 1, 1]},
+         "sft": {"10": [1, 1, 0, 0], "20": [1, 0, 0, 0], "greedy": [1, 1, 0, 0]},
+         "kd-forward_kl": {"10": [1, 1, 1, 0], "20": [1, 1, 0, 1], "greedy": [1, 1, 1, 1]},
+         "sft-continued": {"10": [1, 1, 0, 0], "20": [1, 1, 0, 0], "greedy": [1, 1, 0, 0]},
+         "minillm": {"10": [1, 1, 1, 1], "20": [1, 1, 1, 1], "greedy": [1, 1, 0, 0]}}
+ENTROPY = {"teacher": [0.5, 0.7], "sft": [1.9, 2.1], "kd-forward_kl": [1.7, 1.9], "sft-continued": [1.8, 2.0],
+           "minillm": [0.9, 1.1]}
+
+
+def write_evaluation(root: Path, work: Path, method: str, model: Path) -> None:
+    """answers.jsonl of both generation seeds and the greedy decoding, and the summary.json that
+    evaluate.py computes from them (Rouge-L, accuracy, greedy keys, entropy; a summary-only
+    "describe" family with fact, label and validity keys)."""
+    references = [f"The answer is {answer}." for answer, _ in PICK_ROWS[:SCORED]]
+    answers = [answer for answer, _ in PICK_ROWS[:SCORED]]
+    texts = {decoding: [reference if right else "The answer is bird." for reference, right in zip(references, rights)]
+             for decoding, rights in RIGHT[method].items()}
+    run_dir = root / "eval" / method / ("init" if method == "teacher" else "seed10")
+    for decoding, predictions in texts.items():
+        write_log(run_dir / "tiny" / decoding / "answers.jsonl",
+                  [{"prompt": "Which animal?", "reference": reference, "prediction": prediction, "answer": answer,
+                    "category": "pick"} for reference, prediction, answer in zip(references, predictions, answers)])
+    rouge = [compute_metrics(texts[seed], references)["rougeL"] for seed in ("10", "20")]
+    greedy_rouge = compute_metrics(texts["greedy"], references)["rougeL"]
+    strict = answer_accuracy(texts["greedy"], answers, strict=True)
+    scores = {"rougeL": rouge, "rougeL_greedy": greedy_rouge, "entropy": ENTROPY[method],
+              "rougeL_label": [value - 10.0 for value in rouge], "rougeL_label_greedy": greedy_rouge - 10.0,
+              "accuracy_strict": strict, "accuracy_flexible": strict}
+    describe = {"rows": 2, "fact_rows": 2, "multi_answer_rows": 2, "fact_f1": [40.0, 44.0], "fact_f1_greedy": 50.0,
+                "validity": [80.0, 90.0], "distinct_valid_per_prompt": 1.5}
+    entry = {**summary_entry(scores, "tiny"), "path": str(work / "data/tiny/valid.jsonl"), "rows": SCORED,
+             "answer_rows": SCORED, "accuracy_decoding": "greedy",
+             "families": {"pick": {**summary_entry(scores), "rows": SCORED, "answer_rows": SCORED},
+                          "describe": {**summary_entry(describe), "rows": 2, "fact_rows": 2, "multi_answer_rows": 2}}}
+    write_json(run_dir / "summary.json", {"model": method, "model_path": str(model), "seeds": [10, 20],
+                                          "sets": {"tiny": entry}})
+
+
+@pytest.fixture
+def one_seed(tmp_path) -> Path:
+    """The main command's shape: one training seed, no pretraining corpus, MAX_EVAL_ROWS=4, an
+    absolute WORK; model folders with config.json; run folders with their flags."""
+    work = tmp_path / "work"
+    root = work / "results" / "tiny"
+    write_log(work / "data/tiny/valid.jsonl",
+              [{"instruction": "Which animal?", "input": "", "output": f"The answer is {answer}.", "answer": answer,
+                "choices": choices, "category": "pick"} for answer, choices in PICK_ROWS])
+    student, teacher = work / "checkpoints/student", work / "runs-teacher/best"
+    write_json(student / "config.json", STUDENT_SHAPE)
+    write_json(teacher / "config.json", TEACHER_SHAPE)
+    for method in RIGHT:
+        write_evaluation(root, work, method, teacher if method == "teacher" else student)
+    runs = {"teacher": ({"steps": 20, "tokens": 3000}, {"model_path": str(teacher), "epochs": 3}),
+            "sft": ({"steps": 10, "tokens": 1000, "tokens_by_stream": {"default": 1000}},
+                    {"model_path": str(student), "epochs": 2}),
+            "kd-forward_kl": ({"steps": 10, "tokens": 1000}, {"model_path": str(student), "epochs": 2,
+                                                              "kd_ratio": 0.5, "ptx_kd_ratio": 0.0,
+                                                              "teacher_model_path": str(teacher)}),
+            "seqkd": ({"steps": 10, "tokens": 1000}, {"model_path": str(student), "epochs": 2}),
+            "sft-continued": ({"steps": 4, "tokens": 400, "ptx_tokens": 0},
+                              {"model_path": str(root / "runs/sft/seed10"), "total_steps": 4, "kd_ratio": 0.0,
+                               "ptx_kd_ratio": 0.5, "teacher_model_path": str(teacher)}),
+            "minillm": ({"steps": 4, "rollout_tokens": 200, "ptx_tokens": 0},
+                        {"model_path": str(root / "runs/sft/seed10"), "ppo_epochs": 2, "ptx_kd_ratio": 0.5,
+                         "teacher_model_path": str(teacher)})}
+    for method, (final, config) in runs.items():
+        write_json(root / "runs" / method / "seed10" / "final.json", {**final, "train_seconds": 1.0})
+        write_json(root / "runs" / method / "seed10" / "config.json", config)
+    write_json(root / "driver.json", {
+        "preset": "tiny", "methods": list(RIGHT)[1:] + ["seqkd"], "methods_not_run": [], "train_seeds": [10],
+        "data_sources": {"instruction": str(work / "data/tiny"), "step-by-step": f"rows from {work}/data/tiny"},
+        "pretraining_corpus": None, "max_eval_rows": SCORED, "teacher_cache_top_k": None,
+        "settings": {"WORK": str(work)}})
+    return root
+
+
+def report(root: Path, *flags: str) -> tuple[str, dict]:
+    assert load_tool().main([str(root), *flags]) == 0
+    return (root / "comparison.md").read_text(), json.loads((root / "comparison.json").read_text())
+
+
+def differences_of(comparison: dict) -> dict:
+    return {(d["method"], d["baseline"], d["family"], d["metric"]): d for d in comparison["paired_differences"]}
+
+
+def test_one_training_seed_gets_prompt_level_verdicts_labelled_as_evaluation_noise(one_seed):
+    markdown, comparison = report(one_seed, "--no-plots")
+    differences = differences_of(comparison)
+    # T = 1: per-prompt Rouge-L means over the two seeds, KD [100, 100, 87.5, 87.5] − SFT [100, 87.5, 75, 75].
+    rouge = differences["kd-forward_kl", "sft", None, "rougeL"]
+    assert (rouge["level"], rouge["n_prompts"], rouge["mean_difference"], rouge["seeds"]) == (
+        "prompts", 4, 9.375, ["seed10"])
+    assert rouge["test"].startswith("paired bootstrap over test prompts") and "evaluation noise only" in rouge["test"]
+    # A resample lands at ≤ 0 only by drawing prompt 1 four times (1/256): p small but not 0.
+    assert 0 < rouge["p_value"] < 0.05 and 0.0 <= rouge["ci_low"] <= rouge["ci_high"] <= 12.5
+    # Greedy accuracy: KD right on all 4, SFT on 2 -> 2 discordant pairs, McNemar p = 2·(1/2)² = 0.5.
+    accuracy = differences["kd-forward_kl", "sft", None, "accuracy_strict"]
+    assert (accuracy["only_method_right"], accuracy["only_baseline_right"], accuracy["p_value"],
+            accuracy["mean_difference"]) == (2, 0, 0.5, 50.0)
+    assert accuracy["test"].startswith("McNemar's exact test")
+    # MiniLLM and SFT decode greedily alike: every per-prompt difference is 0 -> no interval, p = 1, ≈.
+    same = differences["minillm", "sft", None, "rougeL_greedy"]
+    assert (same["ci_low"], same["p_value"], same["approx"]) == (None, 1.0, True)
+    # Primary family per metric: KD − SFT, MiniLLM − SFT, MiniLLM − SFT (continued); SFT (continued) − SFT
+    # and the per-family rows are exploratory, with no prompt-level test.
+    families = comparison["primary_families"]
+    assert {tuple(f["members"][0]) + (f["size"],) for f in families} == {("kd-forward_kl", "sft", 3)}
+    assert differences["sft-continued", "sft", None, "rougeL"]["primary"] is False
+    assert differences["kd-forward_kl", "sft", "pick", "rougeL"]["p_value"] is None
+    paired = table_rows(markdown.split("| Method | vs |")[1])
+    assert paired["KD (forward KL)"][2].endswith("†") and paired["KD (forward KL)"][3] == format_p_of(rouge)
+    assert paired["MiniLLM"][8].startswith("+0.00 (all 4 equal) †")  # greedy Rouge-L column
+    assert "† = one training seed: a paired bootstrap over the test prompts" in markdown
+    assert "it measures evaluation noise only" in markdown
+
+
+def format_p_of(difference: dict) -> str:
+    from minillm.statistics import format_p
+    return format_p(difference["p_value"])
+
+
+def test_greedy_rouge_and_entropy_sit_beside_temperature_1_and_the_claims_carry_them(one_seed):
+    markdown, comparison = report(one_seed, "--no-plots")
+    results = markdown.split("## Results")[1]
+    assert ("| Method | Family | Data | Rouge-L tiny | Rouge-L greedy tiny | Accuracy strict tiny | "
+            "Entropy (nats/token) tiny | ± |") in results
+    rows = table_rows(results)
+    # MiniLLM: 100 at T = 1 (both seeds right) but 87.5 greedy, as SFT; entropy 1.0 against SFT's 2.0.
+    assert rows["MiniLLM ▲"][2:6] == ["100.00 ± 0.00", "87.50 ≈", "50.00 ≈", "1.00 ± 0.14"]
+    assert rows["SFT"][2:6] == ["84.38 ± 4.42", "87.50", "50.00", "2.00 ± 0.14"]
+    assert "a gain at temperature 1 that greedy decoding does not show is sharpness" in results
+    (claim,) = [c for c in comparison["claims"] if (c["method"], c["baseline"]) == ("minillm", "sft")]
+    assert claim["values"]["method"] == {"rougeL": 100.0, "rougeL_greedy": 87.5, "entropy": 1.0,
+                                         "accuracy_strict": 50.0}
+    assert claim["values"]["baseline"]["entropy"] == 2.0
+    greedy = claim["differences"]["rougeL_greedy"]
+    assert (greedy["mean_difference"], greedy["p_holm"], greedy["survives_holm"], greedy["level"]) == (
+        0.0, 1.0, False, "prompts")
+    assert set(claim["differences"]) == {"rougeL", "rougeL_greedy", "accuracy_strict"}
+
+
+def test_compute_accounting_by_hand(one_seed):
+    markdown, comparison = report(one_seed, "--no-plots")
+    compute = {m["key"]: m["compute"] for m in comparison["methods"]}
+    s, t = STUDENT_N, TEACHER_N
+    assert (s, t) == (162_304, 914_432)
+    assert compute["sft"]["own"] == 6 * s * 1000  # 6·N·tokens
+    # KD: its training + the teacher's forward on every training token (no cache).
+    assert (compute["kd-forward_kl"]["student_training"], compute["kd-forward_kl"]["teacher_scoring"]) == (
+        6 * s * 1000, 2 * t * 1000)
+    # SeqKD: + the teacher's pass that wrote one epoch (of 2) of its training tokens.
+    assert compute["seqkd"]["teacher_data"] == 2 * t * 500 and compute["seqkd"]["own"] == 6 * s * 1000 + 2 * t * 500
+    # MiniLLM: rollouts trained on for 2 PPO epochs, sampled once by the student, scored once by the
+    # teacher (no corpus: 0 pretraining tokens); incl. its SFT init.
+    minillm = compute["minillm"]
+    assert (minillm["student_training"], minillm["student_sampling"], minillm["teacher_scoring"]) == (
+        6 * s * 400, 2 * s * 200, 2 * t * 200)
+    assert minillm["with_init"] == minillm["own"] + 6 * s * 1000
+    assert compute["teacher"] == {**compute["teacher"], "own": 6 * t * 3000, "shared": True}
+    assert comparison["compute"]["models"]["sft"]["matmul_parameters"] == s
+    assert comparison["compute"]["models"]["sft"]["path"] == "checkpoints/student/config.json"
+    budget = table_rows(markdown.split("| Method | Init |")[1])
+    assert budget["SFT"][-2:] == ["9.74e8", "9.74e8"] and budget["Teacher"][-2:] == ["1.65e10 (shared)"] * 2
+    assert budget["MiniLLM ▲"][-2:] == ["8.20e8", "1.79e9"]
+    assert "gpt2 2×64, vocabulary 1,000: N = 162,304" in markdown
+    assert "a forward pass costs 2·N FLOPs per token, a training step (forward + backward) 6·N" in markdown
+    # The quality-vs-compute figure: one panel per compared metric, a point per student arm with compute.
+    figure = quality_vs_compute(comparison, method_colors(comparison))
+    assert [axes.get_title() for axes in figure.axes] == ["Rouge-L tiny", "Rouge-L greedy tiny", "Accuracy strict tiny"]
+    # one point each: SFT, KD, SFT (continued), MiniLLM
+    assert all(axes.get_xscale() == "log" and len(axes.containers) == 4 for axes in figure.axes)
+
+
+def test_matmul_parameters_of_gpt2_small_and_of_a_gated_model():
+    # GPT-2 small: 124,439,808 parameters − 786,432 position embeddings − 121,344 biases and norms.
+    assert matmul_parameters({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "vocab_size": 50257}) == 123_532_032
+    # q, o: 2·64·(4·16); k, v: 2·64·(2·16); gate, up, down: 3·64·172; × 2 layers; + 512·64.
+    llama = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "intermediate_size": 172, "vocab_size": 512}
+    assert matmul_parameters(llama) == 2 * (8192 + 4096 + 33024) + 32768
+    with pytest.raises(ShapeError, match="model_type 'bert'"):
+        matmul_parameters({"model_type": "bert"})
+
+
+def test_label_task_fact_and_validity_tables_render_when_the_summaries_have_them(one_seed):
+    markdown, _ = report(one_seed, "--no-plots")
+    label = table_rows(markdown.split("## Scored against the label references")[1].split("##")[0])
+    assert label["KD (forward KL)"][2:4] == ["83.75 ± 0.00", "90.00"]  # Rouge-L vs the label refs: T = 1, greedy
+    for title, sft_cell in (("Fact F1 per family: stated facts", "42.00 ± 2.83"),
+                            ("Fact F1 per family (greedy)", "50.00"),
+                            ("Validity: percent of answers", "85.00 ± 7.07"),
+                            ("Distinct valid answers per prompt", "1.50")):
+        table = markdown.split(f"#### {title}")[1].split("####")[0]
+        assert table_rows(table)["SFT"] == [sft_cell], title
+    assert "| Method | describe (2 rows) |" in markdown.split("#### Fact F1 per family (greedy)")[1]
+
+
+def test_prompt_rouge_l_is_the_metrics_rouge_l():
+    pairs = [("The foxes were running quickly.", "A fox runs quick!"), ("", "anything"), ("So the answer is 42.", "42"),
+             ("cats and dogs", ["dogs, cats", "birds"]), ("Ünïcode wörds", "unicode words")]
+    for prediction, reference in pairs * 2:  # the second round reads the memoised tokens
+        assert prompt_rouge_l(prediction, reference) == compute_metrics([prediction], [reference])["rougeL"]
+
+
+def test_declared_comparisons_are_one_list():
+    keys = ["teacher", "untrained", "sft", "kd-forward_kl", "kd-reverse_kl", "sft-continued", "minillm",
+            "minillm-lmops", "dss", "dss-continued", "dss-minillm", "my-arm"]
+    assert declared_comparisons(keys) == [
+        ("kd-forward_kl", "sft", True), ("kd-reverse_kl", "sft", False), ("sft-continued", "sft", False),
+        ("minillm", "sft", True), ("minillm-lmops", "sft", False), ("dss", "sft", True),
+        ("dss-continued", "sft", False), ("dss-minillm", "sft", True), ("my-arm", "sft", False),
+        ("minillm", "sft-continued", True), ("minillm-lmops", "sft-continued", False),
+        ("dss-minillm", "dss-continued", True)]
+
+
+# ---------------------------------------------------------------- reference rows (minillm/eval/references.py)
+
+@dataclasses.dataclass
+class FakeEvalSet:
+    rows: list
+    prompts: list
+    references: list
+
+
+def fake_references_module() -> types.ModuleType:
+    """minillm/eval/references.py's two functions as the world branch defines them, on FakeEvalSet."""
+    module = types.ModuleType("minillm.eval.references")
+    module.__spec__ = importlib.machinery.ModuleSpec("minillm.eval.references", None)
+
+    def chance_accuracy(eval_set):
+        chances = [100.0 / len(row["choices"]) for row in eval_set.rows]
+        pooled = round(sum(chances) / len(chances), 4)
+        return {"families": {"pick": pooled}, "pooled": pooled, "rows": len(chances)}
+
+    def constant_answer_summary(eval_set):
+        entry = {"rows": len(eval_set.rows), "rougeL_per_seed": [87.5], "rougeL_mean": 87.5, "rougeL_std": 0.0,
+                 "rougeL_greedy": 87.5, "accuracy_strict": 25.0, "answer_rows": len(eval_set.rows),
+                 "families": {"pick": {"rows": len(eval_set.rows), "rougeL_per_seed": [87.5], "rougeL_greedy": 87.5,
+                                       "accuracy_strict": 25.0}}}
+        return {"pick": "The answer is fox."}, entry
+
+    module.chance_accuracy, module.constant_answer_summary = chance_accuracy, constant_answer_summary
+    return module
+
+
+def test_chance_and_constant_answer_rows_come_from_references_over_the_rows_scored(one_seed, monkeypatch):
+    monkeypatch.setitem(sys.modules, "minillm.eval.references", fake_references_module())
+    tool = load_tool(references="minillm.eval.references")
+    loaded = []
+
+    def load_eval_set(set_name, path):
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+        loaded.append((set_name, Path(path).name))
+        return FakeEvalSet(rows, ["Which animal?"] * len(rows), [row["output"] for row in rows])
+
+    tool.load_eval_set = load_eval_set
+    assert tool.main([str(one_seed), "--no-plots"]) == 0
+    markdown = (one_seed / "comparison.md").read_text()
+    comparison = json.loads((one_seed / "comparison.json").read_text())
+    assert loaded == [("tiny", "valid.jsonl")] * 2  # one call each: chance, constant answer
+    # Over the 4 scored rows (2 options each) chance is 50%, not the 37.5% of all 8 rows.
+    assert comparison["chance"]["tiny"] == {"families": {"pick": 50.0}, "pooled": 50.0, "rows": 4}
+    assert comparison["constant_answer"]["tiny"]["answers"] == {"pick": "The answer is fox."}
+    rows = table_rows(markdown.split("## Results")[1])
+    assert list(rows)[:4] == ["Teacher", "Constant answer", "Chance", "Majority answer"]
+    assert rows["Constant answer"][2:6] == ["87.50", "87.50", "25.00", "–"]
+    assert rows["Chance"][2:6] == ["–", "–", "50.00", "–"]
+    strict = table_rows(markdown.split("#### Accuracy strict per reasoning family")[1].split("####")[0])
+    assert (strict["Chance"], strict["Constant answer"], strict["Majority answer"]) == (["50.00"], ["25.00"], ["50.00"])
+    assert "Chance: the expected accuracy of picking uniformly among the answer options" in markdown
+    # The accuracy plots draw the chance level as a dashed line over its group.
+    figure = metric_bars(comparison, "accuracy_strict", [("tiny", None)], method_colors(comparison),
+                         chance={("tiny", None): 50.0})
+    (line,) = figure.axes[0].collections[-1:]
+    assert line.get_label().startswith("chance") and line.get_segments()[0][0][1] == 50.0
+
+
+def test_missing_reference_rows_say_why(one_seed, reasoning_results):
+    markdown, comparison = report(one_seed, "--no-plots")
+    reason = ABSENT_REFERENCES.replace(".", "/") + ".py is not in this checkout"
+    assert comparison["reference_missing"]["chance"] == {"tiny": reason}
+    assert f"No Constant answer row for tiny: {reason}." in markdown
+    # An eval set whose rows name no options has no chance level, whatever the checkout holds.
+    _, comparison = report(reasoning_results, "--no-plots")
+    assert comparison["reference_missing"]["chance"]["arith"].startswith("its rows name no answer options")
+
+
+# ---------------------------------------------------------------- issue 23: report labels true of the run
+
+def test_fault_no_pretraining_corpus_label_for_a_run_without_one(one_seed):
+    markdown, comparison = report(one_seed, "--no-plots")
+    minillm = next(m for m in comparison["methods"] if m["key"] == "minillm")
+    assert "pretraining corpus" not in minillm["data"] and "pretraining" not in minillm["sources"]
+    assert "+ the pretraining corpus" not in markdown.split("## Results")[1].split("## ")[0]
+    budget = table_rows(markdown.split("| Method | Init |")[1])
+    assert budget["MiniLLM ▲"][4:8] == ["", "", "200", ""]  # no pretraining source at all, not "0"
+
+
+def test_fault_majority_row_counts_only_the_rows_scored(one_seed):
+    _, comparison = report(one_seed, "--no-plots")
+    # Scored rows 1-4: fox, fox, cat, dog -> "fox" 50%; all 8 rows would give "cat" 62.5%.
+    assert comparison["majority_answer"]["tiny"]["families"]["pick"] == {
+        "answer_rows": 4, "majority_answer": "fox", "accuracy": 50.0}
+
+
+def test_fault_committed_report_carries_no_writers_absolute_paths(one_seed):
+    work = one_seed.parents[1]
+    for text in (json.dumps(report(one_seed, "--no-plots")[1]), (one_seed / "comparison.md").read_text(),
+                 (one_seed / "comparison.csv").read_text()):
+        assert str(work) not in text
+    comparison = json.loads((one_seed / "comparison.json").read_text())
+    sft = next(m for m in comparison["methods"] if m["key"] == "sft")
+    assert sft["training_set"] == "data/tiny" and comparison["results_dir"] == "results/tiny"
+    assert comparison["majority_answer"]["tiny"]["path"] == "data/tiny/valid.jsonl"

@@ -5,7 +5,9 @@
       writes DIR/comparison.{md,csv,json} and DIR/plots/*.png (DIR defaults to the results
       folder); with --readme, replaces the text between `<!-- results:TAG:start -->` and
       `<!-- results:TAG:end -->` in that file by the main table, the paired differences (95% CI,
-      p), the budget table and the Rouge-L plot.
+      p, Holm-adjusted p), the budget table with compute and the Rouge-L plot. The chance and
+      constant-answer rows come from minillm/eval/references.py when the checkout has it.
+      What the tests, reference rows and compute figures mean: docs/report.md.
       Prints the tables.
 
   python tools/report.py results/stories [--readme README.md --readme-tag stories]
@@ -22,12 +24,20 @@ Exit status 1, with the reason, when nothing is evaluated or an input is unreada
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 from minillm.experiments.catalogue import METRICS
-from minillm.experiments.comparison import build_comparison, stages_in_run_order
+from minillm.experiments.comparison import (
+    ReferenceFunctions,
+    ReferenceUnavailable,
+    build_comparison,
+    first_rows,
+    stages_in_run_order,
+)
 from minillm.experiments.plots import ROUGE_PLOT, write_plots
 from minillm.experiments.reading import (
     ReportError,
@@ -98,10 +108,43 @@ def teacher_distance_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# The evaluation side's reference rows (the report's package does not import the evaluation layer).
+REFERENCES_MODULE = "minillm.eval.references"
+
+
+def load_eval_set(set_name: str, path: str):
+    """The eval set at `path` as evaluate.py loads it (imports the evaluation layer, and torch)."""
+    from minillm.eval.evaluation import eval_set_path, load_eval_set as load
+    path = Path(path)
+    depth = len(eval_set_path(Path(), set_name).parts)
+    root = path.parents[depth - 1] if len(path.parents) >= depth else None
+    if root is None or eval_set_path(root, set_name) != path:
+        raise ReferenceUnavailable(f"{path} is not where evaluate.py keeps eval set {set_name!r}")
+    return load(root, set_name)
+
+
+def reference_functions() -> ReferenceFunctions:
+    """The chance and constant-answer rows from minillm/eval/references.py, over the rows the
+    summaries scored; when that module is not in the checkout, the reason instead."""
+    if importlib.util.find_spec(REFERENCES_MODULE) is None:
+        return ReferenceFunctions(unavailable=f"{REFERENCES_MODULE.replace('.', '/')}.py is not in this checkout")
+    references = importlib.import_module(REFERENCES_MODULE)
+
+    def chance(set_name: str, source: dict) -> dict:
+        return references.chance_accuracy(first_rows(load_eval_set(set_name, source["path"]), source["rows"]))
+
+    def constant_answer(set_name: str, source: dict) -> dict:
+        answers, entry = references.constant_answer_summary(
+            first_rows(load_eval_set(set_name, source["path"]), source["rows"]))
+        return {"answers": {str(family): text for family, text in answers.items()}, "entry": entry}
+
+    return ReferenceFunctions(chance, constant_answer)
+
+
 def comparison_report(args: argparse.Namespace) -> int:
     results = load_results(args.paths[0])
     out_dir = Path(args.out_dir or args.paths[0])
-    comparison = build_comparison(results)
+    comparison = build_comparison(results, references=reference_functions())
     plots_dir = out_dir / "plots"
     readme_text = None
     if args.readme:

@@ -38,6 +38,7 @@ KD_DIVERGENCES = {"forward_kl": "forward KL", "reverse_kl": "reverse KL", "symme
                   "js_divergence": "JS divergence", "total_variation": "total variation",
                   "skew_forward_kl": "skew forward KL", "skew_reverse_kl": "skew reverse KL",
                   "adaptive_kl": "adaptive KL", "alpha_beta": "α-β divergence"}
+PRIMARY_KD_DIVERGENCE = "forward_kl"  # KD's primary arm; the other divergences are exploratory
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Method:
     default: bool = True  # in the default METHODS
     group: str | None = None  # "kd": METHODS=kd selects the KD_LOSSES members
     training_set: str = "instruction"  # driver.json's data source: "instruction" or "step-by-step"
+    # Its comparisons with SFT and with its control are in the declared primary family (Holm-adjusted,
+    # minillm.experiments.comparison.declared_comparisons); False: exploratory (control arms, variants).
+    primary: bool = True
 
     @property
     def init_method(self) -> str | None:
@@ -72,6 +76,7 @@ def _kd(divergence: str, label: str) -> Method:
                   f"(1 − r)·CE on gold responses + r·token-level {label} to the teacher's distribution",
                   "gold labels + the teacher's token distribution", GOLD_LABELS,
                   launcher="scripts/kd/kd_base.sh", entrypoint="train_kd.py", teacher="teacher", group="kd",
+                  primary=divergence == PRIMARY_KD_DIVERGENCE,
                   variables=lambda s, d=divergence: {"KD_LOSS": d, "KD_RATIO": s.kd_ratio, "KD_ARGS": s.kd_args})
 
 
@@ -103,7 +108,8 @@ METHODS: dict[str, Method] = {
                             "cross-entropy on the gold responses + MiniLLM's pretraining term on the same chunks, "
                             "for exactly the steps MiniLLM adds",
                             "gold labels (the SFT data again) + the pretraining corpus",
-                            GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh", **_CONTINUED),
+                            GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh", **_CONTINUED,
+                            primary=False),
     "minillm": Method("MiniLLM", "white-box", "the SFT student",
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
@@ -113,7 +119,7 @@ METHODS: dict[str, Method] = {
                             "MiniLLM with LMOps' advantage whitening (--whiten reference: per mini-batch, over every "
                             "response slot, padding included)",
                             "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS,
-                            **_ON_POLICY, extra_args=("--whiten", "reference"), default=False),
+                            **_ON_POLICY, extra_args=("--whiten", "reference"), default=False, primary=False),
     "opd": Method("On-policy distillation", "white-box", "the SFT student",
                   "policy gradient on its own samples with per-token advantage log p − log q (γ 0, no clipping, "
                   "one step per collection) + MiniLLM's pretraining term",
@@ -160,7 +166,7 @@ METHODS: dict[str, Method] = {
                             "pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING,
                             launcher="scripts/sft/sft_continued.sh",
                             **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
-                            trains_on="dss-black-box", training_set="step-by-step"),
+                            trains_on="dss-black-box", training_set="step-by-step", primary=False),
     "dss-minillm": Method("DSS-MiniLLM", "step-by-step × white-box", "the DSS student",
                           "MiniLLM's sequence-level reverse KL, starting from the DSS student",
                           "its own rollouts on both tasks' prompts scored by the DSS teacher + the pretraining "

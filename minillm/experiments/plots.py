@@ -5,6 +5,9 @@
   accuracy_families.png  strict answer accuracy per reasoning family (eval rows with a category)
   training_curves.png  training loss (token-level runs), reverse-KL estimate and reward (MiniLLM
                        family), validation Rouge-L, each against the optimizer step
+  quality_vs_compute.png  each trained arm's score (Rouge-L at temperature 1 and greedy, strict
+                       accuracy) against its training compute incl. init (FLOPs, log scale), with
+                       95% confidence intervals
 """
 from __future__ import annotations
 
@@ -17,15 +20,17 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from minillm.experiments.catalogue import METRIC_LABELS
+from minillm.experiments.catalogue import COMPARED_METRICS, METRIC_LABELS
 from minillm.experiments.reading import Results
 from minillm.fileio import sibling_temporary_path
+from minillm.statistics import mean_confidence_half_width
 
 ROUGE_PLOT = "rougeL.png"
 ACCURACY_PLOT = "accuracy.png"
 FAMILY_ACCURACY_PLOT = "accuracy_families.png"
 ACCURACY_METRIC = "accuracy_strict"
 CURVES_PLOT = "training_curves.png"
+COMPUTE_PLOT = "quality_vs_compute.png"
 # (panel title, record kind, key): token-level training records carry "loss", MiniLLM-family
 # ones "rev_kl" and "reward", evaluation records ("event": "eval") "rougeL".
 CURVE_PANELS = (
@@ -59,9 +64,9 @@ def write_png(figure: Figure, path: Path) -> None:
 
 
 def metric_bars(comparison: dict, metric: str, groups: list[tuple[str, str | None]], colors: dict[str, tuple],
-                group_name: str = "eval set") -> Figure:
+                group_name: str = "eval set", chance: dict[tuple[str, str | None], float] | None = None) -> Figure:
     """Grouped bars: one group per (eval set, task family or None for the whole set), one bar
-    per method that has the metric there."""
+    per method that has the metric there; `chance`: a dashed line across the groups that have one."""
     def cell(method: dict, group: tuple[str, str | None]) -> dict | None:
         set_name, family = group
         cells = (method["results"].get(set_name, {}) if family is None
@@ -78,6 +83,12 @@ def metric_bars(comparison: dict, metric: str, groups: list[tuple[str, str | Non
         present = [found for found in cells if found]
         axes.bar(positions, [c["mean"] for c in present], width, yerr=[c["std"] for c in present], capsize=3,
                  color=colors[method["key"]], label=method["label"])
+    chance_label = "chance (uniform over the named options)"
+    for index, group in enumerate(groups):
+        if chance and group in chance:
+            axes.hlines(chance[group], index - 0.45, index + 0.45, colors="black", linestyles="dashed",
+                        label=chance_label)
+            chance_label = None
     sets = {set_name for set_name, _ in groups}
     axes.set_xticks(np.arange(len(groups)), [family if family and len(sets) == 1 else
                                              f"{set_name}/{family}" if family else set_name
@@ -86,6 +97,45 @@ def metric_bars(comparison: dict, metric: str, groups: list[tuple[str, str | Non
     axes.set_title(f"{METRIC_LABELS[metric]} per {group_name} (error bars: the table's ±)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def confidence_half_width(cell: dict) -> float | None:
+    """The 95% CI half-width of a cell's mean: over training seeds, or with one training seed over
+    its generation seeds (evaluation noise only); None for a single value."""
+    n = cell["n_train_seeds"] if cell["n_train_seeds"] > 1 else cell["n_gen_seeds"]
+    return mean_confidence_half_width(cell["std"], n)
+
+
+def quality_vs_compute(comparison: dict, colors: dict[str, tuple]) -> Figure | None:
+    """One panel per eval set × compared metric: each student's score against its training compute
+    incl. init (log x), 95% CI bars; None when no arm has both."""
+    panels = []
+    for metric in COMPARED_METRICS:
+        for set_name in comparison["sets"]:
+            points = [(method, method["compute"]["with_init"], method["results"][set_name][metric])
+                      for method in comparison["methods"]
+                      if not method["compute"].get("shared") and method["compute"].get("with_init")
+                      and metric in method["results"].get(set_name, {})]
+            if points:
+                panels.append((set_name, metric, points))
+    if not panels:
+        return None
+    figure = Figure(figsize=(6.0 * len(panels), 4.8), layout="constrained")
+    for axes, (set_name, metric, points) in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):
+        for method, flops, cell in points:
+            half_width = confidence_half_width(cell)
+            axes.errorbar([flops], [cell["mean"]], yerr=None if half_width is None else [[half_width], [half_width]],
+                          fmt="o", capsize=3, color=colors[method["key"]])
+            axes.annotate(method["label"], (flops, cell["mean"]), textcoords="offset points", xytext=(4, 4),
+                          fontsize="x-small")
+        axes.set_xscale("log")
+        axes.set_xlabel("training compute incl. init (FLOPs, log scale)")
+        axes.set_ylabel(f"{METRIC_LABELS[metric]} {set_name} (0-100)")
+        axes.set_title(f"{METRIC_LABELS[metric]} {set_name}")
+        axes.grid(alpha=0.3)
+    figure.suptitle("Quality vs training compute (bars: 95% CI over training seeds; one-seed rows: over generation "
+                    "seeds, evaluation noise only; the teachers' own training in no arm's compute)", fontsize="small")
     return figure
 
 
@@ -129,18 +179,25 @@ def write_plots(comparison: dict, results: Results, plots_dir: Path) -> dict[str
     written = {"Rouge-L per eval set": plots_dir / ROUGE_PLOT}
     write_png(metric_bars(comparison, "rougeL", [(s, None) for s in comparison["sets"]], colors),
               written["Rouge-L per eval set"])
+    chance = {(set_name, None): level["pooled"] for set_name, level in comparison["chance"].items()}
+    chance |= {(set_name, family): value for set_name, level in comparison["chance"].items()
+               for family, value in level["families"].items()}
     if comparison["accuracy_sets"]:
         written["Answer accuracy (strict)"] = plots_dir / ACCURACY_PLOT
-        write_png(metric_bars(comparison, ACCURACY_METRIC, [(s, None) for s in comparison["accuracy_sets"]], colors),
-                  written["Answer accuracy (strict)"])
+        write_png(metric_bars(comparison, ACCURACY_METRIC, [(s, None) for s in comparison["accuracy_sets"]], colors,
+                              chance=chance), written["Answer accuracy (strict)"])
     family_groups = [(set_name, family) for set_name, families in comparison["family_rows"].items()
                      for family in families
                      if any(ACCURACY_METRIC in m["families"].get(set_name, {}).get(family, {})
                             for m in comparison["methods"])]
     if family_groups:
         written["Answer accuracy (strict) per family"] = plots_dir / FAMILY_ACCURACY_PLOT
-        write_png(metric_bars(comparison, ACCURACY_METRIC, family_groups, colors, "reasoning family"),
+        write_png(metric_bars(comparison, ACCURACY_METRIC, family_groups, colors, "reasoning family", chance=chance),
                   written["Answer accuracy (strict) per family"])
+    compute = quality_vs_compute(comparison, colors)
+    if compute is not None:
+        written["Quality vs training compute"] = plots_dir / COMPUTE_PLOT
+        write_png(compute, written["Quality vs training compute"])
     if any(run.records for runs in results.training.values() for run in runs.values()):
         written["Training curves"] = plots_dir / CURVES_PLOT
         write_png(training_curves(comparison, results, colors), written["Training curves"])
