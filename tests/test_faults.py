@@ -332,8 +332,9 @@ def test_processing_replaces_the_whole_folder_and_records_a_manifest(tmp_path, t
 @pytest.mark.parametrize(("content", "extra", "expected"), [
     (b'{"instruction": "a", "output": "b"}\n{"instruction": "\xff", "output": "b"}\n', (),
      r"raw.jsonl:2: not valid UTF-8"),
-    (b"", (), r"raw.jsonl: 0 rows, none left for train"),
-    (b'{"instruction": "a", "output": "b"}\n', ("--dev-num", "5"), r"raw.jsonl: 1 rows, none left for train"),
+    (b"", (), r"raw.jsonl holds only 0 rows, all taken as validation rows by --dev-num 1000"),
+    (b'{"instruction": "a", "output": "b"}\n', ("--dev-num", "5"),
+     r"raw.jsonl holds only 1 rows, all taken as validation rows by --dev-num 5: .*smaller --dev-num"),
 ])
 def test_bad_raw_input_is_an_error_naming_the_file(tmp_path, tiny_tokenizer_dir, capsys, content, extra, expected):
     (tmp_path / "raw").mkdir()
@@ -342,6 +343,70 @@ def test_bad_raw_input_is_an_error_naming_the_file(tmp_path, tiny_tokenizer_dir,
     error = capsys.readouterr().err
     assert re.search(expected, error) and "Traceback" not in error
     assert not (tmp_path / "out" / "t").exists()
+
+
+def manifest_counts(out: Path) -> dict:
+    return json.loads((out / "t" / "data_manifest.json").read_text())["counts"]
+
+
+def test_processing_counts_dropped_empty_duplicated_and_cut_rows_and_records_them(tmp_path, tiny_tokenizer_dir,
+                                                                                 capsys):
+    rows = [*ROWS[:2],
+            {"instruction": "Describe the fox. " * 40, "input": "", "output": "dropped: prompt too long"},
+            ROWS[3], ROWS[3],  # a duplicate
+            {"instruction": "Add 1 and 1.", "input": "", "output": " ", "gold_output": "2"},  # a teacher's empty answer
+            {"instruction": "Write a lot.", "input": "", "output": "Llamas jump over foxes. " * 40}]
+    assert process(write_rows(tmp_path / "raw", rows), tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "1") == 0
+    train = manifest_counts(tmp_path / "out")["train"]
+    assert {k: train[k] for k in ("rows", "kept", "dropped_long_prompt", "duplicate_rows", "empty_outputs",
+                                  "cut_at_max_length")} == {"rows": 6, "kept": 5, "dropped_long_prompt": 1,
+                                                            "duplicate_rows": 1, "empty_outputs": 1,
+                                                            "cut_at_max_length": 1}
+    assert train["longest_response"] > MAX_LENGTH - 20 and train["max_length"] == MAX_LENGTH
+    printed = capsys.readouterr().out
+    assert "[train]   duplicates of an earlier row (kept): 1" in printed
+    assert f"[train]   responses that training cuts at --max-length {MAX_LENGTH}: 1 of 5" in printed
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    ({"instruction": "Name it.", "input": "", "output": " \n"},
+     r"raw.jsonl:3: field 'output': empty or whitespace only .*--allow-empty-outputs"),
+    ({"instruction": " ", "input": "", "output": "An answer."},
+     r"raw.jsonl:3: field 'instruction': empty or whitespace only, as is 'input'"),
+])
+def test_empty_outputs_and_prompts_are_refused_naming_file_line_and_field(tmp_path, tiny_tokenizer_dir, capsys,
+                                                                         row, expected):
+    data = write_rows(tmp_path / "raw", [*ROWS[:2], row, *ROWS[2:]])
+    assert process(data, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "1") == 1
+    assert re.search(expected, capsys.readouterr().err) and not (tmp_path / "out" / "t").exists()
+    if row["instruction"].strip():  # an empty output is kept (and counted) when a user asks for it
+        assert process(data, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "1", "--allow-empty-outputs") == 0
+        assert manifest_counts(tmp_path / "out")["train"]["empty_outputs"] == 1
+
+
+@pytest.mark.parametrize("writer", ["generate_rationales", "generate"])
+def test_a_teacher_stage_that_wrote_no_training_row_is_named_in_the_error(tmp_path, tiny_tokenizer_dir, capsys,
+                                                                          writer):
+    """Issue 23: "raw.jsonl: 2 rows, none left for train after the first 2" said nothing of why."""
+    data = write_rows(tmp_path / "teacher-rows", ROWS[:2])  # the gold validation rows only
+    if writer == "generate_rationales":
+        (data / "raw.meta.json").write_text(json.dumps({"model": "runs/dss-teacher/seed10/40", "rows": 6,
+                                                        "gold_rows": 2, "generated_rows": 4,
+                                                        "teacher_rows_written": 0, "rows_dropped": 4}))
+        (data / "raw.stats.json").write_text(json.dumps({"rows": 6, "teacher_rows_written": 0, "rows_dropped": 4}))
+        said = [r"written by tools/generate_rationales.py", r"teacher runs/dss-teacher/seed10/40",
+                r"0 of its 4 generated rows usable", r"raw.stats.json"]
+    else:
+        (data / "generation.json").write_text(json.dumps({"teacher": "runs/teacher/seed10/40", "source": "raw/x.jsonl",
+                                                          "rows": 2, "gold_rows": 2, "generated_rows": 0,
+                                                          "empty_responses": 0}))
+        said = [r"written by tools/generate.py", r"teacher runs/teacher/seed10/40", r"0 generated rows",
+                r"raw/x.jsonl"]
+    assert process(data, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "2") == 1
+    error = capsys.readouterr().err
+    assert re.search(r"raw.jsonl holds only 2 rows, all taken as validation rows by --dev-num 2", error), error
+    for text in said:
+        assert re.search(text, error), (text, error)
 
 
 def test_an_empty_eval_set_names_its_file(tmp_path):
