@@ -16,6 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -27,7 +28,7 @@ import train_sft
 from minillm.data.datasets import TokenDataset
 from minillm.eval.evaluation import load_eval_set
 from minillm.losses import divergence
-from minillm.modeling import load_tokenizer
+from minillm.modeling import load_model, load_tokenizer
 from minillm.ppo import losses as ppo
 from minillm.train import checkpoint
 from minillm.train.guard import SkippingAdamW
@@ -272,6 +273,37 @@ def test_a_planted_pickle_never_runs(world, straight, tmp_path, target):
         with pytest.raises(ValueError, match=r"rank0.pt: refused: .*not only tensors and plain values"):
             sft(world, save, "--resume")
         assert not marker.exists()
+
+
+# -- load errors name the file ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty"])
+def test_a_damaged_safetensors_file_is_an_error_naming_it(world, tmp_path, damage):
+    model = Path(shutil.copytree(world.student, tmp_path / "model"))
+    weights_file = model / "model.safetensors"
+    content = weights_file.read_bytes()
+    weights_file.write_bytes({"truncated": content[:len(content) // 2], "empty": b"",
+                              "random bytes": np.random.default_rng(0).bytes(len(content))}[damage])
+    with pytest.raises(ValueError, match=rf"{re.escape(str(weights_file))}: not a readable safetensors file"):
+        load_model(model)
+
+
+def test_a_damaged_tokenizer_file_is_an_error_naming_its_folder(world, tmp_path):
+    tokenizer = Path(shutil.copytree(world.tokenizer, tmp_path / "tokenizer"))
+    content = (tokenizer / "tokenizer.json").read_bytes()
+    (tokenizer / "tokenizer.json").write_bytes(content[:len(content) // 2])
+    with pytest.raises(ValueError, match=rf"tokenizer {re.escape(str(tokenizer))}: cannot be loaded \(JSONDecodeError"):
+        load_tokenizer(tokenizer)
+
+
+def test_a_model_folder_without_safetensors_weights_is_refused_with_the_way_to_convert(world, tmp_path):
+    """README: model folders load from safetensors; the loader fell back to pytorch_model.bin."""
+    model = Path(shutil.copytree(world.student, tmp_path / "model"))
+    torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(model))} holds no safetensors weights "
+                                                r"\(found pytorch_model.bin\).*save_pretrained"):
+        load_model(model)
 
 
 # -- 6. data provenance ---------------------------------------------------------------------------
