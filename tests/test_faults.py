@@ -156,6 +156,35 @@ def test_best_json_ignores_nan(tmp_path):
     assert checkpoint.best_checkpoint(tmp_path, "valid_loss") == tmp_path / "8"
 
 
+def test_a_tie_goes_to_the_lower_validation_loss_then_the_later_step(tmp_path):
+    """Issue 23: every validation Rouge-L 0.0, and the earlier step was picked though the later
+    one had the lower validation loss."""
+    history = [{"step": 2, "rougeL": 0.0, "valid_loss": 5.0}, {"step": 4, "rougeL": 0.0, "valid_loss": 4.0},
+               {"step": 6, "rougeL": 0.0, "valid_loss": 4.0}, {"step": 8, "rougeL": 0.0, "valid_loss": 4.5}]
+    for record in history:
+        checkpoint.update_best(tmp_path, record, record["step"], tmp_path / str(record["step"]))
+    assert checkpoint.best_checkpoint(tmp_path, "rougeL") == tmp_path / "6"
+    assert checkpoint.best_checkpoint(tmp_path, "valid_loss") == tmp_path / "6"
+    written = (tmp_path / "best.json").read_text()
+    checkpoint.rebuild_best(tmp_path, history)  # a resume rebuilds it by the same rule
+    assert (tmp_path / "best.json").read_text() == written
+    on_policy = [{"step": 3, "rougeL": 0.0}, {"step": 6, "rougeL": 0.0}]  # MiniLLM logs no validation loss
+    checkpoint.rebuild_best(tmp_path / "minillm", on_policy)
+    assert checkpoint.best_checkpoint(tmp_path / "minillm", "rougeL") == tmp_path / "minillm" / "6"
+
+
+def test_best_json_holds_paths_relative_to_its_run_folder_and_old_absolute_ones_still_read(straight, tmp_path):
+    for record in (json.loads((straight / "best.json").read_text()),
+                   json.loads((straight / "final.json").read_text())["best"]):
+        assert record["valid_loss"]["path"] == str(STEPS)
+    moved = copy_run(straight, tmp_path / "moved")  # e.g. built in a temporary folder, then renamed
+    assert checkpoint.resolve_checkpoint(moved, "valid_loss") == moved / str(STEPS)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "best.json").write_text(json.dumps({"rougeL": {"value": 1.0, "step": 4,
+                                                                       "path": str(moved / "4")}}))
+    assert checkpoint.best_checkpoint(tmp_path / "old", "rougeL") == moved / "4"
+
+
 def test_minillm_single_step_term_and_rewards_are_finite_for_minus_inf_teacher_logits():
     torch.manual_seed(0)
     student = torch.randn(2, 3, 7, requires_grad=True)
