@@ -24,6 +24,22 @@ class DistInfo:
         return self.rank == 0
 
 
+def skip_deepspeed_shm_op() -> None:
+    """Keep DeepSpeed from building or loading its CPU shared-memory all-reduce op.
+
+    DeepSpeed's communication backend (created by `deepspeed.init_distributed` and by
+    `deepspeed.initialize`) JIT-compiles `deepspeed_shm_comm` on first use (~40-60 s on a fresh
+    machine) and waits without limit, silently, on the build lock that a killed build leaves in
+    $TORCH_EXTENSIONS_DIR. The op serves only `inference_all_reduce`, DeepSpeed's tensor-parallel
+    inference, which this project never calls: training's collectives are torch.distributed's
+    (gloo on CPU, NCCL on GPUs), with or without it. Marked incompatible (DeepSpeed keeps this dict
+    for the process), it is never built, loaded or waited for, whatever the number of ranks.
+    """
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def init_distributed() -> DistInfo:
     """Join the process group started by a launcher (deepspeed/torchrun), or make a 1-rank one.
 
@@ -32,6 +48,7 @@ def init_distributed() -> DistInfo:
     """
     import deepspeed
 
+    skip_deepspeed_shm_op()
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))

@@ -14,6 +14,8 @@ import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
-from world import MAX_LENGTH, MAX_PROMPT_LENGTH, load_tool
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, load_tool
 
 import train_minillm
 import train_sft
@@ -302,6 +304,34 @@ def test_a_planted_pickle_never_runs(world, straight, tmp_path, target):
         with pytest.raises(ValueError, match=r"rank0.pt: refused: .*not only tensors and plain values"):
             sft(world, save, "--resume")
         assert not marker.exists()
+
+
+# -- no silent hang -------------------------------------------------------------------------------
+
+ENGINE_START = """
+import torch
+from minillm.distributed import init_distributed
+from minillm.train.engine import initialize_engine, load_deepspeed_config, plan_batches
+init_distributed()
+model = torch.nn.Linear(2, 2)
+optimizer = torch.optim.AdamW(model.parameters())
+initialize_engine(model, optimizer, None, load_deepspeed_config("configs/deepspeed/zero1_fp32.json",
+                                                                 plan_batches(2, 2, 1), 1.0))
+print("engine ready")
+"""
+
+
+def test_a_stale_build_lock_of_deepspeeds_cpu_op_does_not_hang_a_run(tmp_path):
+    """Issue 23: a build killed mid-way leaves deepspeed_shm_comm/lock, and every later DeepSpeed
+    start (a one-process run too) waited on it forever. The op serves only DeepSpeed's
+    tensor-parallel inference, so no run builds, loads or waits for it."""
+    (tmp_path / "deepspeed_shm_comm").mkdir()
+    (tmp_path / "deepspeed_shm_comm" / "lock").touch()
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    result = subprocess.run([sys.executable, "-c", ENGINE_START], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={**env, "TORCH_EXTENSIONS_DIR": str(tmp_path), "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and "engine ready" in result.stdout, result.stderr[-2000:]
+    assert "deepspeed_shm_comm" not in result.stdout + result.stderr
 
 
 # -- load errors name the file ---------------------------------------------------------------------
