@@ -334,6 +334,65 @@ def test_a_stale_build_lock_of_deepspeeds_cpu_op_does_not_hang_a_run(tmp_path):
     assert "deepspeed_shm_comm" not in result.stdout + result.stderr
 
 
+# -- a rank that dies or hangs --------------------------------------------------------------------
+
+PEERS = """
+import datetime, os, sys, time
+import torch
+import torch.distributed as dist
+from minillm.distributed import bound_collective_waits, init_distributed
+rank = init_distributed().rank
+group = dist.new_group(ranks=[0, 1])  # as DeepSpeed makes its data-parallel group (timeout: torch's 30 min)
+bound_collective_waits(datetime.timedelta(seconds=3))
+dist.all_reduce(torch.ones(2), group=group)
+if rank == 1:
+    time.sleep(60)  # hung
+start = time.time()
+try:
+    dist.all_reduce(torch.ones(2), group=group)
+except RuntimeError as err:
+    print(f"gave up after {time.time() - start:.0f} s: {str(err)[:200]}")
+"""
+
+
+def test_a_hung_rank_holds_the_others_no_longer_than_the_group_timeout(tmp_path):
+    """Issue 23 probe: a rank stopped (SIGSTOP) mid-training held the other in ZeRO's gradient
+    all-reduce past DEEPSPEED_TIMEOUT: DeepSpeed's data-parallel group had torch's 30 minutes."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port)}
+    ranks = [subprocess.Popen([sys.executable, "-c", PEERS], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
+    try:
+        output = ranks[0].communicate(timeout=50)[0]
+    finally:
+        for rank in ranks:
+            rank.kill()
+            rank.wait()
+    assert re.search(r"gave up after [345] s: .*Timed out", output), output[-2000:]
+
+
+def test_a_failed_collective_stops_the_run_with_a_message_naming_the_step():
+    from minillm.distributed import DistInfo, explain_lost_ranks
+    two_ranks = DistInfo(0, 2, 0, torch.device("cpu"))
+    lost = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:30863: "
+                        "Connection reset by peer. This is typically caused by a remote worker hanging")
+    with pytest.raises(SystemExit, match=r"rank 0 after step 7: a collective operation with the other ranks failed "
+                                         r"\(.*Connection reset by peer.*\): another rank died or stopped answering"
+                                         r".*--resume"):
+        with explain_lost_ranks(two_ranks, lambda: "after step 7"):
+            raise lost
+    with pytest.raises(RuntimeError, match="Read error"):  # one process: nothing to explain
+        with explain_lost_ranks(DistInfo(0, 1, 0, torch.device("cpu")), lambda: "after step 7"):
+            raise lost
+    with pytest.raises(ValueError):  # not a collective's failure
+        with explain_lost_ranks(two_ranks, lambda: "after step 7"):
+            raise ValueError("bad value")
+
+
 # -- load errors name the file ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty"])

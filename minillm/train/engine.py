@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minillm.distributed import skip_deepspeed_shm_op
+from minillm.distributed import bound_collective_waits, skip_deepspeed_shm_op
 from minillm.train.guard import SkippingAdamW
 
 
@@ -126,6 +126,7 @@ def initialize_engine(model: torch.nn.Module, optimizer, scheduler, ds_config: d
     skip_deepspeed_shm_op()  # deepspeed.initialize creates the backend itself where none exists yet
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)
+    bound_collective_waits()  # the groups deepspeed.initialize made, too
     return engine
 
 
