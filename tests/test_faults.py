@@ -217,6 +217,36 @@ def test_a_folder_that_holds_a_run_is_refused_without_resume_and_replaced_with_o
     assert checkpoint.read_best(save)["valid_loss"]["step"] == 2
 
 
+HOLDER = """
+import fcntl, json, os, socket, sys, time
+handle = open(os.path.join(sys.argv[1], "run.lock"), "a+")
+fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+handle.truncate(0)
+handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01 10:00:00"}))
+handle.flush()
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_folder_another_live_process_writes_is_refused_and_a_dead_ones_lock_taken_over(world, straight,
+                                                                                              tmp_path):
+    """Issue 23: a second start in a live run folder (a double launch) wrote it alongside the first."""
+    save = copy_run(straight, tmp_path / "busy")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(save)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(SystemExit, match=rf"{re.escape(str(save))} is being written by another live process "
+                                             rf"\(pid {holder.pid} on .*, started 2026-01-01 10:00:00\)"):
+            sft(world, save, "--resume")
+    finally:
+        holder.kill()
+        holder.wait()
+    sft(world, save, "--resume", "--eval-interval", "3")  # the holder died: its lock is taken over, and said so
+    assert re.search(rf"took over .*run.lock from pid {holder.pid} .*started 2026-01-01 10:00:00.*no longer running",
+                     (save / "log.txt").read_text())
+
+
 # -- 3 + the fault-injection test: resume state ---------------------------------------------------
 
 KILLS = [("model_written", 2), ("model_saved", 2), ("best_updated", 2), ("engine_state_written", 4),

@@ -8,19 +8,31 @@ model, teacher, DeepSpeed config). Then:
     them; only the flags in RESUMABLE_CHANGES (how the run is watched and split, not what it
     computes) may change;
   - --resume in an empty or missing folder starts fresh (the comparison driver always passes it).
+
+A run folder belongs to one live process: rank 0 holds an exclusive lock (flock) on
+`{save}/run.lock` from the start of the run until its process ends, and writes its pid, host and
+start time there. A start that finds the lock held is refused, naming the holder. The kernel
+releases the lock of a process however it ends; a lock file left by a process that did not end
+normally (killed) is taken over, and the log says so.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import socket
+import time
 from pathlib import Path
 
 from minillm.data.manifest import DATA_MANIFEST
 from minillm.fileio import atomic_write_json
 
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"  # not part of the run: kept when a fresh run empties the folder
 # Flags a resumed run may change: they decide when it evaluates, logs or stops, how its global
 # batch is split into micro-batches, how the sampler computes its tokens, and where files go; not
 # the trajectory.
@@ -81,7 +93,7 @@ def check_run_folder(args: argparse.Namespace) -> str:
     the same run). Raises SystemExit with the reason when the folder belongs to another run.
     Reads only, so that every rank reaches the same verdict before rank 0 changes anything."""
     save = Path(args.save)
-    held = sorted(p.name for p in save.iterdir()) if save.is_dir() else []
+    held = sorted(p.name for p in save.iterdir() if p.name != LOCK_FILE) if save.is_dir() else []
     if args.overwrite or not held:
         return "fresh"
     if not args.resume:
@@ -106,6 +118,48 @@ def claim_run_folder(args: argparse.Namespace, verdict: str) -> None:
     save = Path(args.save)
     if verdict == "fresh" and save.is_dir():
         for path in save.iterdir():
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            if path.name != LOCK_FILE:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if not (save / RUN_FILE).is_file():
         atomic_write_json(save / RUN_FILE, run_identity(args))
+
+
+_held_locks: dict[str, int] = {}  # run folder (resolved) -> file descriptor of its lock, held by this process
+
+
+def _describe_holder(record: str) -> str:
+    try:
+        holder = json.loads(record)
+        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "a process that has not written its pid yet"
+
+
+def lock_run_folder(save: str | Path) -> str | None:
+    """Rank 0: hold `{save}/run.lock` until this process ends (a process may start several runs in
+    one folder, e.g. tests). Refuses (SystemExit) when another live process holds it, naming it;
+    returns a note for the log when it takes over the lock of a process that did not end normally."""
+    save = Path(save)
+    save.mkdir(parents=True, exist_ok=True)
+    key = str(save.resolve())
+    if key in _held_locks:
+        return None
+    path = save / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _describe_holder(path.read_text())
+        os.close(fd)
+        raise SystemExit(f"error: {save} is being written by another live process ({holder}); a run folder belongs "
+                         f"to one process: wait for it to end or stop it, or give another --save") from None
+    previous = os.pread(fd, 1 << 16, 0).decode(errors="replace").strip()
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({**me, "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+    _held_locks[key] = fd
+    atexit.register(os.ftruncate, fd, 0)  # a normal end leaves an empty file: nothing to take over
+    if previous and _describe_holder(previous).split(",")[0] != f"pid {me['pid']} on {me['host']}":
+        return (f"took over {path} from {_describe_holder(previous)}, which is no longer running (it did not end "
+                f"normally: killed or lost?)")
+    return None

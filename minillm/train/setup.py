@@ -48,7 +48,7 @@ from minillm.train.engine import (
 from minillm.train.guard import NonFiniteGuard
 from minillm.train.objectives import Objective
 from minillm.train.pretraining_term import PretrainingTerm
-from minillm.train.run_folder import check_run_folder, claim_run_folder
+from minillm.train.run_folder import check_run_folder, claim_run_folder, lock_run_folder
 
 
 @dataclass
@@ -77,6 +77,7 @@ class TrainingSetup:
 
 def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     dist_info = init_distributed()
+    took_over = lock_on_rank0(args.save, dist_info)
     verdict = check_run_folder(args)  # every rank, before rank 0 changes the folder
     checkpoint.barrier()
     removed = []
@@ -86,6 +87,8 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     checkpoint.barrier()
     set_seed(args.seed)
     log = RunLogger(args.save, dist_info.rank)
+    if took_over:
+        log.info(took_over)
     for path in removed:
         log.info(f"removed {path}: a temporary file of a save that was interrupted")
     log.config({"entrypoint": run_name, "world_size": dist_info.world_size, "device": str(dist_info.device),
@@ -129,6 +132,22 @@ def prepare_training(args: argparse.Namespace, run_name: str) -> TrainingSetup:
     guard = NonFiniteGuard(engine, args.max_nonfinite_steps, dtype == torch.float16, log)
     return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_streams, sampler, total_steps,
                          ds_config, guard)
+
+
+def lock_on_rank0(save: str, dist_info: DistInfo) -> str | None:
+    """Rank 0 locks the run folder (run_folder.lock_run_folder); every rank learns the outcome, so
+    that a refusal stops them all at once instead of leaving the others at a barrier."""
+    outcome: list = [None, None]  # [refusal, note]
+    if dist_info.is_main:
+        try:
+            outcome[1] = lock_run_folder(save)
+        except SystemExit as refused:
+            outcome[0] = str(refused)
+    if dist_info.world_size > 1:
+        torch.distributed.broadcast_object_list(outcome, src=0)
+    if outcome[0]:
+        raise SystemExit(outcome[0])
+    return outcome[1]
 
 
 def check_processed_data(dataset: TokenDataset, tokenizer, tokenizer_path: str, log: RunLogger) -> None:
