@@ -127,12 +127,18 @@ def claim_run_folder(args: argparse.Namespace, verdict: str) -> None:
 _held_locks: dict[str, int] = {}  # run folder (resolved) -> file descriptor of its lock, held by this process
 
 
-def _describe_holder(record: str) -> str:
+def _read_holder(record: str) -> dict | None:
+    """The pid, host and start time a lock file records (None: empty, or not written yet)."""
     try:
         holder = json.loads(record)
-        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
-    except (ValueError, KeyError, TypeError):
-        return "a process that has not written its pid yet"
+        return holder if {"pid", "host", "started"} <= holder.keys() else None
+    except ValueError:
+        return None
+
+
+def _describe(holder: dict | None) -> str:
+    return (f"pid {holder['pid']} on {holder['host']}, started {holder['started']}" if holder
+            else "a process that has not written its pid yet")
 
 
 def lock_run_folder(save: str | Path) -> str | None:
@@ -149,17 +155,17 @@ def lock_run_folder(save: str | Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _describe_holder(path.read_text())
+        holder = _describe(_read_holder(path.read_text()))
         os.close(fd)
         raise SystemExit(f"error: {save} is being written by another live process ({holder}); a run folder belongs "
                          f"to one process: wait for it to end or stop it, or give another --save") from None
-    previous = os.pread(fd, 1 << 16, 0).decode(errors="replace").strip()
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    previous = _read_holder(os.pread(fd, 1 << 16, 0).decode(errors="replace"))
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps({**me, "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
     _held_locks[key] = fd
     atexit.register(os.ftruncate, fd, 0)  # a normal end leaves an empty file: nothing to take over
-    if previous and _describe_holder(previous).split(",")[0] != f"pid {me['pid']} on {me['host']}":
-        return (f"took over {path} from {_describe_holder(previous)}, which is no longer running (it did not end "
+    if previous and (previous["pid"], previous["host"]) != (me["pid"], me["host"]):
+        return (f"took over {path} from {_describe(previous)}, which is no longer running (it did not end "
                 f"normally: killed or lost?)")
     return None
