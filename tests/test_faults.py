@@ -589,6 +589,41 @@ def test_a_teacher_stage_that_wrote_no_training_row_is_named_in_the_error(tmp_pa
         assert re.search(text, error), (text, error)
 
 
+GOOD_EVAL_ROW = b'{"instruction": "Name a colour.", "input": "", "output": "Red.", "answer": "red"}\n'
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (b'{"instruction": "Name a colour.", "input": ""}', r"valid.jsonl:2: field 'output': missing"),
+    (b'{"instruction": "Name a colour.", "output": 7}',
+     r"valid.jsonl:2: field 'output': expected a string or a list of strings, got int"),
+    (b'{"instruction": "Name a colour.", "output": ["Red.", 7]}',
+     r"valid.jsonl:2: field 'output': expected a string or a list of strings, got a list holding int"),
+    (b'{"prompt": ["Name a colour."], "output": "Red."}', r"valid.jsonl:2: field 'prompt': expected a string, got list"),
+    (b'{"instruction": "Name a colour.", "input": null, "output": "Red."}',
+     r"valid.jsonl:2: field 'input': expected a string, got NoneType"),
+    (b'{"instruction": "Name a colour.", "output": "Red.", "answer": 3}',
+     r"valid.jsonl:2: field 'answer': expected a string, got int"),
+    (b'{"prompt": " ", "output": "Red."}', r"valid.jsonl:2: field 'prompt': empty"),
+    (b'{"instruction": "", "input": " ", "output": "Red."}', r"valid.jsonl:2: field 'instruction': empty"),
+    (b'{"instruction": "Name a colour \xff.", "output": "Red."}', r"valid.jsonl:2: not valid UTF-8"),
+    (b'["Name a colour.", "Red."]', r"valid.jsonl:2: expected a JSON object, got list"),
+])
+def test_bad_eval_set_rows_are_refused_naming_file_line_and_field(tmp_path, line, expected):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "valid.jsonl").write_bytes(GOOD_EVAL_ROW + line + b"\n" + GOOD_EVAL_ROW)
+    with pytest.raises(ValueError, match=expected):
+        load_eval_set(tmp_path, "tiny")
+
+
+def test_evaluate_refuses_a_bad_eval_set_with_one_line_naming_the_row(world, tmp_path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "valid.jsonl").write_bytes(GOOD_EVAL_ROW + b'{"prompt": "", "output": "Red."}\n')
+    import evaluate
+    with pytest.raises(SystemExit, match=r"^error: .*valid.jsonl:2: field 'prompt': empty"):
+        in_process(evaluate.main, ["--model-path", str(world.student), "--data-root", str(tmp_path), "--save",
+                                   str(tmp_path / "eval"), "--eval-sets", "tiny", "--seeds", "10"])
+
+
 def test_an_empty_eval_set_names_its_file(tmp_path):
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "valid.jsonl").write_text("")
