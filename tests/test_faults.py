@@ -474,6 +474,17 @@ def test_data_from_another_tokenizer_is_refused_naming_both(world, tmp_path, tin
         sft(world, tmp_path / "run", data=data)
 
 
+def test_a_tokenizer_folder_swapped_after_processing_is_refused(world, tmp_path, tiny_tokenizer_dir):
+    """The same path, another tokenizer: the manifest's vocabulary hash tells them apart."""
+    tokenizer = Path(shutil.copytree(world.tokenizer, tmp_path / "tokenizer"))
+    assert process(world.data, tmp_path / "data", tokenizer, "--dev-num", "40") == 0
+    shutil.rmtree(tokenizer)
+    shutil.copytree(tiny_tokenizer_dir, tokenizer)
+    with pytest.raises(ValueError, match=rf"the tokenizer folder {re.escape(str(tokenizer))} changed since the data "
+                                         rf"was processed \(800 tokens, .*\) -> \(400 tokens, .*\); reprocess"):
+        sft(world, tmp_path / "run", "--tokenizer-path", str(tokenizer), data=tmp_path / "data" / "t")
+
+
 def test_corrupted_token_bytes_are_refused_naming_file_and_item(world, tmp_path):
     data = Path(shutil.copytree(world.processed, tmp_path / "data"))
     dataset = TokenDataset(data, "train", MAX_LENGTH)

@@ -59,10 +59,15 @@ def check_data_tokenizer(folder: str | os.PathLike, tokenizer: PreTrainedTokeniz
                 f"token ids are only checked to lie within the vocabulary of {tokenizer_path}")
     recorded, current = manifest["tokenizer"], tokenizer_signature(tokenizer)
     if {k: recorded[k] for k in current} != current:
-        raise ValueError(
-            f"{Path(folder) / DATA_MANIFEST}: the data was tokenized with {recorded['path']} "
-            f"({recorded['vocab_size']} tokens, EOS {recorded['eos_token_id']}, vocab sha256 "
-            f"{recorded['vocab_sha256'][:12]}) but the model's tokenizer is {tokenizer_path} ({current['vocab_size']} "
-            f"tokens, EOS {current['eos_token_id']}, vocab sha256 {current['vocab_sha256'][:12]}); "
-            f"reprocess the data with the model's tokenizer")
+        def describe(signature: dict) -> str:
+            return (f"{signature['vocab_size']} tokens, EOS {signature['eos_token_id']}, vocab sha256 "
+                    f"{signature['vocab_sha256'][:12]}")
+
+        if Path(recorded["path"]).resolve() == Path(tokenizer_path).resolve():
+            problem = (f"the tokenizer folder {tokenizer_path} changed since the data was processed "
+                       f"({describe(recorded)}) -> ({describe(current)})")
+        else:
+            problem = (f"the data was tokenized with {recorded['path']} ({describe(recorded)}) but the model's "
+                       f"tokenizer is {tokenizer_path} ({describe(current)})")
+        raise ValueError(f"{Path(folder) / DATA_MANIFEST}: {problem}; reprocess the data with the model's tokenizer")
     return None
