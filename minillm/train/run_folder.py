@@ -17,7 +17,6 @@ normally (killed) is taken over, and the log says so.
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import fcntl
 import hashlib
@@ -26,7 +25,9 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from minillm.data.manifest import DATA_MANIFEST
 from minillm.fileio import atomic_write_json
@@ -45,6 +46,16 @@ FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "ptx_data_dir", "model_
 # Files up to this size are hashed; larger ones (weights, optimizer states) count by size, so that
 # a start does not read gigabytes.
 HASHED_FILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class RunFolderConfig:
+    """The run folder (--save), what to do with what it holds (--resume / --overwrite), and every
+    flag of the run by name (`flags`, what `run_identity` is made from)."""
+    save: str
+    resume: bool = False
+    overwrite: bool = False
+    flags: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprint(path: str | Path | None) -> str | None:
@@ -67,10 +78,10 @@ def fingerprint(path: str | Path | None) -> str | None:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
-def run_identity(args: argparse.Namespace) -> dict:
+def run_identity(flags: dict[str, Any]) -> dict:
     """What decides the run's results: flags (JSON values) and the fingerprints of path flags."""
     identity = {}
-    for name, value in sorted(vars(args).items()):
+    for name, value in sorted(flags.items()):
         if name in RESUMABLE_CHANGES:
             continue
         identity[name] = fingerprint(value) if name in FINGERPRINTED_PATHS else json.loads(json.dumps(value, default=str))
@@ -88,22 +99,22 @@ def identity_differences(recorded: dict, current: dict) -> list[str]:
     return lines
 
 
-def check_run_folder(args: argparse.Namespace) -> str:
+def check_run_folder(config: RunFolderConfig) -> str:
     """What to do with {save}: "fresh" (nothing there, or --overwrite), "continue" (--resume of
     the same run). Raises SystemExit with the reason when the folder belongs to another run.
     Reads only, so that every rank reaches the same verdict before rank 0 changes anything."""
-    save = Path(args.save)
+    save = Path(config.save)
     held = sorted(p.name for p in save.iterdir() if p.name != LOCK_FILE) if save.is_dir() else []
-    if args.overwrite or not held:
+    if config.overwrite or not held:
         return "fresh"
-    if not args.resume:
+    if not config.resume:
         raise SystemExit(f"error: {save} already holds a run ({', '.join(held[:6])}{', ...' if len(held) > 6 else ''}); "
                          f"pass --resume to continue it or --overwrite to delete it and start again")
     run_file = save / RUN_FILE
     if not run_file.is_file():
         raise SystemExit(f"error: --resume: {save} holds files but no {RUN_FILE}, so nothing says which run they "
                          f"belong to; pass --overwrite to delete them and start again")
-    differences = identity_differences(json.loads(run_file.read_text()), run_identity(args))
+    differences = identity_differences(json.loads(run_file.read_text()), run_identity(config.flags))
     if differences:
         raise SystemExit(f"error: --resume: these settings differ from the run in {save} ({run_file}):\n"
                          + "\n".join(differences)
@@ -112,16 +123,16 @@ def check_run_folder(args: argparse.Namespace) -> str:
     return "continue"
 
 
-def claim_run_folder(args: argparse.Namespace, verdict: str) -> None:
+def claim_run_folder(config: RunFolderConfig, verdict: str) -> None:
     """Rank 0, after every rank has its verdict: empty the folder for a fresh run and record the
     identity."""
-    save = Path(args.save)
+    save = Path(config.save)
     if verdict == "fresh" and save.is_dir():
         for path in save.iterdir():
             if path.name != LOCK_FILE:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if not (save / RUN_FILE).is_file():
-        atomic_write_json(save / RUN_FILE, run_identity(args))
+        atomic_write_json(save / RUN_FILE, run_identity(config.flags))
 
 
 _held_locks: dict[str, int] = {}  # run folder (resolved) -> file descriptor of its lock, held by this process
