@@ -39,8 +39,8 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as err:  # noqa: BLE001 - the tokenizers library's errors name no file
-        raise ValueError(f"tokenizer {folder}: cannot be loaded ({type(err).__name__}: {err}); its files are damaged "
-                         f"or incomplete") from err
+        raise ValueError(f"tokenizer {folder}: cannot be loaded ({type(err).__name__}: {err}); its files are "
+                         f"damaged, incomplete or of a kind this installation cannot read") from err
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer {path} has no EOS token; responses are terminated by EOS")
     tokenizer.pad_token = tokenizer.eos_token
