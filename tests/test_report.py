@@ -15,6 +15,7 @@ from minillm.experiments.catalogue import METHODS, method_order, run_order
 from minillm.experiments.comparison import (
     build_comparison,
     majority_answer_accuracy,
+    majority_baselines,
     stages_in_run_order,
     stream_tokens,
 )
@@ -417,6 +418,19 @@ def test_reasoning_json_and_plots(reasoning_results, tmp_path):
     assert methods["minillm"]["budget"]["exceeds_sft"] and methods["sft"]["budget"]["exceeds_sft"] is False
     assert methods["sft"]["families"]["arith"]["arithmetic"]["accuracy_flexible"]["mean"] == 55.0
     assert comparison["teacher_data"]["data/dss-teacher/raw.stats.json"]["failure_rate"] == 20.0
+
+
+def test_the_majority_answer_row_counts_only_the_rows_the_runs_scored(tmp_path):
+    """Issue 23: with MAX_EVAL_ROWS 2 the majority row was computed over every row of the set."""
+    eval_set = tmp_path / "valid.jsonl"
+    eval_set.write_text("".join(json.dumps({"answer": answer}) + "\n" for answer in ("7", "7", "4", "4", "4")))
+    scored = {"path": str(eval_set), "rows": 2, "answer_rows": 2}
+    baselines, missing = majority_baselines({"sft": {"seed10": {"sets": {"arith": scored}}},
+                                             "kd": {"seed10": {"sets": {"arith": scored}}}})
+    assert baselines["arith"]["accuracy"] == 100.0 and baselines["arith"]["families"]["all"]["answer_rows"] == 2
+    baselines, missing = majority_baselines({"sft": {"seed10": {"sets": {"arith": scored}}},
+                                             "kd": {"seed10": {"sets": {"arith": {**scored, "rows": 5}}}}})
+    assert "arith" not in baselines and "scored different numbers of its rows (2, 5)" in missing["arith"]
 
 
 def test_majority_answer_accuracy_by_hand():

@@ -180,17 +180,28 @@ def pooled_majority_accuracy(families: dict[str, dict]) -> float:
 
 
 def majority_baselines(evaluations: dict[str, dict[str, dict]]) -> tuple[dict, dict]:
-    """(set → {"accuracy", "families"}, set → why it is missing) from the eval sets' own rows.
-    Only sets with answers get an entry; an unreadable eval set is a reason, not a crash."""
-    paths = {set_name: entry.get("path") for runs in evaluations.values() for summary in runs.values()
-             for set_name, entry in summary["sets"].items()
-             if "answer_rows" in entry or "accuracy_per_seed" in entry}
+    """(set → {"accuracy", "families"}, set → why it is missing) from the eval sets' own rows: the
+    first `rows` of them, the rows the runs scored (evaluate.py --max-eval-rows); runs that scored
+    different numbers of rows of a set leave it without a baseline. Only sets with answers get an
+    entry; an unreadable eval set is a reason, not a crash."""
+    scored: dict[str, set] = {}
+    for runs in evaluations.values():
+        for summary in runs.values():
+            for set_name, entry in summary["sets"].items():
+                if "answer_rows" in entry or "accuracy_per_seed" in entry:
+                    scored.setdefault(set_name, set()).add((entry.get("path"), entry.get("rows")))
     baselines, missing = {}, {}
-    for set_name, path in paths.items():
+    for set_name, found in scored.items():
+        if len(found) > 1:
+            missing[set_name] = (f"the runs scored different numbers of its rows "
+                                 f"({', '.join(str(r) for r in sorted({r for _, r in found}, key=str))}) or "
+                                 f"different files")
+            continue
+        (path, rows), = found
         if not path or not Path(path).is_file():
             missing[set_name] = f"eval set file {path} (summary.json \"path\") is absent"
             continue
-        families = majority_answer_accuracy(read_jsonl(Path(path)))
+        families = majority_answer_accuracy(read_jsonl(Path(path))[:rows])
         if families:
             baselines[set_name] = {"path": path, "accuracy": pooled_majority_accuracy(families), "families": families}
     return baselines, missing
