@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"model": name, "model_path": str(model_path), "seeds": args.seeds, "prompt_prefix": prefix,
                "sampling": vars(config), "accuracy_decoding": args.accuracy_decoding, "sets": {}}
     for set_name in resolve_sets(args, log):
-        eval_set = load_eval_set(args.data_root, set_name, prefix)
+        try:
+            eval_set = load_eval_set(args.data_root, set_name, prefix)
+        except ValueError as err:  # a bad row: file:line and field
+            raise SystemExit(f"error: {err}") from None
         rows = len(eval_set.rows) if not args.max_eval_rows else min(args.max_eval_rows, len(eval_set.rows))
         prompts = [tokenizer.encode(p, add_special_tokens=False) for p in eval_set.prompts[:rows]]
         references, answers = eval_set.references[:rows], eval_set.answers[:rows]

@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> None:
                                        cli.add_generated_response_args,
                                        cli.add_pretraining_args)
     args = cli.validate(parser.parse_args(argv))
-    setup = prepare_training(args, "train_kd")
+    setup = prepare_training(cli.setup_config(args, "train_kd"))
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
     # With --teacher-cache the teacher is read from its cache: never loaded (teacher=None).
-    teacher, vocab_size = (None, use_teacher_caches(args, setup)) if args.teacher_cache else load_teacher(args, setup)
+    teacher_config = cli.teacher_config(args)
+    teacher, vocab_size = ((None, use_teacher_caches(teacher_config, setup)) if teacher_config.cache
+                           else load_teacher(teacher_config, setup))
     # --kd-ratio 0 is cross-entropy alone: the teacher then never runs on the task data (the
     # control arms, which keep it for their corpus term only).
     objective = sft_objective if args.kd_ratio == 0 else KDObjective(
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     corpus_objective = sft_objective if args.ptx_kd_ratio == 0 else KDObjective(
         teacher, args.ptx_kd_ratio, args.ptx_kd_loss, vocab_size, args.kd_temperature, args.kd_chunk_size,
         resolve_divergence_params(args.ptx_kd_loss, {}))
-    method = TokenStep(setup, objective, cli.validation_config(args), pretraining_term(args, setup, corpus_objective),
-                       responses)
+    corpus_term = pretraining_term(cli.corpus_config(args), teacher_config, setup, corpus_objective)
+    method = TokenStep(setup, objective, cli.validation_config(args), corpus_term, responses)
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)
     finish_run(setup, loop.run())
 

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.validate(parser.parse_args(argv))
     if args.teacher_cache and not args.ptx_data_dir:
         raise SystemExit("error: --teacher-cache serves the pretraining term's KD: give --ptx-data-dir too")
-    setup = prepare_training(args, "train_minillm")
-    teacher, vocab_size = load_teacher(args, setup)
+    setup = prepare_training(cli.setup_config(args, "train_minillm"))
+    teacher_config = cli.teacher_config(args)
+    teacher, vocab_size = load_teacher(teacher_config, setup)
     # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
     corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.ptx_kd_ratio, args.ptx_kd_loss,
                                    vocab_size, args.kd_temperature, args.kd_chunk_size,
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
                                                         config.num_rollouts // setup.dist.world_size,
                                                         config.max_new_tokens, vocab_size, teacher.dtype))
         method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
-                              cli.validation_config(args), pretraining_term(args, setup, corpus_objective))
+                              cli.validation_config(args),
+                              pretraining_term(cli.corpus_config(args), teacher_config, setup, corpus_objective))
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, method.steps_per_collection), setup, method)

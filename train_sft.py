@@ -15,7 +15,7 @@ from minillm.train.token_step import TokenStep
 
 def main(argv: list[str] | None = None) -> None:
     args = cli.validate(cli.token_training_parser(__doc__).parse_args(argv))
-    setup = prepare_training(args, "train_sft")
+    setup = prepare_training(cli.setup_config(args, "train_sft"))
     method = TokenStep(setup, sft_objective, cli.validation_config(args))
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, setup.sampler.steps_per_epoch), setup, method)
     finish_run(setup, loop.run())

@@ -17,6 +17,15 @@ from minillm.recipes import DISTILLM, DSS, KD, MINILLM, OPD, SFT
 from minillm.train.engine import zero_stage
 from minillm.train.loop import LoopConfig
 from minillm.train.response_source import DATA, TEACHER, AdaptiveSGOConfig, GKDConfig
+from minillm.train.run_folder import RunFolderConfig
+from minillm.train.setup import (
+    CorpusConfig,
+    DataConfig,
+    ModelConfig,
+    OptimizationConfig,
+    SetupConfig,
+    TeacherConfig,
+)
 from minillm.train.validation import ValidationConfig
 
 
@@ -261,6 +270,33 @@ def loop_config(args: argparse.Namespace, total_steps: int, steps_per_eval: int)
     """The loop's settings; --eval-interval 0 = `steps_per_eval` (an epoch, or a collection)."""
     return LoopConfig(save=args.save, total_steps=total_steps, eval_interval=args.eval_interval or steps_per_eval,
                       log_interval=args.log_interval, resume=args.resume, stop_after_steps=args.stop_after_steps)
+
+
+def setup_config(args: argparse.Namespace, entrypoint: str) -> SetupConfig:
+    """What `prepare_training` needs; the run folder's `flags` are every flag (the run's identity
+    and the config echo)."""
+    return SetupConfig(
+        entrypoint=entrypoint,
+        run=RunFolderConfig(save=args.save, resume=args.resume, overwrite=args.overwrite, flags=dict(vars(args))),
+        model=ModelConfig(model_path=args.model_path, tokenizer_path=args.tokenizer_path, dropout=args.dropout,
+                          gradient_checkpointing=args.gradient_checkpointing),
+        data=DataConfig(data_dir=args.data_dir, max_length=args.max_length, rationale_data_dir=args.rationale_data_dir,
+                        label_weight=args.label_weight, train_fraction=args.train_fraction),
+        optimization=OptimizationConfig(
+            deepspeed_config=args.deepspeed_config, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
+            lr=args.lr, lr_min=args.lr_min, lr_scheduler=args.lr_scheduler, warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay, adam_betas=tuple(args.adam_betas), clip_grad=args.clip_grad,
+            epochs=args.epochs, total_steps=args.total_steps, seed=args.seed,
+            max_nonfinite_steps=args.max_nonfinite_steps))
+
+
+def teacher_config(args: argparse.Namespace) -> TeacherConfig:
+    return TeacherConfig(model_path=args.teacher_model_path, pick=args.teacher_pick,
+                         kd_temperature=args.kd_temperature, cache=tuple(args.teacher_cache or ()))
+
+
+def corpus_config(args: argparse.Namespace) -> CorpusConfig:
+    return CorpusConfig(data_dir=args.ptx_data_dir, batch_size=args.ptx_batch_size)
 
 
 def validation_config(args: argparse.Namespace) -> ValidationConfig:

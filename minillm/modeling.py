@@ -1,9 +1,16 @@
-"""Local model and tokenizer loading (never the hub) and the checks that make pairs compatible."""
+"""Local model and tokenizer loading (never the hub) and the checks that make pairs compatible.
+
+Weights load from safetensors only (`model.safetensors`, or the shards a
+`model.safetensors.index.json` names): a folder with pickled weights alone (`pytorch_model.bin`)
+is refused with the command that converts it, and a damaged safetensors file is refused naming it.
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 
@@ -28,18 +35,56 @@ def _require_local_dir(path: str | Path, what: str) -> Path:
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2)."""
-    tokenizer = AutoTokenizer.from_pretrained(_require_local_dir(path, "tokenizer"),
-                                              local_files_only=True)
+    folder = _require_local_dir(path, "tokenizer")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as err:  # noqa: BLE001 - the tokenizers library's errors name no file
+        raise ValueError(f"tokenizer {folder}: cannot be loaded ({type(err).__name__}: {err}); its files are "
+                         f"damaged, incomplete or of a kind this installation cannot read") from err
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer {path} has no EOS token; responses are terminated by EOS")
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The safetensors weight files of a model folder; refuses a folder without any, naming what
+    it holds instead and how to convert it."""
+    if (folder / "model.safetensors").is_file():
+        return [folder / "model.safetensors"]
+    if (folder / SAFETENSORS_INDEX).is_file():
+        shards = sorted(set(json.loads((folder / SAFETENSORS_INDEX).read_text())["weight_map"].values()))
+        return [folder / shard for shard in shards]
+    found = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    raise FileNotFoundError(
+        f"{folder} holds no safetensors weights (found {', '.join(found) or 'no weight file'}); model folders load "
+        f"from model.safetensors only (pickled weights can run code when loaded). Convert a folder you trust with "
+        f"python -c \"from transformers import AutoModelForCausalLM as M; "
+        f"M.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}')\"")
+
+
+def check_safetensors(path: Path) -> None:
+    """Read a safetensors file's header (not its tensors): a truncated, empty or foreign file fails
+    here with its path instead of deep inside from_pretrained."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing ({SAFETENSORS_INDEX} names it)")
+    try:
+        with safe_open(path, framework="pt"):
+            pass
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err}); it is truncated or damaged: copy or "
+                         f"save the model again") from None
+
+
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
                device: torch.device | str = "cpu") -> torch.nn.Module:
-    model = AutoModelForCausalLM.from_pretrained(_require_local_dir(path, "model"),
-                                                 local_files_only=True, dtype=dtype)
+    folder = _require_local_dir(path, "model")
+    for weights_file in safetensors_files(folder):
+        check_safetensors(weights_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype, use_safetensors=True)
     return model.to(device)
 
 

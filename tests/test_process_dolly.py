@@ -111,8 +111,8 @@ def test_tiny_tokenizer_is_usable(tokenizer) -> None:
 
 def test_full_variant_matches_reference(tmp_path, tiny_tokenizer_dir, tokenizer, capsys) -> None:
     data_dir = write_raw(tmp_path / "data", ROWS)
-    assert run_tool(data_dir, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "2",
-                    "--max-prompt-length", str(MAX_PROMPT_LENGTH)) == 0
+    assert run_tool(data_dir, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "2",  # MiniLLM keeps ROWS[5]
+                    "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--allow-empty-outputs") == 0
     out = tmp_path / "out" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == [
         "data_manifest.json", "train.jsonl", "train_0.bin", "train_0.idx", "valid.jsonl", "valid_0.bin",
@@ -168,7 +168,7 @@ def test_prompt_only_variant(tmp_path, tiny_tokenizer_dir, tokenizer, capsys) ->
 def test_split_sizes_follow_dev_num(tmp_path, tiny_tokenizer_dir) -> None:
     data_dir = write_raw(tmp_path / "data", ROWS)
     assert run_tool(data_dir, tmp_path / "out", tiny_tokenizer_dir, "--dev-num", "4",
-                    "--max-prompt-length", str(MAX_PROMPT_LENGTH)) == 0
+                    "--max-prompt-length", str(MAX_PROMPT_LENGTH), "--allow-empty-outputs") == 0
     out = tmp_path / "out" / "tiny"
     assert len(IndexedDataset(str(out / "valid_0"))) == 3  # lines 1-4 minus the long prompt
     assert len(IndexedDataset(str(out / "train_0"))) == 2
@@ -183,7 +183,7 @@ def test_output_independent_of_worker_count(tmp_path, tiny_tokenizer_dir) -> Non
     outputs = []
     for workers in ("1", "2"):
         out = tmp_path / f"out{workers}"
-        assert run_tool(data_dir, out, tiny_tokenizer_dir, "--dev-num", "50",
+        assert run_tool(data_dir, out, tiny_tokenizer_dir, "--dev-num", "50", "--allow-empty-outputs",
                         "--data-process-workers", workers) == 0
         outputs.append({p.name: p.read_bytes() for p in (out / "tiny").iterdir()})
     assert len(outputs[0]) == 7 and outputs[0] == outputs[1]  # the manifest included

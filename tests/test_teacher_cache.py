@@ -201,6 +201,38 @@ def test_a_truncated_or_unfinished_cache_is_refused(cache_world, tmp_path):
         read_header(damaged)
 
 
+def _copy_cache(cache_world, to):
+    to.mkdir()
+    for path in cache_world.cache.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
+def test_overwritten_cache_bytes_are_refused_naming_file_and_block(cache_world, tmp_path):
+    """Issue 23: bytes 1000-60000 of a .bin overwritten, size unchanged; only sizes were checked."""
+    damaged = _copy_cache(cache_world, tmp_path / "damaged")
+    size = (damaged / "train.bin").stat().st_size
+    with open(damaged / "train.bin", "r+b") as handle:
+        handle.seek(1000)
+        handle.write(np.random.default_rng(0).bytes(min(60000, size) - 1000))
+    assert (damaged / "train.bin").stat().st_size == size
+    dataset = open_cached_dataset(damaged, TokenDataset(cache_world.data, "train", 24), read_header(damaged))
+    with pytest.raises(ValueError, match=r"train.bin: block 0 \(items 0-9\): sha256 differs .*rebuild it"):
+        for item in range(len(dataset)):
+            dataset.example(item)
+
+
+def test_a_cache_without_block_checksums_is_refused_with_the_way_to_rebuild(cache_world, tmp_path):
+    old = _copy_cache(cache_world, tmp_path / "old")
+    header = json.loads((old / "teacher_cache.json").read_text())
+    for split in header["splits"].values():
+        split.pop("block_sha256", None)
+    header["format"] = 1
+    (old / "teacher_cache.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match=r"format 1 .*no checksums.*tools/cache_teacher.py .*--overwrite"):
+        read_header(old)
+
+
 def test_train_kd_reads_the_cache_and_never_loads_the_teacher(cache_world, tmp_path):
     save = tmp_path / "run"
     run_entrypoint(["train_kd.py", "--model-path", str(cache_world.root / "teacher"),

@@ -8,10 +8,10 @@ position the teacher's top-k tokens, their log-probabilities and the log of the 
 
 `--max-length` and `--kd-temperature` must be the training run's (both are checked when the cache
 is read). The cache is built under a hidden `.{name}.partial` folder beside `--out` (default
-`{data-dir}/teacher_cache`) in blocks of `--block-items` items; each finished block is recorded, so
-an interrupted run started again with the same settings (and any number of ranks) does only the
-missing blocks. The header is written last and the folder renamed into place at the end: a reader
-never sees a half-written cache.
+`{data-dir}/teacher_cache`) in blocks of `--block-items` items; each finished block is recorded with
+the sha256 of its records, so an interrupted run started again with the same settings (and any
+number of ranks) does only the missing blocks, and readers can check every block. The header is
+written last and the folder renamed into place at the end: a reader never sees a half-written cache.
 """
 from __future__ import annotations
 
@@ -31,15 +31,17 @@ import torch  # noqa: E402
 from minillm.data.datasets import TokenDataset, collate_sft  # noqa: E402
 from minillm.data.teacher_cache import (  # noqa: E402
     HEADER,
+    block_items_range,
     dataset_fingerprint,
     default_cache_dir,
     expected_header,
     record_dtype,
+    records_sha256,
     supervised_counts,
     teacher_weights_sha256,
 )
 from minillm.distributed import init_distributed  # noqa: E402
-from minillm.fileio import atomic_write_json  # noqa: E402
+from minillm.fileio import atomic_write_json, file_sha256  # noqa: E402
 from minillm.losses import IGNORE_INDEX, top_k_with_tail  # noqa: E402
 from minillm.modeling import (  # noqa: E402
     DTYPES,
@@ -101,9 +103,10 @@ def write_block(teacher: torch.nn.Module, dataset: TokenDataset, items: range, r
         records["log_probs"][first:last] = log_probs.cpu().numpy()
 
 
-def done_blocks(partial: Path, split: str) -> set[int]:
-    """Blocks finished by any rank of any earlier attempt."""
-    return {block for path in partial.glob(f"{split}.done.*.json") for block in json.loads(path.read_text())}
+def done_blocks(partial: Path, split: str) -> dict[int, str]:
+    """Blocks finished by any rank of any earlier attempt → the sha256 of their records."""
+    return {int(block): digest for path in partial.glob(f"{split}.done.*.json")
+            for block, digest in json.loads(path.read_text()).items()}
 
 
 def cache_split(teacher, dataset: TokenDataset, partial: Path, args, vocab_size: int, k: int, pad_id: int,
@@ -120,24 +123,26 @@ def cache_split(teacher, dataset: TokenDataset, partial: Path, args, vocab_size:
             handle.truncate(int(offsets[-1]) * dtype.itemsize)
     barrier()
     blocks = range(-(-len(dataset) // args.block_items))
-    remaining = sorted(set(blocks) - done_blocks(partial, split))
+    remaining = sorted(set(blocks) - done_blocks(partial, split).keys())
     mine = remaining[dist_info.rank::dist_info.world_size]
     if args.stop_after_blocks:
         mine = mine[:args.stop_after_blocks]
     done_file = partial / f"{split}.done.{dist_info.rank}.json"
-    finished = json.loads(done_file.read_text()) if done_file.exists() else []
-    records = np.memmap(bin_path, mode="r+", dtype=dtype) if offsets[-1] else None
+    finished = json.loads(done_file.read_text()) if done_file.exists() else {}
+    records = np.memmap(bin_path, mode="r+", dtype=dtype) if offsets[-1] else np.zeros(0, dtype)
     for block in mine:
-        items = range(block * args.block_items, min((block + 1) * args.block_items, len(dataset)))
-        if records is not None:
+        items = block_items_range(block, args.block_items, len(dataset))
+        if len(records):
             write_block(teacher, dataset, items, records, offsets, args, vocab_size, pad_id, dist_info.device)
             records.flush()  # on disk before the block is recorded as done
-        finished.append(block)
+        finished[str(block)] = records_sha256(records[int(offsets[items.start]):int(offsets[items.stop])])
         atomic_write_json(done_file, finished)
     barrier()
-    complete = not set(blocks) - done_blocks(partial, split)
+    done = done_blocks(partial, split)
+    complete = not set(blocks) - done.keys()
     info = {"dataset": dataset_fingerprint(args.data_dir, split, args.max_length), "items": len(dataset),
-            "positions": int(offsets[-1])}
+            "positions": int(offsets[-1]), "idx_sha256": file_sha256(idx_path),
+            "block_sha256": [done.get(block) for block in blocks]}
     return info, complete
 
 
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab_size = check_same_tokenizer(tokenizer, tokenizer)
     header = expected_header(teacher_path=teacher_path, weights_sha256=teacher_weights_sha256(teacher_path),
                              tokenizer=tokenizer, vocab_size=vocab_size, k=args.top_k,
-                             temperature=args.kd_temperature, teacher_dtype=args.dtype)
+                             temperature=args.kd_temperature, teacher_dtype=args.dtype, block_items=args.block_items)
     datasets = [TokenDataset(args.data_dir, split, args.max_length) for split in args.splits
                 if Path(args.data_dir, f"{split}_0.bin").is_file()]
     if not datasets:
@@ -157,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = {d.split: dataset_fingerprint(args.data_dir, d.split, args.max_length) for d in datasets}
     if (args.out / HEADER).is_file():
         existing = json.loads((args.out / HEADER).read_text())
-        if {key: existing.get(key) for key in header} == header and \
+        # --block-items only splits the work (and the checksums): a cache in other blocks is as good.
+        if all(existing.get(key) == value for key, value in header.items() if key != "block_items") and \
                 {s: existing["splits"].get(s, {}).get("dataset") for s in splits} == splits:
             print(f"{args.out} is complete and up to date: nothing to do")
             return 0

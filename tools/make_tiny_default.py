@@ -32,6 +32,7 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 from minillm.data.synthetic import write_default_dataset  # noqa: E402
 from minillm.data.templates import build_prompt  # noqa: E402
 from minillm.fileio import atomic_directory  # noqa: E402
+from minillm.modeling import load_model, load_tokenizer  # noqa: E402
 
 EOS_TOKEN = "<|endoftext|>"
 DATA_DIR = Path("data/tiny")
@@ -140,10 +141,10 @@ def build_default(root: Path = REPO_ROOT, seed: int = 0, force: bool = False, vo
     for role, shape in (("teacher", teacher), ("student", student)):
         _ensure(paths[role], "model.safetensors",
                 lambda out, shape=shape: build_model(paths["tokenizer"], out, shape, n_positions, seed), force)
-    vocabulary = len(AutoTokenizer.from_pretrained(paths["tokenizer"], local_files_only=True))
+    vocabulary = len(load_tokenizer(paths["tokenizer"]))
     print(f"tokenizer: {vocabulary} tokens")
     for role in ("teacher", "student"):
-        model = GPT2LMHeadModel.from_pretrained(paths[role], local_files_only=True)
+        model = load_model(paths[role])  # a kept part is checked as any model folder is
         if model.config.vocab_size != vocabulary:
             raise ValueError(f"{paths[role]} has vocab_size {model.config.vocab_size} but the tokenizer "
                              f"has {vocabulary} tokens; rebuild with --force")

@@ -3,8 +3,9 @@ checks training makes against it.
 
 Written by every processing tool into the folder it publishes: the tool, the tokenizer (path,
 vocabulary size, sha256 of its token -> id map and EOS), the settings (lengths, dev-num, task,
-...), the sha256 of each source file and the items per split. Training refuses data whose
-tokenizer differs from the model's, naming both.
+...), the sha256 of each source file, the items per split and, from tools that count them, what
+happened to the rows of each split (`counts`: dropped, duplicated, cut, ...). Training refuses
+data whose tokenizer differs from the model's, naming both.
 """
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def tokenizer_signature(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
 
 def write_data_manifest(folder: str | os.PathLike, *, tool: str, tokenizer: PreTrainedTokenizerBase,
                         tokenizer_path: str | os.PathLike, settings: dict[str, Any],
-                        sources: list[str | os.PathLike], splits: dict[str, int]) -> None:
+                        sources: list[str | os.PathLike], splits: dict[str, int],
+                        counts: dict[str, dict[str, int]] | None = None) -> None:
     atomic_write_json(Path(folder) / DATA_MANIFEST, {
         "tool": tool,
         "tokenizer": {"path": str(tokenizer_path), **tokenizer_signature(tokenizer)},
         "settings": settings,
         "sources": {str(path): file_sha256(path) for path in sources},
         "splits": splits,
+        **({"counts": counts} if counts is not None else {}),
     })
 
 
@@ -56,10 +59,15 @@ def check_data_tokenizer(folder: str | os.PathLike, tokenizer: PreTrainedTokeniz
                 f"token ids are only checked to lie within the vocabulary of {tokenizer_path}")
     recorded, current = manifest["tokenizer"], tokenizer_signature(tokenizer)
     if {k: recorded[k] for k in current} != current:
-        raise ValueError(
-            f"{Path(folder) / DATA_MANIFEST}: the data was tokenized with {recorded['path']} "
-            f"({recorded['vocab_size']} tokens, EOS {recorded['eos_token_id']}, vocab sha256 "
-            f"{recorded['vocab_sha256'][:12]}) but the model's tokenizer is {tokenizer_path} ({current['vocab_size']} "
-            f"tokens, EOS {current['eos_token_id']}, vocab sha256 {current['vocab_sha256'][:12]}); "
-            f"reprocess the data with the model's tokenizer")
+        def describe(signature: dict) -> str:
+            return (f"{signature['vocab_size']} tokens, EOS {signature['eos_token_id']}, vocab sha256 "
+                    f"{signature['vocab_sha256'][:12]}")
+
+        if Path(recorded["path"]).resolve() == Path(tokenizer_path).resolve():
+            problem = (f"the tokenizer folder {tokenizer_path} changed since the data was processed "
+                       f"({describe(recorded)}) -> ({describe(current)})")
+        else:
+            problem = (f"the data was tokenized with {recorded['path']} ({describe(recorded)}) but the model's "
+                       f"tokenizer is {tokenizer_path} ({describe(current)})")
+        raise ValueError(f"{Path(folder) / DATA_MANIFEST}: {problem}; reprocess the data with the model's tokenizer")
     return None

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from minillm.data.datasets import collate_prompts, collate_sft, shard_for_rank
+from minillm.data.processing import DataFormatError, read_jsonl
 from minillm.data.templates import build_prompt
 from minillm.distributed import DistInfo
 from minillm.eval.generation import SamplingConfig, sample
@@ -126,26 +127,50 @@ def eval_set_path(data_root: str | Path, name: str) -> Path:
     return Path(data_root) / EVAL_SET_DIRS.get(name, name) / "valid.jsonl"
 
 
+def _eval_row_prompt(row: dict, path: Path, line: int) -> str:
+    """A row's prompt: its `prompt`, else the template filled with `instruction` (+ `input`);
+    refuses a field of another type and a row that leaves the prompt empty."""
+    for name in ("prompt", "instruction", "input", "answer"):
+        if name in row and not isinstance(row[name], str):
+            raise DataFormatError(path, line, name, f"expected a string, got {type(row[name]).__name__}")
+    if row.get("prompt", "").strip():
+        return row["prompt"]
+    if "instruction" not in row:
+        raise DataFormatError(path, line, "prompt", "empty" if "prompt" in row else "missing (and no 'instruction')")
+    if not (row["instruction"] + row.get("input", "")).strip():
+        raise DataFormatError(path, line, "instruction", "empty, as are 'input' and 'prompt'")
+    return build_prompt(row["instruction"], row.get("input", ""))
+
+
+def _eval_row_reference(row: dict, path: Path, line: int) -> str | list[str]:
+    """`output`: one reference, or a list of them (S-NI)."""
+    if "output" not in row:
+        raise DataFormatError(path, line, "output", "missing")
+    output = row["output"]
+    if isinstance(output, list) and output and all(isinstance(reference, str) for reference in output):
+        return output
+    if isinstance(output, str):
+        return output
+    if not isinstance(output, list):
+        found = type(output).__name__
+    elif not output:
+        found = "an empty list"
+    else:
+        found = "a list holding " + ", ".join(sorted({type(r).__name__ for r in output if not isinstance(r, str)}))
+    raise DataFormatError(path, line, "output", f"expected a string or a list of strings, got {found}")
+
+
 def load_eval_set(data_root: str | Path, name: str, prompt_prefix: str = "") -> EvalSet:
-    """Rows with `output` (str or list) and either `prompt` or `instruction` (+ `input`); every
-    prompt is preceded by `prompt_prefix` (the task prefix of a step-by-step student)."""
+    """Rows with `output` (str or list of str) and either `prompt` or `instruction` (+ `input`),
+    optionally `answer` (str); every prompt is preceded by `prompt_prefix` (the task prefix of a
+    step-by-step student). A bad row is refused with file:line and field (DataFormatError)."""
     path = eval_set_path(data_root, name)
     rows, prompts, refs = [], [], []
-    with open(path) as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if "output" not in row:
-                raise ValueError(f"{path}:{line_no}: field 'output': missing")
-            if "prompt" not in row and "instruction" not in row:
-                raise ValueError(f"{path}:{line_no}: field 'prompt' (or 'instruction'): missing")
-            rows.append(row)
-            prompts.append(prompt_prefix + (row.get("prompt") or build_prompt(row["instruction"], row.get("input", ""))))
-            refs.append(row["output"])
+    for line, row in read_jsonl(path):
+        prompt = _eval_row_prompt(row, path, line)
+        refs.append(_eval_row_reference(row, path, line))
+        rows.append(row)
+        prompts.append(prompt_prefix + prompt)
     if not rows:
         raise ValueError(f"{path}: eval set {name!r} has no rows")
     return EvalSet(name, path, rows, prompts, refs)

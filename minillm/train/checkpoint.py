@@ -4,7 +4,9 @@ Layout of a run folder:
   {run}/{step}/            HF model + tokenizer (loadable by from_pretrained), written atomically;
                            + task.json {"prompt_prefix": ...} when the model answers behind a task
                            prefix (step-by-step distillation), which evaluation then applies
-  {run}/best.json          the best checkpoint by each tracked metric (later stages read this)
+  {run}/best.json          the best checkpoint by each tracked metric (later stages read this):
+                           {metric: {value, step, path, valid_loss}}, `path` relative to {run} (older
+                           files hold absolute paths, read as they are). Ties: see `_better`
   {run}/resume/step{N}/    a training state: DeepSpeed's files (weights, optimizer, scheduler,
                            our client state), our rank{r}.pt (RNG, rank-local state; tensors and
                            plain values only) and manifest.json (sha256 of every other file)
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import pickle
 import random
 import re
@@ -45,6 +48,7 @@ from minillm.fileio import (
 
 # Which direction is better for each metric that can pick a checkpoint.
 METRIC_MODE = {"rougeL": "max", "valid_loss": "min", "accuracy": "max"}
+TIE_RULE = "equal values: the lower validation loss, then the later step"
 
 
 def barrier() -> None:
@@ -98,22 +102,37 @@ def update_best(run_dir: str | Path, metrics: dict[str, float], step: int, check
     A NaN or infinite value is never a candidate (NaN compares false both ways, so it could
     become "best" only by being first, which is exactly the broken run to refuse)."""
     best = read_best(run_dir)
-    improved = _improve(best, metrics, step, _within(run_dir, checkpoint))
+    improved = _improve(best, metrics, step, Path(run_dir), checkpoint)
     if improved:
         atomic_write_json(Path(run_dir) / "best.json", best)
     _reached("best_updated", step)
     return improved
 
 
-def _improve(best: dict, metrics: dict[str, float], step: int, checkpoint: str | Path) -> list[str]:
+def _better(mode: str, value: float, valid_loss: float | None, step: int, old: dict) -> bool:
+    """Whether a checkpoint beats the recorded one by its metric value; on equal values (e.g. every
+    Rouge-L 0.0 early in training) the lower validation loss wins, then the later step (TIE_RULE).
+    A missing validation loss (MiniLLM logs none) counts as the worst."""
+    if value != old["value"]:
+        return value > old["value"] if mode == "max" else value < old["value"]
+    loss, old_loss = (math.inf if v is None else v for v in (valid_loss, old.get("valid_loss")))
+    return loss < old_loss or (loss == old_loss and step > old["step"])
+
+
+def _improve(best: dict, metrics: dict[str, float], step: int, run_dir: Path, checkpoint: str | Path) -> list[str]:
     improved = []
+    valid_loss = metrics.get("valid_loss")
+    if valid_loss is not None and not math.isfinite(valid_loss):
+        valid_loss = None
     for name, value in metrics.items():
         mode = METRIC_MODE.get(name)
         if mode is None or value is None or not math.isfinite(value):
             continue
         old = best.get(name)
-        if old is None or (value > old["value"] if mode == "max" else value < old["value"]):
-            best[name] = {"value": value, "step": step, "path": str(checkpoint)}
+        if old is None or _better(mode, value, valid_loss, step, old):
+            # Relative to the run folder, so that the folder can be moved or renamed whole.
+            best[name] = {"value": value, "step": step, "path": os.path.relpath(checkpoint, run_dir),
+                          "valid_loss": valid_loss}
             improved.append(name)
     return improved
 
@@ -123,7 +142,7 @@ def rebuild_best(run_dir: str | Path, history: list[dict]) -> None:
     (by a run killed before its next state was complete) must not survive the resume."""
     best: dict = {}
     for record in history:
-        _improve(best, record, record["step"], str(record["step"]))
+        _improve(best, record, record["step"], Path(run_dir), Path(run_dir) / str(record["step"]))
     path = Path(run_dir) / "best.json"
     if best:
         atomic_write_json(path, best)
@@ -132,21 +151,13 @@ def rebuild_best(run_dir: str | Path, history: list[dict]) -> None:
 
 
 def best_checkpoint(run_dir: str | Path, by: str) -> Path:
+    """The checkpoint best.json records for `by` (a path relative to the run folder; an absolute
+    one, as older files hold, is taken as it is)."""
     best = read_best(run_dir)
     if by not in best:
         raise FileNotFoundError(f"{run_dir}/best.json has no entry for {by!r} "
                                 f"(has: {sorted(best) or 'no file'}); did the run evaluate?")
-    return Path(run_dir) / best[by]["path"]  # relative to the run folder (an absolute path stays as it is)
-
-
-def _within(run_dir: str | Path, checkpoint: str | Path) -> str:
-    """A checkpoint's path as best.json records it: relative to its run folder, so that a run folder
-    that moves (the driver builds each stage in a folder of its own and renames it on success)
-    still points at its own checkpoints."""
-    try:
-        return str(Path(checkpoint).relative_to(run_dir))
-    except ValueError:
-        return str(checkpoint)
+    return Path(run_dir) / best[by]["path"]
 
 
 def resolve_checkpoint(path: str | Path, by: str) -> Path:

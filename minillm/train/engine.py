@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minillm.distributed import bound_collective_waits, skip_deepspeed_shm_op
 from minillm.train.guard import SkippingAdamW
 
 
@@ -122,8 +123,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, kind: str, total_steps: in
 def initialize_engine(model: torch.nn.Module, optimizer, scheduler, ds_config: dict):
     import deepspeed
 
+    skip_deepspeed_shm_op()  # deepspeed.initialize creates the backend itself where none exists yet
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)
+    bound_collective_waits()  # the groups deepspeed.initialize made, too
     return engine
 
 

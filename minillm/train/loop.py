@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from minillm.distributed import explain_lost_ranks
 from minillm.fileio import atomic_write_json
 from minillm.log import peak_memory_mib
 from minillm.train import checkpoint
@@ -86,6 +87,12 @@ class TrainingLoop:
         self.state = RunState()
 
     def run(self) -> RunState:
+        """Train to the end (or --stop-after-steps); a collective that fails because another rank
+        died or hung stops this rank with one message naming the step."""
+        with explain_lost_ranks(self.setup.dist, lambda: f"after step {self.state.step}"):
+            return self._run()
+
+    def _run(self) -> RunState:
         config, method = self.config, self.method
         restored = restore_run(config.resume, config.save, self.setup)
         if restored is not None:
