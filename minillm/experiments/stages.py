@@ -44,6 +44,7 @@ from minillm.fileio import atomic_write_json
 # Variables that decide where a stage runs, not what it computes.
 PLACEMENT_VARIABLES = ("MASTER_PORT", "GPUS_PER_NODE", "NNODES", "HOSTFILE", "MASTER_ADDR", "CUDA_VISIBLE_DEVICES")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+NOT_CONTENT = ("run.lock",)  # a training run's lock: who ran it, not what it computed
 
 
 @dataclass
@@ -108,12 +109,14 @@ class ContentHashes:
 
     def path(self, path: Path) -> str:
         """A file's content hash; a folder's over every file's relative name and content (hidden
-        building folders of stages excluded); "missing" for nothing there."""
+        building folders of stages, and a run folder's lock file, excluded); "missing" for nothing
+        there."""
         if path.is_file():
             return self.file(path)
         if not path.is_dir():
             return "missing"
-        files = sorted(p for p in path.rglob("*") if p.is_file() and ".building-" not in p.as_posix())
+        files = sorted(p for p in path.rglob("*") if p.is_file() and ".building-" not in p.as_posix()
+                       and p.name not in NOT_CONTENT)
         return _sha256([[f.relative_to(path).as_posix(), self.file(f)] for f in files])
 
     def save(self) -> None:
