@@ -12,7 +12,10 @@ leading space survives) and encodes prompt + response as ONE text with `--tokeni
 is the tokens from the first that starts at or after the response's first byte (a token spanning
 the boundary stays in the prompt; such items are counted). Prompt-only items are re-encoded
 whole. Rows of `{split}.jsonl` are kept, with `prompt`/`output` from the new tokenization; each
-folder gets a data manifest naming the new tokenizer and the source files. Written atomically.
+folder gets a data manifest naming the new tokenizer and the source files, and `--out` a
+`retokenized.json` with, per folder and split, the items, those whose response start moved, and the
+longest prompt and item and the mean response in tokens (for --max-prompt-length, --max-length,
+--max-new-tokens). Written atomically.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 from minillm.data.cross_tokenizer import TextCodec  # noqa: E402
 from minillm.data.indexed import IndexedDataset, IndexedDatasetWriter, best_dtype, split_id_for  # noqa: E402
 from minillm.data.manifest import read_data_manifest, write_data_manifest  # noqa: E402
-from minillm.fileio import atomic_directory, atomic_open  # noqa: E402
+from minillm.fileio import atomic_directory, atomic_open, atomic_write_json  # noqa: E402
 from minillm.modeling import load_tokenizer  # noqa: E402
 
 
@@ -54,7 +57,7 @@ def retokenize_folder(source: Path, target: Path, old: TextCodec, new: TextCodec
             if rows_file.is_file() else [{} for _ in range(len(items))]
         if len(rows) != len(items):
             raise SystemExit(f"error: {rows_file} has {len(rows)} rows but {source}/{split}_0.bin has {len(items)} items")
-        shifted = 0
+        shifted, longest_prompt, longest_item, response_total = 0, 0, 0, 0
         with (IndexedDatasetWriter(str(target / f"{split}_0"), dtype) as writer,
               atomic_open(target / f"{split}.jsonl") as texts):
             for k, row in enumerate(rows):
@@ -71,10 +74,14 @@ def retokenize_folder(source: Path, target: Path, old: TextCodec, new: TextCodec
                     prompt_ids, response_ids = new.tokenizer(old.tokenizer.decode(ids, skip_special_tokens=True))[
                         "input_ids"], []
                     writer.add_item(prompt_ids)
+                longest_prompt = max(longest_prompt, len(prompt_ids))
+                longest_item = max(longest_item, len(prompt_ids) + len(response_ids))
+                response_total += len(response_ids)
                 decode = new.tokenizer.decode
                 texts.write(json.dumps({**row, "prompt": decode(prompt_ids, skip_special_tokens=True),
                                         "output": decode(response_ids, skip_special_tokens=True)}) + "\n")
-        counts[split] = {"items": len(rows), "response_start_moved": shifted}
+        counts[split] = {"items": len(rows), "response_start_moved": shifted, "longest_prompt": longest_prompt,
+                         "longest_item": longest_item, "mean_response_tokens": response_total / max(len(rows), 1)}
     recorded = read_data_manifest(source) or {}
     write_data_manifest(target, tool="tools/retokenize_data.py", tokenizer=new.tokenizer, tokenizer_path=tokenizer_path,
                         settings={"source": str(source), "source_settings": recorded.get("settings", {})},
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             target = tmp if folder == args.data_dir else tmp / folder.name
             target.mkdir(exist_ok=True)
             summary[folder.name] = retokenize_folder(folder, target, old, new, args.tokenizer)
+        atomic_write_json(tmp / "retokenized.json", {"source": str(args.data_dir), "tokenizer": args.tokenizer,
+                                                     "folders": summary})
     for name, counts in summary.items():
         print(f"{args.out}/{'' if len(folders) == 1 and folders[0] == args.data_dir else name}: "
               + ", ".join(f"{split} {c['items']} items ({c['response_start_moved']} with the response start moved "
