@@ -21,6 +21,7 @@ import torch
 from minillm import args as cli
 from minillm.data.cross_tokenizer import TextCodec, cached_vocabulary_map
 from minillm.losses import resolve_divergence_params
+from minillm.modeling import max_positions
 from minillm.train.loop import TrainingLoop, finish_run
 from minillm.train.objectives import CrossTokenizerObjective, KDObjective, sft_objective
 from minillm.train.response_source import (
@@ -87,10 +88,9 @@ def cross_tokenizer_objective(args, setup: TrainingSetup) -> CrossTokenizerObjec
     described = (f"aligned tokens: {args.kd_loss} {cli.kd_params(args)} over the shared entries + ULD over the rest"
                  if vocabulary is not None else "ULD over the i-th response tokens")
     setup.log.info(f"cross-tokenizer D = {described}, kd_ratio {args.kd_ratio}")
-    teacher_max_length = getattr(teacher.config, "max_position_embeddings", None) or getattr(teacher.config, "n_positions")
     return CrossTokenizerObjective(
         teacher, TextCodec(setup.tokenizer), TextCodec(teacher_tokenizer), args.cross_tokenizer, args.kd_ratio,
-        len(setup.tokenizer), len(teacher_tokenizer), teacher_max_length, vocabulary, args.kd_loss,
+        len(setup.tokenizer), len(teacher_tokenizer), max_positions(teacher), vocabulary, args.kd_loss,
         args.kd_temperature, args.kd_chunk_size, cli.kd_params(args) if vocabulary is not None else {})
 
 

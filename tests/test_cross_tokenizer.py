@@ -22,7 +22,9 @@ from minillm.data.cross_tokenizer import (
     byte_level_alphabet,
     cached_vocabulary_map,
     pair_batch,
+    ResponseTokens,
     positional_pairs,
+    shared_spans,
     starts_pairs,
     token_surfaces,
     vocabulary_map,
@@ -175,6 +177,20 @@ def test_pair_batch_points_at_the_logits_that_predict_each_paired_token(byte_lev
                        ("Ġdog", "▁dog"), ("Ġran", "▁ran"), (".", ".")], "EOS is never paired"
     assert torch.equal(pairs.student_rows // width_s, rows)
     assert pairs.per_sequence(2, width_s).tolist() == [4.0, 3.0]
+
+
+def test_shared_spans_sum_the_teacher_over_spans_both_cut_alike():
+    # student " ran" " happily" " home" "."; teacher "▁ran" "▁hap" "pi" "ly" "▁home" "."
+    student = ResponseTokens(np.arange(4), np.array([0, 4, 12, 17]))
+    teacher = ResponseTokens(np.arange(3, 9), np.array([0, 4, 8, 10, 12, 17]))
+    values, covered = shared_spans(student, np.array([4, 8, 5, 1]), teacher, np.array([4, 4, 2, 2, 5, 1]),
+                                   np.array([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]))
+    assert values.tolist() == [-1.0, -9.0, -5.0, -6.0] and covered.all()
+    # The teacher's first response token starts late (a token spanned the prompt boundary): " ran" has no span.
+    late = ResponseTokens(np.arange(4, 9), np.array([4, 8, 10, 12, 17]))
+    values, covered = shared_spans(student, np.array([4, 8, 5, 1]), late, np.array([4, 2, 2, 5, 1]),
+                                   np.array([-2.0, -3.0, -4.0, -5.0, -6.0]))
+    assert values.tolist() == [0.0, -9.0, -5.0, -6.0] and covered.tolist() == [False, True, True, True]
 
 
 # -- the distances -------------------------------------------------------------------------------

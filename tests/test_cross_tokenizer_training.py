@@ -15,6 +15,7 @@ from minillm import args as cli
 from minillm.data.cross_tokenizer import TextCodec, vocabulary_map
 from minillm.data.datasets import TokenDataset, collate_sft
 from minillm.modeling import load_model, load_tokenizer
+from minillm.ppo.cross_tokenizer import CrossTokenizerRolloutScorer
 from minillm.train.objectives import CrossTokenizerObjective
 
 
@@ -75,6 +76,30 @@ def test_the_objective_trains_the_student_and_leaves_the_teacher(world, cross_pa
     assert torch.isfinite(loss).all() and (parts["kd"] > 0).all() and (parts["paired"] > 0).all()
     assert all(p.grad is not None for p in student.parameters() if p.requires_grad)
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_rollout_scorer_with_one_tokenizer_gives_the_teachers_token_log_probs(world):
+    """With the teacher's own tokenizer every span is one token: the scorer's terms are the teacher's
+    log-probabilities of the response tokens, as a plain forward pass gives them."""
+    tokenizer, teacher = load_tokenizer(world.tokenizer), load_model(world.teacher).eval()
+    dataset = TokenDataset(world.processed, "valid", 160)
+    examples = [dataset.example(i) for i in range(3)]
+    prompts = [e.tokens[:e.prompt_len] for e in examples]
+    lengths = torch.tensor([len(e.tokens) - e.prompt_len for e in examples])
+    responses = torch.full((3, int(lengths.max())), tokenizer.pad_token_id)
+    for row, e in enumerate(examples):
+        responses[row, :lengths[row]] = torch.from_numpy(e.tokens[e.prompt_len:])
+    codec = TextCodec(tokenizer)
+    terms = CrossTokenizerRolloutScorer(teacher, codec, codec, 256)(prompts, responses, lengths)
+    for row, e in enumerate(examples):
+        ids = torch.from_numpy(e.tokens)[None]
+        with torch.no_grad():
+            expected = teacher(input_ids=ids).logits.log_softmax(-1)[0, e.prompt_len - 1:-1].gather(
+                1, ids[0, e.prompt_len:, None])[:, 0]
+        text_tokens = int(lengths[row]) - 1  # the response ends with EOS, which spells nothing
+        assert terms.scored[row].tolist() == [1.0] * text_tokens + [0.0] * (responses.shape[1] - text_tokens)
+        torch.testing.assert_close(terms.teacher_logprobs[row, :text_tokens], expected[:text_tokens],
+                                   rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("flags, message", [

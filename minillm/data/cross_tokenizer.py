@@ -298,3 +298,32 @@ def pair_batch(student: TextCodec, teacher: TextCodec, pairing: str, input_ids: 
     return TeacherPairs({"input_ids": teacher_ids, "attention_mask": mask,
                          "position_ids": torch.arange(width).expand(len(sequences), width).clone()},
                         torch.from_numpy(student_rows), torch.from_numpy(teacher_rows))
+
+
+def shared_spans(student: ResponseTokens, student_lengths: np.ndarray, teacher: ResponseTokens,
+                 teacher_lengths: np.ndarray, teacher_token_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's values summed over the spans both tokenizations cut alike, per student token.
+
+    student / teacher: the response tokens of each (as `TextCodec` gives them: contiguous, in
+    order), with each token's byte length ([n_s], [n_t]); teacher_token_values [n_t] (e.g. the
+    teacher's log-probability of each of its tokens). A span runs between two consecutive bytes at
+    which both have a token boundary; over it both spell the same bytes, so the sum of the teacher's
+    log-probabilities there is log p_teacher(span | text before), the quantity the student's own
+    tokens in the span also share. Returns (values [n_s]: each span's sum at its LAST student token,
+    0 at the others; covered [n_s]: True for the student tokens inside a span). Where every span is
+    one token on each side, values are the teacher's per-token values."""
+    values = np.zeros(len(student.positions), dtype=np.float64)
+    covered = np.zeros(len(student.positions), dtype=bool)
+    if not len(student.positions) or not len(teacher.positions):
+        return values, covered
+    student_ends = student.starts + student_lengths
+    teacher_bounds = np.append(teacher.starts, teacher.starts[-1] + teacher_lengths[-1])
+    cuts = np.intersect1d(np.append(student.starts, student_ends[-1]), teacher_bounds)
+    if len(cuts) < 2:
+        return values, covered
+    totals = np.concatenate([[0.0], np.cumsum(teacher_token_values, dtype=np.float64)])
+    span_sums = np.diff(totals[np.searchsorted(teacher_bounds, cuts)])
+    last = np.searchsorted(student_ends, cuts[1:])  # the student token that ends each span
+    values[last] = span_sums
+    covered[:] = (student.starts >= cuts[0]) & (student_ends <= cuts[-1])
+    return values, covered
