@@ -60,7 +60,7 @@ class CrossTokenizerRolloutScorer:
             log_probs = self.teacher(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                                      position_ids=torch.arange(width, device=device).expand(len(encoded), width)
                                      ).logits.float().log_softmax(-1)
-            for k, (ids, student_tokens, teacher_tokens, response_ids) in zip(range(len(encoded)), encoded):
+            for k, (ids, student_tokens, teacher_tokens, response_ids) in enumerate(encoded):
                 positions = torch.as_tensor(teacher_tokens.positions, device=device)
                 token_values = log_probs[k, positions - 1, input_ids[k, positions.cpu()].to(device)].cpu().numpy()
                 span_values, covered = shared_spans(
