@@ -6,6 +6,8 @@ with policy gradient (ref §6; DeepSpeed entrypoint).
 Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 64, α = 0.2,
 γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/lib/minillm.sh and minillm/recipes.py.
 `--recipe opd` is on-policy distillation with the same step (scripts/opd/opd_base.sh).
+`--recipe opd --cross-tokenizer aligned --teacher-tokenizer T`: a teacher with ANOTHER tokenizer scores
+the student's finished samples as text (minillm.ppo.cross_tokenizer; docs/cross-tokenizer.md).
 Paying the teacher once: `--teacher-cache DIR` (tools/cache_teacher.py on the corpus) for the
 pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
 """
@@ -14,13 +16,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from minillm import args as cli
+from minillm.data.cross_tokenizer import TextCodec
 from minillm.losses import resolve_divergence_params
+from minillm.modeling import max_positions
+from minillm.ppo.cross_tokenizer import CrossTokenizerRolloutScorer
 from minillm.ppo.rollouts import describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
 from minillm.recipes import MINILLM
 from minillm.train.loop import TrainingLoop, finish_run
 from minillm.train.objectives import KDObjective
-from minillm.train.setup import load_teacher, prepare_training, pretraining_term
+from minillm.train.setup import load_cross_tokenizer_teacher, load_teacher, prepare_training, pretraining_term
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,9 +37,21 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.validate(parser.parse_args(argv))
     if args.teacher_cache and not args.ptx_data_dir:
         raise SystemExit("error: --teacher-cache serves the pretraining term's KD: give --ptx-data-dir too")
+    if args.cross_tokenizer and (args.cross_tokenizer != "aligned" or args.ptx_data_dir):
+        raise SystemExit("error: --cross-tokenizer in train_minillm.py: the rewards come from the teacher's "
+                         "log-probabilities over the spans both tokenizations cut alike: give --cross-tokenizer aligned "
+                         "(ULD has no per-token log-probability), and no --ptx-data-dir (its KD term needs a shared "
+                         "tokenizer)")
     setup = prepare_training(cli.setup_config(args, "train_minillm"))
     teacher_config = cli.teacher_config(args)
-    teacher, vocab_size = load_teacher(teacher_config, setup)
+    teacher_terms = None
+    if args.cross_tokenizer:
+        teacher, teacher_tokenizer = load_cross_tokenizer_teacher(teacher_config, setup)
+        vocab_size = len(setup.tokenizer)
+        teacher_terms = CrossTokenizerRolloutScorer(teacher, TextCodec(setup.tokenizer), TextCodec(teacher_tokenizer),
+                                                    max_positions(teacher), args.rollout_batch_size)
+    else:
+        teacher, vocab_size = load_teacher(teacher_config, setup)
     # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
     corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.ptx_kd_ratio, args.ptx_kd_loss,
                                    vocab_size, args.kd_temperature, args.kd_chunk_size,
@@ -47,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
                                                         config.max_new_tokens, vocab_size, teacher.dtype))
         method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
                               cli.validation_config(args),
-                              pretraining_term(cli.corpus_config(args), teacher_config, setup, corpus_objective))
+                              pretraining_term(cli.corpus_config(args), teacher_config, setup, corpus_objective),
+                              teacher_terms)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     loop = TrainingLoop(cli.loop_config(args, setup.total_steps, method.steps_per_collection), setup, method)

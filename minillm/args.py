@@ -10,7 +10,7 @@ from pathlib import Path
 
 from minillm.eval.evaluation import DEFAULT_EVAL_SETS
 from minillm.eval.generation import SamplingConfig
-from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
+from minillm.losses import CROSS_TOKENIZER_DISTANCES, DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
 from minillm.ppo.rollouts import WHITENING
 from minillm.ppo.step import OnPolicyConfig
 from minillm.recipes import DISTILLM, DSS, KD, MINILLM, OPD, SFT
@@ -103,6 +103,14 @@ def add_teacher_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kd-temperature", type=float, default=KD["temperature"])
     group.add_argument("--kd-chunk-size", type=int, default=1024,
                        help="tokens per chunk of full-vocabulary fp32 math (bounds memory)")
+    group.add_argument("--cross-tokenizer", choices=CROSS_TOKENIZER_DISTANCES,
+                       help="the teacher has ANOTHER tokenizer: D is a cross-tokenizer distance over re-tokenized "
+                            "text (minillm.train.objectives.CrossTokenizerObjective): 'uld' (universal logit "
+                            "distance: sorted probabilities of the i-th response tokens) or 'aligned' (tokens that "
+                            "start at the same byte; --kd-loss over the vocabulary entries both spell alike, ULD "
+                            "over the rest); absent = word-level KD, which needs one shared tokenizer")
+    group.add_argument("--teacher-tokenizer",
+                       help="with --cross-tokenizer: the teacher's tokenizer folder (default: the teacher's own)")
 
 
 def add_kd_args(parser: argparse.ArgumentParser) -> None:
@@ -292,7 +300,8 @@ def setup_config(args: argparse.Namespace, entrypoint: str) -> SetupConfig:
 
 def teacher_config(args: argparse.Namespace) -> TeacherConfig:
     return TeacherConfig(model_path=args.teacher_model_path, pick=args.teacher_pick,
-                         kd_temperature=args.kd_temperature, cache=tuple(args.teacher_cache or ()))
+                         kd_temperature=args.kd_temperature, cache=tuple(getattr(args, "teacher_cache", None) or ()),
+                         tokenizer=getattr(args, "teacher_tokenizer", None))
 
 
 def corpus_config(args: argparse.Namespace) -> CorpusConfig:
@@ -340,6 +349,19 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     if hasattr(args, "kd_ratio"):
         need(0 <= args.kd_ratio <= 1, "--kd-ratio must be in [0, 1]")
         kd_params(args)
+    if getattr(args, "cross_tokenizer", None):
+        need(not getattr(args, "teacher_cache", None),
+             "--teacher-cache stores teacher scores over the student's vocabulary: it cannot serve --cross-tokenizer")
+        need(getattr(args, "ptx_kd_ratio", 0) == 0,
+             "--cross-tokenizer: the corpus term's KD (--ptx-kd-ratio) needs a shared tokenizer; give --ptx-kd-ratio 0")
+        need(getattr(args, "gkd_off_policy", DATA) == DATA,
+             "--cross-tokenizer: --gkd-off-policy teacher would train the student on the teacher's token ids; "
+             "write the teacher's samples as data in the student's tokenizer instead (tools/retokenize_data.py)")
+        if args.cross_tokenizer == "uld" and hasattr(args, "kd_loss"):
+            need(args.kd_loss == "forward_kl" and not kd_params(args),
+                 "--cross-tokenizer uld compares sorted probabilities: it takes no --kd-loss or divergence parameter")
+    else:
+        need(getattr(args, "teacher_tokenizer", None) is None, "--teacher-tokenizer applies with --cross-tokenizer only")
     if hasattr(args, "gkd_lambda"):
         need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")
         need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")

@@ -377,8 +377,8 @@ def divergence(name: str, student_logits: torch.Tensor, teacher_logits: torch.Te
     def teacher(rows: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _scaled_logits(flat_teacher, rows, vocab_size, temperature, dtype).log_softmax(-1), log_q
 
-    return _reduce_chunked(student_logits, teacher, mask, per_token, vocab_size, temperature, chunk_size, dtype,
-                           reduction)
+    return _reduce_chunked(student_logits, teacher, _mask_rows(mask), per_token, vocab_size, temperature, chunk_size,
+                           dtype, reduction)
 
 
 def _per_token_divergence(name: str, params: Mapping[str, float], reduction: str, temperature: float,
@@ -394,10 +394,14 @@ def _per_token_divergence(name: str, params: Mapping[str, float], reduction: str
     return functools.partial(DIVERGENCES[name], **params)
 
 
-def _reduce_chunked(student_logits: torch.Tensor, teacher: TeacherSide, mask: torch.Tensor,
+def _mask_rows(mask: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(-1).nonzero().squeeze(1)
+
+
+def _reduce_chunked(student_logits: torch.Tensor, teacher: TeacherSide, rows: torch.Tensor,
                     per_token: PerTokenDivergence, vocab_size: int, temperature: float, chunk_size: int,
                     dtype: torch.dtype, reduction: str) -> torch.Tensor:
-    rows = mask.reshape(-1).nonzero().squeeze(1)
+    """`rows`: the distinct flat indices into B·T of the student positions compared."""
     compute_grad = torch.is_grad_enabled() and student_logits.requires_grad
     per_sequence = _ChunkedDivergence.apply(student_logits, teacher, rows, per_token, vocab_size,
                                             temperature, chunk_size, compute_grad, dtype)
@@ -467,5 +471,147 @@ def topk_divergence(name: str, student_logits: torch.Tensor, teacher_ids: torch.
             buckets.append(log_q.scatter(-1, ids, -math.inf).logsumexp(-1, keepdim=True))
         return (log_p if has_tail else log_p[:, :k]), torch.cat(buckets, -1)
 
-    return _reduce_chunked(student_logits, teacher, mask, per_token, vocab_size, temperature, chunk_size, dtype,
-                           reduction)
+    return _reduce_chunked(student_logits, teacher, _mask_rows(mask), per_token, vocab_size, temperature, chunk_size,
+                           dtype, reduction)
+
+
+# ----------------------------------------------------------------------------------------------
+# Teacher and student with different tokenizers. Their vocabularies differ, so no column of one
+# is a column of the other; the positions compared are paired by minillm.data.cross_tokenizer
+# (ULD's order, or tokens starting at the same byte of the text). Here p is the teacher's
+# distribution over its V_t tokens, q the student's over its V_s.
+# ----------------------------------------------------------------------------------------------
+
+def universal_logit_distance(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
+    """ULD (Boizard et al. 2024, "Towards Cross-Tokenizer Distillation"): Σ_i |q̃_i − p̃_i| per position.
+
+    student_logprobs [N, V_s], teacher_logprobs [N, V_t] (log-probabilities, or log of any
+    non-negative masses) → [N]. q̃ and p̃ are the probability vectors sorted in decreasing order,
+    the shorter one padded with zeros: the closed form of their Wasserstein-1 bound with a
+    uniform transport cost, which needs no correspondence between the two vocabularies. In [0, 2]
+    for distributions; 0 iff the two sorted vectors agree (the same probabilities, on any tokens).
+
+    Differentiable w.r.t. both sides; the sort only permutes, so gradients stay finite where
+    probabilities tie, and |0| has subgradient 0. The trainers pass the teacher without gradient
+    (the paper's code runs it under no_grad).
+    """
+    student = student_logprobs.exp().sort(dim=-1, descending=True).values
+    teacher = teacher_logprobs.exp().sort(dim=-1, descending=True).values
+    width = max(student.shape[-1], teacher.shape[-1])
+    student = F.pad(student, (0, width - student.shape[-1]))
+    teacher = F.pad(teacher, (0, width - teacher.shape[-1]))
+    return (student - teacher).abs().sum(-1)
+
+
+def aligned_vocabulary_distance(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor,
+                                student_ids: torch.Tensor, teacher_ids: torch.Tensor,
+                                divergence: str = "forward_kl", **params: float) -> torch.Tensor:
+    """Direct distillation over the vocabulary entries both tokenizers share, ULD over the rest; → [N].
+
+    student_logprobs [N, V_s], teacher_logprobs [N, V_t]; student_ids [M] and teacher_ids [M] pair
+    the entries that spell the same string (`minillm.data.cross_tokenizer.vocabulary_map`, one to
+    one). Each side is coarse-grained into its M shared entries plus one bucket holding all its
+    unshared mass, and
+
+        value = D(p̂ ‖ q̂)  +  ULD(p over the teacher's unshared entries, q over the student's)
+
+    with D the word-level divergence `divergence` (DIVERGENCES, its `params`) over those M + 1
+    outcomes, and ULD's sorted L1 (`universal_logit_distance`) over the unshared entries' own
+    probabilities (not renormalised). The bucket lets D move mass between shared and unshared
+    entries; the sorted term shapes the unshared mass, on which the vocabularies say nothing.
+    Limits: when every entry is shared (one tokenizer) this is exactly D, word-level KD; when none
+    is, D compares two one-outcome distributions (0) and this is exactly ULD. The bucket is left
+    out when neither side has unshared entries (its log 0 would give NaN gradients); with
+    unshared teacher entries but none on the student's side, KL-type D are +inf.
+
+    TRL's GOLD hybrid (`uld_use_hybrid_loss`) instead takes a generalised JSD over the shared
+    entries' raw (unnormalised) probabilities and the sorted L1 over the rest, weighted by the
+    share of the teacher's vocabulary that matched.
+    """
+    if student_ids.shape != teacher_ids.shape or student_ids.dim() != 1:
+        raise ValueError(f"student_ids and teacher_ids must be two [M] tensors, got {tuple(student_ids.shape)} and "
+                         f"{tuple(teacher_ids.shape)}")
+    per_token = functools.partial(DIVERGENCES[divergence], **resolve_divergence_params(divergence, params))
+    log_p, log_q = teacher_logprobs[:, teacher_ids], student_logprobs[:, student_ids]
+    teacher_rest = torch.ones(teacher_logprobs.shape[-1], dtype=torch.bool, device=teacher_logprobs.device)
+    student_rest = torch.ones(student_logprobs.shape[-1], dtype=torch.bool, device=student_logprobs.device)
+    teacher_rest[teacher_ids], student_rest[student_ids] = False, False
+    if not (teacher_rest.any() or student_rest.any()):
+        return per_token(log_p, log_q)
+
+    def bucket(log_probs: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        if not rest.any():
+            return torch.full_like(log_probs[:, :1], -math.inf)
+        return log_probs[:, rest].logsumexp(-1, keepdim=True)
+
+    shared = per_token(torch.cat([log_p, bucket(teacher_logprobs, teacher_rest)], -1),
+                       torch.cat([log_q, bucket(student_logprobs, student_rest)], -1))
+    return shared + universal_logit_distance(student_logprobs[:, student_rest], teacher_logprobs[:, teacher_rest])
+
+
+CROSS_TOKENIZER_DISTANCES = ("uld", "aligned")
+
+
+def cross_tokenizer_divergence(distance: str, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                               student_rows: torch.Tensor, teacher_rows: torch.Tensor, *, student_vocab_size: int,
+                               teacher_vocab_size: int, vocabulary_map: tuple[torch.Tensor, torch.Tensor] | None = None,
+                               kd_loss: str = "forward_kl", reduction: str = "rows", temperature: float = 1.0,
+                               chunk_size: int = 1024, **params: float) -> torch.Tensor:
+    """A cross-tokenizer distance between teacher and student, summed over paired positions.
+
+    student_logits [B, T_s, V_s'], teacher_logits [B, T_t, V_t'] (any float dtypes); student_rows
+    and teacher_rows [N]: flat indices into B·T_s and B·T_t of the paired positions (pair k
+    compares the student's distribution at student_rows[k] with the teacher's at teacher_rows[k];
+    both in the same sequence, each student row at most once). q = softmax(student_logits /
+    temperature) over the first student_vocab_size columns, p likewise over teacher_vocab_size.
+    distance "uld": `universal_logit_distance`; "aligned": `aligned_vocabulary_distance` with
+    `vocabulary_map` = (student ids [M], teacher ids [M]) and D = `kd_loss` with `params`.
+    reduction "rows" → [B] (each sequence's sum), "sum" / "mean" → scalar (mean over the N pairs).
+
+    Chunked with the gradient computed in the forward pass, as `divergence`; the teacher gets no
+    gradient. Math in at least fp32.
+    """
+    if distance not in CROSS_TOKENIZER_DISTANCES:
+        raise ValueError(f"unknown cross-tokenizer distance {distance!r}; choose from {CROSS_TOKENIZER_DISTANCES}")
+    if distance == "uld":
+        if params or kd_loss != "forward_kl" or vocabulary_map is not None:
+            raise ValueError("ULD compares sorted probabilities: it takes no divergence, parameters or vocabulary map")
+        _per_token_divergence("forward_kl", {}, reduction, temperature, chunk_size)  # the shared checks
+
+        def per_token(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+            return universal_logit_distance(log_q, log_p)
+    else:
+        if vocabulary_map is None:
+            raise ValueError("the aligned distance needs the vocabulary map (student ids [M], teacher ids [M])")
+        _per_token_divergence(kd_loss, params, reduction, temperature, chunk_size)
+        student_ids, teacher_ids = (ids.to(student_logits.device, torch.long) for ids in vocabulary_map)
+        if len(student_ids) and (int(student_ids.max()) >= student_vocab_size or int(teacher_ids.max()) >= teacher_vocab_size):
+            raise ValueError("the vocabulary map holds ids outside the vocabulary sizes given")
+
+        def per_token(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+            return aligned_vocabulary_distance(log_q, log_p, student_ids, teacher_ids, kd_loss, **params)
+    if (student_logits.dim() != 3 or teacher_logits.dim() != 3 or teacher_logits.shape[0] != student_logits.shape[0]
+            or student_rows.shape != teacher_rows.shape or student_rows.dim() != 1):
+        raise ValueError(f"expected student [B, T_s, V_s], teacher [B, T_t, V_t] and two [N] row tensors; got "
+                         f"{tuple(student_logits.shape)}, {tuple(teacher_logits.shape)}, {tuple(student_rows.shape)}, "
+                         f"{tuple(teacher_rows.shape)}")
+    (batch, student_length, student_columns), teacher_length = student_logits.shape, teacher_logits.shape[1]
+    if not (1 <= student_vocab_size <= student_columns and 1 <= teacher_vocab_size <= teacher_logits.shape[-1]):
+        raise ValueError(f"vocabulary sizes {student_vocab_size} (student) and {teacher_vocab_size} (teacher) must "
+                         f"fit the logits' {student_columns} and {teacher_logits.shape[-1]} columns")
+    student_rows, teacher_rows = student_rows.to(student_logits.device), teacher_rows.to(student_logits.device)
+    if not torch.equal(student_rows // student_length, teacher_rows // teacher_length):
+        raise ValueError("each pair must take its student and teacher positions from the same sequence")
+    if student_rows.unique().numel() != student_rows.numel():
+        raise ValueError("a student position may be paired at most once")
+    teacher_row_of = torch.full((batch * student_length,), -1, dtype=torch.long, device=student_logits.device)
+    teacher_row_of[student_rows] = teacher_rows.long()
+    dtype = torch.promote_types(torch.promote_types(student_logits.dtype, teacher_logits.dtype), torch.float32)
+    flat_teacher = teacher_logits.flatten(0, 1)
+
+    def teacher(rows: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_p = _scaled_logits(flat_teacher, teacher_row_of[rows], teacher_vocab_size, temperature, dtype)
+        return log_p.log_softmax(-1), log_q
+
+    return _reduce_chunked(student_logits, teacher, student_rows.long(), per_token, student_vocab_size, temperature,
+                           chunk_size, dtype, reduction)

@@ -15,6 +15,7 @@ import functools
 import math
 import re
 import string
+from collections.abc import Sequence
 
 from rouge_score import rouge_scorer
 
@@ -264,3 +265,14 @@ def answer_diversity(predictions_per_seed: list[list[str]], references: list[lis
         coverage_total += len(produced & wanted) / len(wanted)
     return {"distinct_per_prompt": round(distinct_total / len(references), 4),
             "coverage": round(100.0 * coverage_total / len(references), 4)}
+
+
+def bits_per_character(nats: Sequence[float], characters: Sequence[int]) -> float:
+    """Σ nats / (ln 2 · Σ characters): a negative log-likelihood per character of text, in bits,
+    which does not depend on how a model cuts the text into tokens (pooled over the rows, so a long
+    row weighs in proportion to its characters). ValueError when there are no characters."""
+    total = sum(characters)
+    if len(nats) != len(characters) or total <= 0:
+        raise ValueError(f"need one character count per row and some characters; got {len(nats)} log-likelihoods, "
+                         f"{len(characters)} counts, {total} characters")
+    return sum(nats) / (math.log(2) * total)

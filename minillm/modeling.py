@@ -143,3 +143,13 @@ def check_same_tokenizer(student_tokenizer: PreTrainedTokenizerBase, teacher_tok
         raise ValueError("teacher and student tokenizers differ, so their logits cannot be compared "
                          "for word-level KD: " + "; ".join(problems))
     return max(student_vocab.values()) + 1
+
+
+def max_positions(model: torch.nn.Module) -> int:
+    """How many positions the model reads (GPT-2's n_positions, Llama's max_position_embeddings)."""
+    for field in ("max_position_embeddings", "n_positions"):
+        value = getattr(model.config, field, None)
+        if value:
+            return int(value)
+    raise ValueError(f"{type(model).__name__}: its config names no maximum position (n_positions / "
+                     f"max_position_embeddings)")

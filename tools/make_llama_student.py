@@ -7,6 +7,10 @@ The student copies everything about the teacher that word-level KD needs to agre
 special tokens, maximum positions, RMSNorm epsilon, rotary base, tied classifier) and takes its own
 depth and widths; weights are HF's seeded initialisation, so every method trains from the same
 start. The folder (model + the teacher's tokenizer files) appears atomically.
+
+With `--tokenizer DIR` the student gets ANOTHER tokenizer (cross-tokenizer distillation,
+docs/cross-tokenizer.md): its vocabulary size and special token ids come from that tokenizer,
+everything else from the teacher as above.
 """
 from __future__ import annotations
 
@@ -38,11 +42,15 @@ def student_config(teacher: LlamaConfig, layers: int, dim: int, heads: int, kv_h
 
 
 def make_student(teacher_dir: str | Path, out: str | Path, layers: int, dim: int, heads: int, kv_heads: int,
-                 hidden_dim: int, seed: int) -> LlamaForCausalLM:
+                 hidden_dim: int, seed: int, tokenizer_dir: str | Path | None = None) -> LlamaForCausalLM:
     teacher_config = LlamaConfig.from_pretrained(teacher_dir, local_files_only=True)
-    tokenizer = load_tokenizer(teacher_dir)
+    tokenizer = load_tokenizer(tokenizer_dir or teacher_dir)
+    config = student_config(teacher_config, layers, dim, heads, kv_heads, hidden_dim)
+    if tokenizer_dir is not None:
+        config.update({"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+                       "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id})
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(student_config(teacher_config, layers, dim, heads, kv_heads, hidden_dim))
+    model = LlamaForCausalLM(config)
     with atomic_directory(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -59,15 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv-heads", type=int, default=2)
     parser.add_argument("--hidden-dim", type=int, default=86, help="SwiGLU width")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokenizer", help="give the student this tokenizer instead of the teacher's")
     args = parser.parse_args(argv)
     try:
         model = make_student(args.teacher, args.out, args.layers, args.dim, args.heads, args.kv_heads,
-                             args.hidden_dim, args.seed)
+                             args.hidden_dim, args.seed, args.tokenizer)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"student {args.out}: {args.layers} layers x {args.dim} wide ({args.heads} heads, {args.kv_heads} "
-          f"kv heads, SwiGLU {args.hidden_dim}), {model.num_parameters() / 1e3:.1f}K parameters, seed {args.seed}")
+          f"kv heads, SwiGLU {args.hidden_dim}), {model.num_parameters() / 1e3:.1f}K parameters, seed {args.seed}, "
+          f"{model.config.vocab_size}-token vocabulary")
     return 0
 
 

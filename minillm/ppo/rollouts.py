@@ -18,6 +18,7 @@ from minillm.eval.generation import SamplingConfig, sample
 from minillm.losses import top_k_with_tail
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo
+from minillm.ppo.cross_tokenizer import RolloutTeacherTerms
 
 WHITENING = ("tokens", "reference", "none")
 
@@ -127,7 +128,9 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
             eos_token_id: int, pad_token_id: int, max_prompt_length: int, batch_size: int,
             generator: torch.Generator, device: torch.device, sync_ranks: bool,
             streams: list[int] | None = None, whiten: str = "tokens", teacher_logits_budget_mib: float = 0.0,
-            vocab_size: int | None = None) -> Rollouts:
+            vocab_size: int | None = None,
+            teacher_terms: Callable[[list[np.ndarray], torch.Tensor, torch.Tensor], RolloutTeacherTerms] | None = None
+            ) -> Rollouts:
     """Sample one response per prompt with the current policy (mixed with the teacher), then
     rewards → returns → advantages. whiten="tokens": the advantages are the returns whitened over
     the real response tokens of the whole collection on all ranks (over every task stream at
@@ -135,7 +138,13 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     whiten="none": the raw returns, used as they are (on-policy distillation).
     `streams`: each prompt's task stream, kept for the loss weights (default all 0).
     teacher_logits_budget_mib > 0: also keep the teacher's distributions over the first
-    `vocab_size` columns at every response position, as `teacher_logits_top_k` decides (on `device`)."""
+    `vocab_size` columns at every response position, as `teacher_logits_top_k` decides (on `device`).
+    teacher_terms: a teacher with ANOTHER tokenizer (minillm.ppo.cross_tokenizer): the student samples
+    alone and `teacher_terms(prompts, tokens, lengths)` scores the finished responses; its log-probs
+    replace the teacher's, and positions it does not score leave the mask (needs teacher_mix 0 and
+    no kept logits)."""
+    if teacher_terms is not None and (teacher_mix > 0 or teacher_logits_budget_mib > 0):
+        raise ValueError("a teacher with another tokenizer cannot mix into sampling or keep its logits")
     student.eval()  # dropout is off for the whole MiniLLM run; eval() also keeps it so here
     kept = None
     if teacher_logits_budget_mib > 0:
@@ -148,11 +157,15 @@ def collect(student: torch.nn.Module, teacher: torch.nn.Module, prompts: list[np
     for start in range(0, len(prompts), batch_size):
         batch = collate_prompts(prompts[start:start + batch_size], pad_token_id, max_prompt_length)
         out = sample(student, batch["input_ids"].to(device), batch["attention_mask"].to(device), config,
-                     eos_token_id, pad_token_id, generator=generator, sync_ranks=sync_ranks, teacher=teacher,
-                     teacher_mix=teacher_mix, record_logprobs=True,
+                     eos_token_id, pad_token_id, generator=generator, sync_ranks=sync_ranks,
+                     teacher=teacher if teacher_terms is None else None, teacher_mix=teacher_mix, record_logprobs=True,
                      keep_teacher_logits=kept.recorder(start) if kept is not None else None)
         mask = (torch.arange(config.max_new_tokens, device=device)[None, :] < out.lengths[:, None]).float()
-        parts.append((out.tokens, mask, out.student_logprobs, out.teacher_logprobs))
+        teacher_logprobs = out.teacher_logprobs
+        if teacher_terms is not None:
+            terms = teacher_terms(prompts[start:start + batch_size], out.tokens.cpu(), out.lengths.cpu())
+            teacher_logprobs, mask = terms.teacher_logprobs.to(device), mask * terms.scored.to(device)
+        parts.append((out.tokens, mask, out.student_logprobs, teacher_logprobs))
     student.train()
     responses, mask, old, teacher_lp = (torch.cat(x).cpu() for x in zip(*parts))
     weights = ppo.importance_weights(old, ppo.mixed_logprob(old, teacher_lp, teacher_mix))

@@ -24,6 +24,7 @@ from minillm.data.datasets import GlobalBatchSampler, PairedStreams
 from minillm.distributed import all_reduce_sum
 from minillm.eval.generation import SamplingConfig
 from minillm.ppo import losses as ppo
+from minillm.ppo.cross_tokenizer import CrossTokenizerRolloutScorer
 from minillm.ppo.rollouts import (
     WHITENING,
     Rollouts,
@@ -74,7 +75,14 @@ class OnPolicyStep:
     evaluate_at_start = True  # the initialisation's numbers: the run's baseline
 
     def __init__(self, setup: TrainingSetup, config: OnPolicyConfig, teacher: torch.nn.Module, vocab_size: int,
-                 prompts: PairedStreams, validation: ValidationConfig, pretraining: PretrainingTerm | None = None):
+                 prompts: PairedStreams, validation: ValidationConfig, pretraining: PretrainingTerm | None = None,
+                 teacher_terms: CrossTokenizerRolloutScorer | None = None):
+        """teacher_terms: the teacher has another tokenizer and scores the finished rollouts (its
+        rewards per shared span; no single-step term, no teacher-mixed sampling)."""
+        if teacher_terms is not None and (config.single_step_reg or config.teacher_mix_alpha > 0):
+            raise ValueError("a teacher with another tokenizer needs --no-single-step-reg and --teacher-mix-alpha 0 "
+                             "(both compare the two models token by token)")
+        self.teacher_terms = teacher_terms
         self.setup, self.config, self.validation, self.pretraining = setup, config, validation, pretraining
         self.dist, self.engine = setup.dist, setup.engine
         self.teacher, self.vocab_size, self.prompts = teacher, vocab_size, prompts
@@ -128,7 +136,8 @@ class OnPolicyStep:
             max_prompt_length=config.max_prompt_length, batch_size=config.rollout_batch_size,
             generator=generator, device=self.dist.device, sync_ranks=self.setup.sync_ranks,
             whiten=config.whiten, vocab_size=self.vocab_size,
-            teacher_logits_budget_mib=config.teacher_logits_budget_mib if config.single_step_reg else 0.0)
+            teacher_logits_budget_mib=config.teacher_logits_budget_mib if config.single_step_reg else 0.0,
+            teacher_terms=self.teacher_terms)
         stats = self.rollouts.statistics()
         tokens, = all_reduce_sum([float(self.rollouts.mask.sum())], self.dist.device)
         totals = all_reduce_sum([stats[k] for k in sorted(stats)], self.dist.device)
@@ -213,4 +222,5 @@ class OnPolicyStep:
     def evaluate(self, generate: bool) -> dict[str, float]:
         """Sampled validation of the student alone (the evaluation protocol), its samples scored
         by the teacher; nothing after a non-finite step."""
-        return sampled_validation(self.setup, self.validation, teacher=self.teacher) if generate else {}
+        teacher = self.teacher if self.teacher_terms is None else None  # it cannot score the student's tokens
+        return sampled_validation(self.setup, self.validation, teacher=teacher) if generate else {}

@@ -12,7 +12,14 @@ from typing import Protocol
 
 import torch
 
-from minillm.losses import IGNORE_INDEX, cross_entropy_rows, divergence, topk_divergence
+from minillm.data.cross_tokenizer import TextCodec, pair_batch
+from minillm.losses import (
+    IGNORE_INDEX,
+    cross_entropy_rows,
+    cross_tokenizer_divergence,
+    divergence,
+    topk_divergence,
+)
 
 
 class Objective(Protocol):
@@ -78,3 +85,57 @@ class KDObjective:
         loss = (1.0 - self.kd_ratio) * ce + self.kd_ratio * kd
         return loss, {"ce": ce.detach(), "kd": kd.detach()}
 
+
+
+@dataclass
+class CrossTokenizerObjective:
+    """(1 − kd_ratio)·CE + kd_ratio·D_x for a teacher whose tokenizer differs from the student's.
+
+    Each row's prompt and response become text with the student's tokenizer and are encoded again
+    by the teacher's (`minillm.data.cross_tokenizer.pair_batch`); the frozen teacher reads that
+    text, and D_x sums a cross-tokenizer distance (`minillm.losses.cross_tokenizer_divergence`)
+    over paired positions: "uld" pairs the i-th response tokens of both, in order, up to the shorter
+    (Boizard et al. 2024); "aligned" pairs the tokens that start at the same byte of the response
+    and compares the vocabulary entries both tokenizers spell alike directly with `kd_loss`, the
+    rest by ULD's sorted distance. The trainer divides the sums by the student's supervised
+    tokens, so D_x is per student response token. Response tokens from the student's EOS on are
+    not paired (CE alone trains them).
+
+    Besides "ce" and "kd" it reports "paired": the paired positions, so the logs show the share of
+    the student's response tokens that had a teacher partner.
+    """
+    teacher: torch.nn.Module
+    student_codec: TextCodec
+    teacher_codec: TextCodec
+    distance: str
+    kd_ratio: float
+    student_vocab_size: int
+    teacher_vocab_size: int
+    teacher_max_length: int
+    vocabulary_map: tuple[torch.Tensor, torch.Tensor] | None = None
+    kd_loss: str = "forward_kl"
+    temperature: float = 1.0
+    chunk_size: int = 1024
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.teacher.eval()
+        self.teacher.requires_grad_(False)
+
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = _forward(model, batch)
+        ce = cross_entropy_rows(logits, batch["labels"])
+        pairs = pair_batch(self.student_codec, self.teacher_codec, self.distance, batch["input_ids"].cpu(),
+                           batch["labels"].cpu(), batch["attention_mask"].cpu(), self.teacher_max_length)
+        device = logits.device
+        with torch.no_grad():
+            teacher_logits = _forward(self.teacher, {k: v.to(device) for k, v in pairs.inputs.items()})
+        settings = dict(student_vocab_size=self.student_vocab_size, teacher_vocab_size=self.teacher_vocab_size,
+                        reduction="rows", temperature=self.temperature, chunk_size=self.chunk_size)
+        if self.distance == "aligned":
+            settings.update(vocabulary_map=self.vocabulary_map, kd_loss=self.kd_loss, **self.params)
+        kd = cross_tokenizer_divergence(self.distance, logits, teacher_logits, pairs.student_rows.to(device),
+                                        pairs.teacher_rows.to(device), **settings)
+        loss = (1.0 - self.kd_ratio) * ce + self.kd_ratio * kd
+        paired = pairs.per_sequence(logits.shape[0], logits.shape[1]).to(device)
+        return loss, {"ce": ce.detach(), "kd": kd.detach(), "paired": paired}

@@ -42,7 +42,7 @@ RESUMABLE_CHANGES = frozenset({"eval_interval", "log_interval", "stop_after_step
                                "local_rank", "save"})
 # Path flags compared by the content they point to, not by their spelling.
 FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "ptx_data_dir", "model_path", "tokenizer_path",
-                       "teacher_model_path", "deepspeed_config")
+                       "teacher_model_path", "teacher_tokenizer", "deepspeed_config")
 # Files up to this size are hashed; larger ones (weights, optimizer states) count by size, so that
 # a start does not read gigabytes.
 HASHED_FILE_BYTES = 1 << 20

@@ -115,6 +115,7 @@ class TeacherConfig:
     pick: str
     kd_temperature: float
     cache: tuple[str, ...] = ()  # --teacher-cache: one folder per data folder; the teacher is then not run
+    tokenizer: str | None = None  # --teacher-tokenizer: its own tokenizer (--cross-tokenizer), default its folder's
 
 
 @dataclass(frozen=True)
@@ -270,10 +271,27 @@ def load_teacher(teacher_config: TeacherConfig, setup: TrainingSetup):
     tokenizer differs from the student's. Returns (teacher, shared vocabulary size)."""
     path = checkpoint.resolve_checkpoint(teacher_config.model_path, teacher_config.pick)
     vocab_size = check_same_tokenizer(setup.tokenizer, load_tokenizer(path))
+    return _frozen_teacher(path, setup), vocab_size
+
+
+def load_cross_tokenizer_teacher(teacher_config: TeacherConfig, setup: TrainingSetup):
+    """--cross-tokenizer: the frozen teacher as `load_teacher` loads it, with its own tokenizer
+    (--teacher-tokenizer, default the teacher's folder), which may differ from the student's.
+    Returns (teacher, teacher tokenizer)."""
+    path = checkpoint.resolve_checkpoint(teacher_config.model_path, teacher_config.pick)
+    tokenizer_path = teacher_config.tokenizer or path
+    tokenizer = load_tokenizer(tokenizer_path)
+    teacher = _frozen_teacher(path, setup)
+    check_vocabulary(teacher, tokenizer, str(path))
+    setup.log.info(f"teacher tokenizer {tokenizer_path}: {len(tokenizer)} tokens (student: {len(setup.tokenizer)})")
+    return teacher, tokenizer
+
+
+def _frozen_teacher(path, setup: TrainingSetup):
     teacher = load_model(path, precision_dtype(setup.ds_config), setup.dist.device).eval()
     teacher.requires_grad_(False)
     setup.log.info(f"teacher {path}: {sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M parameters")
-    return teacher, vocab_size
+    return teacher
 
 
 def cached_teacher_datasets(teacher_config: TeacherConfig, setup: TrainingSetup,
