@@ -111,7 +111,7 @@ def test_rollout_scorer_with_one_tokenizer_gives_the_teachers_token_log_probs(wo
 ])
 def test_cross_tokenizer_flags_refuse_what_needs_a_shared_tokenizer(flags, message, capsys):
     parser = cli.token_training_parser("", cli.add_kd_args, cli.add_teacher_cache_args, cli.add_generated_response_args,
-                                       lambda p: cli.add_pretraining_args(p, own_kd_flags=True))
+                                       cli.add_pretraining_args)
     args = parser.parse_args(["--model-path", "S", "--data-dir", "D", "--save", "R", "--teacher-model-path", "T",
                               "--deepspeed-config", "configs/deepspeed/zero1_fp32.json", *flags])
     with pytest.raises(SystemExit, match=message):

@@ -39,7 +39,7 @@ def test_sft_learns_and_writes_loadable_checkpoints(world, tmp_path):
     best = json.loads((save / "best.json").read_text())
     assert set(best) == {"rougeL", "valid_loss"}
     assert best["valid_loss"]["step"] == 30
-    model = AutoModelForCausalLM.from_pretrained(best["valid_loss"]["path"])
+    model = AutoModelForCausalLM.from_pretrained(save / best["valid_loss"]["path"])
     assert model.config.vocab_size == AutoModelForCausalLM.from_pretrained(world.student).config.vocab_size
     final = json.loads((save / "final.json").read_text())
     assert final["steps"] == 30 and final["tokens"] > 0
