@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     # control arms, which keep it for their corpus term only).
     objective = sft_objective if args.kd_ratio == 0 else KDObjective(
         teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
-    sampler = ResponseSampler(cli.sampling_config(args), args.max_prompt_length, args.seed, setup.dist,
+    sampler = ResponseSampler(cli.response_sampling_config(args), args.max_prompt_length, args.seed, setup.dist,
                               setup.tokenizer.eos_token_id, setup.tokenizer.pad_token_id, setup.sync_ranks)
     gkd, adaptive = cli.gkd_config(args), cli.adaptive_sgo_config(args, setup.total_steps)
     responses = (GKDResponses(gkd, sampler, teacher) if gkd is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from minillm.eval.evaluation import DEFAULT_EVAL_SETS
@@ -107,8 +108,17 @@ def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
     """Responses generated during training instead of the data's (minillm.train.response_source):
     GKD (--gkd-lambda; its loss is --kd-ratio 1 --kd-loss js_divergence) or DistiLLM's adaptive
     student outputs (--adaptive-sgo; its loss is --kd-ratio 1 --kd-loss skew_forward_kl).
-    Sampling follows the generation flags (--temperature etc.)."""
+    They are sampled at --response-temperature for up to --response-max-new-tokens tokens, with
+    the generation flags' --top-k / --top-p / --no-repeat-ngram-size; --temperature and
+    --max-new-tokens are the validation's, so changing how training responses are drawn does not
+    change how checkpoints are picked."""
     group = parser.add_argument_group("generated responses (GKD, DistiLLM)")
+    group.add_argument("--response-temperature", type=float, default=None,
+                       help="sampling temperature of the responses generated for training (default 1: pure "
+                            "ancestral; TRL's GKD samples at 0.9)")
+    group.add_argument("--response-max-new-tokens", type=int, default=0,
+                       help="new tokens per generated training response; 0 = --max-new-tokens (TRL's GKD: 128); "
+                            "at most --max-length − --max-prompt-length")
     group.add_argument("--gkd-lambda", type=float, default=0.0,
                        help="GKD's λ: the fraction of optimizer steps whose responses the student samples for "
                             "the batch's prompts; 0 = none (plain KD)")
@@ -121,6 +131,12 @@ def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sgo-init-probability", type=float, default=0.0, help="DistiLLM's init_threshold")
     group.add_argument("--sgo-loss-eps", type=float, default=0.1, help="DistiLLM's loss_eps")
     group.add_argument("--sgo-capacity", type=int, default=1000, help="replay buffer sequences per rank")
+
+
+def response_sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    """How the responses generated for training are sampled (validated: see `validate`)."""
+    return replace(sampling_config(args), temperature=args.response_temperature,
+                   max_new_tokens=args.response_max_new_tokens or args.max_new_tokens)
 
 
 def gkd_config(args: argparse.Namespace) -> GKDConfig | None:
@@ -305,6 +321,19 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         kd_params(args)
     if hasattr(args, "gkd_lambda"):
         need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")
+        generates = bool(gkd_config(args)) or args.adaptive_sgo
+        if args.response_temperature is None:
+            # --temperature once set both; refusing here keeps an old command line from silently
+            # sampling its training responses at another temperature than it did.
+            need(not (generates and args.temperature != 1.0),
+                 f"--temperature {args.temperature:g} sets only the validation's sampling: give --response-temperature "
+                 f"for the responses generated during training (GKD, DistiLLM)")
+            args.response_temperature = 1.0
+        need(args.response_temperature > 0, "--response-temperature must be positive")
+        budget = args.max_length - args.max_prompt_length
+        need(0 <= args.response_max_new_tokens <= budget,
+             f"--response-max-new-tokens ({args.response_max_new_tokens}) must be in [0, --max-length − "
+             f"--max-prompt-length = {budget}]: a generated response must fit the training sequence")
         need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")
         need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
              "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")

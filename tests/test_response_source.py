@@ -128,3 +128,28 @@ def test_a_teacher_cache_cannot_serve_generated_responses():
         with pytest.raises(SystemExit, match="cannot score responses generated during training"):
             cli.validate(parser.parse_args(base + generated))
     cli.validate(parser.parse_args(base))  # the cache alone is fine
+
+
+def test_training_responses_and_validation_sample_with_their_own_flags():
+    """--response-temperature / --response-max-new-tokens draw the training responses (TRL's GKD:
+    0.9, 128 tokens); --temperature / --max-new-tokens stay the validation's, so that matching a
+    peer's sampling does not change which checkpoint is picked."""
+    parser = cli.token_training_parser("train_kd", cli.add_kd_args, cli.add_generated_response_args)
+    base = ["--model-path", "m", "--data-dir", "d", "--save", "s", "--teacher-model-path", "t",
+            "--max-length", "64", "--max-prompt-length", "32", "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"]
+
+    def parse(*extra: str):
+        return cli.validate(parser.parse_args(base + list(extra)))
+
+    args = parse("--gkd-lambda", "0.5", "--response-temperature", "0.9", "--response-max-new-tokens", "20",
+                 "--temperature", "0.7")
+    assert cli.response_sampling_config(args) == SamplingConfig(max_new_tokens=20, temperature=0.9)
+    assert cli.validation_config(args).sampling == SamplingConfig(max_new_tokens=32, temperature=0.7)
+    args = parse("--adaptive-sgo")  # defaults: pure ancestral, the whole response budget
+    assert cli.response_sampling_config(args) == cli.validation_config(args).sampling == SamplingConfig(max_new_tokens=32)
+    # --temperature once set both: alone with generated responses it is refused, not reinterpreted.
+    with pytest.raises(SystemExit, match="--temperature 0.9 sets only the validation's sampling"):
+        parse("--gkd-lambda", "0.5", "--temperature", "0.9")
+    assert parse("--temperature", "0.9").temperature == 0.9  # plain KD generates nothing: fine
+    with pytest.raises(SystemExit, match=r"--response-max-new-tokens \(33\) must be in \[0, .* = 32\]"):
+        parse("--gkd-lambda", "0.5", "--response-max-new-tokens", "33")
