@@ -12,6 +12,7 @@ from pathlib import Path
 from minillm.eval.evaluation import DEFAULT_EVAL_SETS
 from minillm.eval.generation import SamplingConfig
 from minillm.losses import DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
+from minillm.ppo.losses import REDUCTIONS
 from minillm.ppo.rollouts import WHITENING
 from minillm.ppo.step import OnPolicyConfig
 from minillm.recipes import MINILLM, SFT
@@ -205,6 +206,13 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
                        help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
                             "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
                             "mini-batch, padding zeros included; 'none' = the raw returns")
+    group.add_argument("--samples-per-prompt", type=int, default=1,
+                       help="rollouts of each drawn prompt per collection (on-policy distillation's reference: "
+                            "Tinker's group_size 4); --num-rollouts counts them all")
+    group.add_argument("--loss-reduction", choices=REDUCTIONS, default="mean",
+                       help="the rollout terms over response tokens: 'mean' over the global mini-batch's tokens "
+                            "(MiniLLM), or 'sum' (Tinker's importance_sampling loss: a step's gradient grows with its "
+                            "tokens, and gradient clipping sees the sum; Tinker does not clip: --clip-grad 0)")
     parser.set_defaults(**{**MINILLM, **ON_POLICY_RECIPES[recipe]})
 
 
@@ -290,7 +298,8 @@ def on_policy_config(args: argparse.Namespace) -> OnPolicyConfig:
         max_new_tokens=args.max_new_tokens, max_prompt_length=args.max_prompt_length,
         teacher_mix_alpha=args.teacher_mix_alpha, reward_scaling=args.reward_scaling, reward_clip=args.reward_clip,
         gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps or None,
-        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed, decode=decode_mode(args))
+        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed, decode=decode_mode(args),
+        samples_per_prompt=args.samples_per_prompt, loss_reduction=args.loss_reduction)
 
 
 def validate(args: argparse.Namespace) -> argparse.Namespace:
@@ -353,6 +362,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(args.reward_scaling > 0 and 0 <= args.gamma <= 1 and args.clip_eps >= 0,
              "need --reward-scaling > 0, 0 ≤ --gamma ≤ 1, --clip-eps ≥ 0")
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
+        need(args.samples_per_prompt > 0 and args.num_rollouts % args.samples_per_prompt == 0,
+             f"--samples-per-prompt ({args.samples_per_prompt}) must be positive and divide --num-rollouts "
+             f"({args.num_rollouts})")
     if hasattr(args, "ptx_batch_size"):
         need(args.ptx_batch_size >= 0, "--ptx-batch-size must be ≥ 0")
         need(0 <= getattr(args, "ptx_kd_ratio", 0) <= 1, "--ptx-kd-ratio must be in [0, 1]")
