@@ -11,6 +11,8 @@ from its cache instead of being loaded and run.
 """
 from __future__ import annotations
 
+import argparse
+
 from minillm import args as cli
 from minillm.losses import resolve_divergence_params
 from minillm.train.loop import TrainingLoop, finish_run
@@ -29,11 +31,14 @@ from minillm.train.setup import (
 from minillm.train.token_step import TokenStep
 
 
+def parser() -> argparse.ArgumentParser:
+    return cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
+                                     cli.add_generated_response_args,
+                                     lambda p: cli.add_pretraining_args(p, own_kd_flags=True))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
-                                       cli.add_generated_response_args,
-                                       lambda p: cli.add_pretraining_args(p, own_kd_flags=True))
-    args = cli.validate(parser.parse_args(argv))
+    args = cli.validate(parser().parse_args(argv))
     setup = prepare_training(args, "train_kd")
     setup.log.info(f"D = {args.kd_loss} {cli.kd_params(args)}, kd_ratio {args.kd_ratio}")
     # With --teacher-cache the teacher is read from its cache: never loaded (teacher=None).
