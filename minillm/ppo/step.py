@@ -107,7 +107,9 @@ class OnPolicyStep:
         return (f"{self.config.num_rollouts} rollouts per collection{groups} ({self.rollouts_per_rank} per rank), "
                 f"{self.config.ppo_epochs} PPO epochs, {self.plan.describe()} rollouts per step -> "
                 f"{self.steps_per_collection} steps per collection; pretraining corpus: {corpus}"
-                + ("; rollout terms summed over tokens" if self.config.loss_reduction == "sum" else ""))
+                + ("; rollout terms summed over tokens" if self.config.loss_reduction == "sum" else "")
+                + ("; advantages whitened per mini-batch over every response slot (LMOps)"
+                   if self.config.whiten == "reference" else ""))
 
     def position(self, step: int) -> dict:
         return {}
