@@ -174,7 +174,7 @@ def test_distillm_raises_p_when_the_validation_loss_rises_then_trains_on_student
     run_entrypoint(token_training_args("train_kd.py", world, world.student, save, 6,
                                        "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
                                        "--kd-ratio", "1", "--kd-loss", "skew_forward_kl", "--adaptive-sgo",
-                                       "--sgo-capacity", "16", "--response-max-new-tokens", "8", "--lr", "LR",
+                                       "--sgo-capacity", "16", "--response-max-new-tokens", "8", "--lr", "1.0",
                                        "--eval-interval", "1", "--seed", "3", "--log-interval", "1"))
     evals = [json.loads(line) for line in open(save / "log.jsonl") if '"eval"' in line]
     assert evals[0]["step"] == 0 and evals[0]["sgo_probability"] == 0
