@@ -202,17 +202,17 @@ def test_a_run_interrupted_mid_collection_resumes_exactly(world, trained_teacher
 
 
 def test_lmops_whitening_trains_end_to_end(world, trained_teacher, sft_student, prompt_data, tmp_path):
-    """--whiten reference (the driver's minillm-lmops arm): a collection and its 4 steps run, the
+    """--whiten reference (the driver's minillm-lmops arm): a collection and 2 of its steps run, the
     step says how it whitens, and the student moves. (The whitening itself: test_ppo_losses.py.)"""
     init = best_checkpoint(sft_student, "valid_loss")
     save = tmp_path / "lmops"
-    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, save, 4, "--whiten", "reference",
+    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, save, 2, "--whiten", "reference",
                                 "--eval-gen-num", "-1"))
     assert "advantages whitened per mini-batch over every response slot (LMOps)" in (save / "log.txt").read_text()
     steps, _ = records(save)
-    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert [r["step"] for r in steps] == [1, 2]
     assert all(np.isfinite([r["pg_loss"], r["reg_loss"]]).all() for r in steps)
-    assert (save / "4" / "model.safetensors").read_bytes() != (init / "model.safetensors").read_bytes()
+    assert (save / "2" / "model.safetensors").read_bytes() != (init / "model.safetensors").read_bytes()
 
 
 def test_on_policy_distillations_reference_recipe_samples_groups_and_sums_over_tokens(
