@@ -14,6 +14,7 @@ student's own samples.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -41,11 +42,14 @@ from minillm.train.setup import (
 from minillm.train.token_step import TokenStep
 
 
+def parser() -> argparse.ArgumentParser:
+    return cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
+                                     cli.add_generated_response_args,
+                                     cli.add_pretraining_args)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.token_training_parser(__doc__, cli.add_kd_args, cli.add_teacher_cache_args,
-                                       cli.add_generated_response_args,
-                                       cli.add_pretraining_args)
-    args = cli.validate(parser.parse_args(argv))
+    args = cli.validate(parser().parse_args(argv))
     setup = prepare_training(cli.setup_config(args, "train_kd"))
     teacher_config = cli.teacher_config(args)
     if args.cross_tokenizer:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         objective = sft_objective if args.kd_ratio == 0 else KDObjective(
             teacher, args.kd_ratio, args.kd_loss, vocab_size, args.kd_temperature, args.kd_chunk_size,
             cli.kd_params(args))
-    sampler = ResponseSampler(cli.sampling_config(args), args.max_prompt_length, args.seed, setup.dist,
+    sampler = ResponseSampler(cli.response_sampling_config(args), args.max_prompt_length, args.seed, setup.dist,
                               setup.tokenizer.eos_token_id, setup.tokenizer.pad_token_id, setup.sync_ranks)
     gkd, adaptive = cli.gkd_config(args), cli.adaptive_sgo_config(args, setup.total_steps)
     responses = (GKDResponses(gkd, sampler, teacher) if gkd is not None

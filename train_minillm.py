@@ -13,6 +13,7 @@ pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 
 from minillm import args as cli
@@ -28,13 +29,17 @@ from minillm.train.objectives import KDObjective
 from minillm.train.setup import load_cross_tokenizer_teacher, load_teacher, prepare_training, pretraining_term
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The flags, with the defaults of the --recipe that `argv` names."""
     recipe = cli.recipe_of(argv)
-    parser = cli.token_training_parser(__doc__, cli.add_teacher_args,
-                                       lambda p: cli.add_pretraining_args(p, MINILLM["ptx_kd_ratio"]),
-                                       lambda p: cli.add_minillm_args(p, recipe), cli.add_teacher_cache_args,
-                                       cli.add_teacher_logits_args)
-    args = cli.validate(parser.parse_args(argv))
+    return cli.token_training_parser(__doc__, cli.add_teacher_args,
+                                     lambda p: cli.add_pretraining_args(p, MINILLM["ptx_kd_ratio"]),
+                                     lambda p: cli.add_minillm_args(p, recipe), cli.add_teacher_cache_args,
+                                     cli.add_teacher_logits_args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = cli.validate(parser(argv).parse_args(argv))
     if args.teacher_cache and not args.ptx_data_dir:
         raise SystemExit("error: --teacher-cache serves the pretraining term's KD: give --ptx-data-dir too")
     if args.cross_tokenizer and (args.cross_tokenizer != "aligned" or args.ptx_data_dir):

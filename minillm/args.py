@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from minillm.eval.evaluation import DEFAULT_EVAL_SETS
 from minillm.eval.generation import SamplingConfig
 from minillm.losses import CROSS_TOKENIZER_DISTANCES, DIVERGENCE_PARAMS, DIVERGENCES, resolve_divergence_params
+from minillm.ppo.losses import REDUCTIONS
 from minillm.ppo.rollouts import WHITENING
 from minillm.ppo.step import OnPolicyConfig
 from minillm.recipes import DISTILLM, DSS, KD, MINILLM, OPD, SFT
@@ -130,8 +132,17 @@ def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
     """Responses generated during training instead of the data's (minillm.train.response_source):
     GKD (--gkd-lambda; its loss is --kd-ratio 1 --kd-loss js_divergence) or DistiLLM's adaptive
     student outputs (--adaptive-sgo; its loss is --kd-ratio 1 --kd-loss skew_forward_kl).
-    Sampling follows the generation flags (--temperature etc.)."""
+    They are sampled at --response-temperature for up to --response-max-new-tokens tokens, with
+    the generation flags' --top-k / --top-p / --no-repeat-ngram-size; --temperature and
+    --max-new-tokens are the validation's, so changing how training responses are drawn does not
+    change how checkpoints are picked."""
     group = parser.add_argument_group("generated responses (GKD, DistiLLM)")
+    group.add_argument("--response-temperature", type=float, default=None,
+                       help="sampling temperature of the responses generated for training (default 1: pure "
+                            "ancestral; TRL's GKD samples at 0.9)")
+    group.add_argument("--response-max-new-tokens", type=int, default=0,
+                       help="new tokens per generated training response; 0 = --max-new-tokens (TRL's GKD: 128); "
+                            "at most --max-length − --max-prompt-length")
     group.add_argument("--gkd-lambda", type=float, default=0.0,
                        help="GKD's λ: the fraction of optimizer steps whose responses the student samples for "
                             "the batch's prompts; 0 = none (plain KD)")
@@ -146,6 +157,12 @@ def add_generated_response_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sgo-loss-eps", type=float, default=DISTILLM["loss_eps"], help="DistiLLM's loss_eps")
     group.add_argument("--sgo-capacity", type=int, default=DISTILLM["capacity"],
                        help="replay buffer sequences per rank")
+
+
+def response_sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    """How the responses generated for training are sampled (validated: see `validate`)."""
+    return replace(sampling_config(args), temperature=args.response_temperature,
+                   max_new_tokens=args.response_max_new_tokens or args.max_new_tokens)
 
 
 def gkd_config(args: argparse.Namespace) -> GKDConfig | None:
@@ -207,6 +224,13 @@ def add_minillm_args(parser: argparse.ArgumentParser, recipe: str = "minillm") -
                        help="advantage whitening: 'tokens' = over the real response tokens of a whole collection "
                             "(all ranks); 'reference' = LMOps' MiniLLM, over every response slot of each "
                             "mini-batch, padding zeros included; 'none' = the raw returns")
+    group.add_argument("--samples-per-prompt", type=int, default=1,
+                       help="rollouts of each drawn prompt per collection (on-policy distillation's reference: "
+                            "Tinker's group_size 4); --num-rollouts counts them all")
+    group.add_argument("--loss-reduction", choices=REDUCTIONS, default="mean",
+                       help="the rollout terms over response tokens: 'mean' over the global mini-batch's tokens "
+                            "(MiniLLM), or 'sum' (Tinker's importance_sampling loss: a step's gradient grows with its "
+                            "tokens, and gradient clipping sees the sum; Tinker does not clip: --clip-grad 0)")
     parser.set_defaults(**{**MINILLM, **ON_POLICY_RECIPES[recipe]})
 
 
@@ -319,7 +343,8 @@ def on_policy_config(args: argparse.Namespace) -> OnPolicyConfig:
         max_new_tokens=args.max_new_tokens, max_prompt_length=args.max_prompt_length,
         teacher_mix_alpha=args.teacher_mix_alpha, reward_scaling=args.reward_scaling, reward_clip=args.reward_clip,
         gamma=args.gamma, length_norm=not args.no_length_norm, clip_eps=args.clip_eps or None,
-        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed, decode=decode_mode(args))
+        single_step_reg=not args.no_single_step_reg, whiten=args.whiten, seed=args.seed, decode=decode_mode(args),
+        samples_per_prompt=args.samples_per_prompt, loss_reduction=args.loss_reduction)
 
 
 def validate(args: argparse.Namespace) -> argparse.Namespace:
@@ -364,6 +389,19 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(getattr(args, "teacher_tokenizer", None) is None, "--teacher-tokenizer applies with --cross-tokenizer only")
     if hasattr(args, "gkd_lambda"):
         need(0 <= args.gkd_lambda <= 1, "--gkd-lambda must be in [0, 1]")
+        generates = bool(gkd_config(args)) or args.adaptive_sgo
+        if args.response_temperature is None:
+            # --temperature once set both; refusing here keeps an old command line from silently
+            # sampling its training responses at another temperature than it did.
+            need(not (generates and args.temperature != 1.0),
+                 f"--temperature {args.temperature:g} sets only the validation's sampling: give --response-temperature "
+                 f"for the responses generated during training (GKD, DistiLLM)")
+            args.response_temperature = 1.0
+        need(args.response_temperature > 0, "--response-temperature must be positive")
+        budget = args.max_length - args.max_prompt_length
+        need(0 <= args.response_max_new_tokens <= budget,
+             f"--response-max-new-tokens ({args.response_max_new_tokens}) must be in [0, --max-length − "
+             f"--max-prompt-length = {budget}]: a generated response must fit the training sequence")
         need(not (args.adaptive_sgo and gkd_config(args)), "give GKD's --gkd-* flags or --adaptive-sgo, not both")
         need(0 <= args.sgo_init_probability <= 1 and args.sgo_capacity > 0,
              "need 0 ≤ --sgo-init-probability ≤ 1 and --sgo-capacity > 0")
@@ -383,6 +421,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(args.reward_scaling > 0 and 0 <= args.gamma <= 1 and args.clip_eps >= 0,
              "need --reward-scaling > 0, 0 ≤ --gamma ≤ 1, --clip-eps ≥ 0")
         need(args.ppo_epochs > 0 and args.rollout_batch_size > 0, "--ppo-epochs and --rollout-batch-size must be positive")
+        need(args.samples_per_prompt > 0 and args.num_rollouts % args.samples_per_prompt == 0,
+             f"--samples-per-prompt ({args.samples_per_prompt}) must be positive and divide --num-rollouts "
+             f"({args.num_rollouts})")
     if hasattr(args, "ptx_batch_size"):
         need(args.ptx_batch_size >= 0, "--ptx-batch-size must be ≥ 0")
         need(0 <= getattr(args, "ptx_kd_ratio", 0) <= 1, "--ptx-kd-ratio must be in [0, 1]")

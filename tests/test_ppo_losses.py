@@ -189,3 +189,31 @@ def test_single_step_regulariser_equals_closed_form() -> None:
     (expected_grad,) = torch.autograd.grad(expected, student)
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(grad, expected_grad)
+
+
+def test_token_weights_mean_and_sum() -> None:
+    """"mean": each stream's token mean (w_s / N_s; an empty stream counts one token); "sum":
+    Tinker's plain sum over tokens (w_s)."""
+    assert losses.token_weights([1.0], [40.0]) == [1.0 / 40]
+    assert losses.token_weights([0.3, 0.7], [10.0, 0.0], "mean") == [0.03, 0.7]
+    assert losses.token_weights([0.3, 0.7], [10.0, 0.0], "sum") == [0.3, 0.7]
+    with pytest.raises(ValueError, match="reduction"):
+        losses.token_weights([1.0], [1.0], "token-mean")
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_prompt_share_repeats_each_drawn_prompt_side_by_side(world_size: int) -> None:
+    """--samples-per-prompt 4: a collection of 16 rollouts draws 4 prompts, each sampled 4 times on
+    the rank that draws it; with 1 sample per prompt the share is the prompt sampler's, as before."""
+    from minillm.data.datasets import GlobalBatchSampler
+    from minillm.ppo.step import prompt_share
+
+    sampler = GlobalBatchSampler(num_items=10, global_batch=4, seed=3)  # 16 rollouts / 4 samples per prompt
+    shares = [prompt_share(sampler, 2, rank, world_size, 16 // world_size, 4) for rank in range(world_size)]
+    assert all(len(share) == 16 // world_size for share in shares)
+    for share in shares:
+        assert all((group == group[0]).all() for group in share.reshape(-1, 4))
+    drawn = np.concatenate(shares)[::4]
+    assert sorted(drawn.tolist()) == sorted(sampler.global_indices(2).tolist()) and len(set(drawn.tolist())) == 4
+    plain = GlobalBatchSampler(num_items=10, global_batch=16 // 4, seed=3)
+    assert np.array_equal(prompt_share(plain, 2, 0, 1, 4, 1), plain.micro_batches(2, 0, 1, 4)[0])

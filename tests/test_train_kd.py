@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 
@@ -141,3 +142,45 @@ def test_distillm_resumes_exactly_with_its_replay_buffer(world, trained_teacher,
     assert weights[0] == weights[1]
     before, after = (teacher_distance(world, trained_teacher, model) for model in (world.student, tmp_path / "straight" / "6"))
     assert after < 0.9 * before, (before, after)  # the student moved towards the teacher
+
+
+def test_gkd_with_the_teachers_samples_off_policy(world, trained_teacher, tmp_path):
+    """--gkd-off-policy teacher: the steps not drawn "student" train on the teacher's samples (GKD's
+    mixing with sequence-level KD), none on the data's; both kinds of sample are at most
+    --response-max-new-tokens long, not the validation's --max-new-tokens."""
+    save = tmp_path / "gkd-teacher"
+    run_entrypoint(token_training_args("train_kd.py", world, world.student, save, 4,
+                                       "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
+                                       "--kd-ratio", "1", "--kd-loss", "js_divergence", "--gkd-lambda", "0.5",
+                                       "--gkd-off-policy", "teacher", "--response-max-new-tokens", "4",
+                                       "--log-interval", "1"))
+    assert "else the teacher's" in (save / "log.txt").read_text()
+    final = json.loads((save / "final.json").read_text())
+    # seed 10 draws steps 1-4 as teacher, student, student, teacher
+    assert final["teacher_sampled_tokens"] > 0 and final["rollout_tokens"] > 0 and "tokens_by_stream" not in final
+    records = [json.loads(line) for line in open(save / "log.jsonl") if '"event"' not in line]
+    supervised = [r["supervised_tokens"] - p["supervised_tokens"] for r, p in zip(records, [{"supervised_tokens": 0}] + records)]
+    assert all(0 < tokens <= 16 * 4 for tokens in supervised), supervised
+    assert all(math.isfinite(r["kd"]) for r in records)
+    assert (save / "4" / "model.safetensors").read_bytes() != (world.student / "model.safetensors").read_bytes()
+
+
+def test_distillm_raises_p_when_the_validation_loss_rises_then_trains_on_student_outputs(world, trained_teacher,
+                                                                                         tmp_path):
+    """From p = 0 (DistiLLM's init_threshold): a learning rate far too high makes the validation loss
+    rise at every evaluation, each rise adds 0.1 to p, and the steps then drawn under p train on
+    fresh student samples (into the buffer) and on replayed ones."""
+    save = tmp_path / "distillm"
+    run_entrypoint(token_training_args("train_kd.py", world, world.student, save, 6,
+                                       "--teacher-model-path", str(trained_teacher), "--teacher-pick", "valid_loss",
+                                       "--kd-ratio", "1", "--kd-loss", "skew_forward_kl", "--adaptive-sgo",
+                                       "--sgo-capacity", "16", "--response-max-new-tokens", "8", "--lr", "1.0",
+                                       "--eval-interval", "1", "--seed", "3", "--log-interval", "1"))
+    evals = [json.loads(line) for line in open(save / "log.jsonl") if '"eval"' in line]
+    assert evals[0]["step"] == 0 and evals[0]["sgo_probability"] == 0
+    losses = [e["valid_loss"] for e in evals]
+    probabilities = [e["sgo_probability"] for e in evals]
+    assert probabilities[-1] > 0 and probabilities == sorted(probabilities), (losses, probabilities)
+    final = json.loads((save / "final.json").read_text())
+    assert final["rollout_tokens"] > 0 and final["replayed_tokens"] > 0, final
+    assert evals[-1]["replay_buffer"] == 16

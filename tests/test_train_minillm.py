@@ -23,6 +23,7 @@ from minillm.eval.generation import SamplingConfig
 from minillm.modeling import load_tokenizer
 from minillm.ppo import losses as ppo
 from minillm.ppo.rollouts import collect
+from minillm.recipes import reference_flags
 from minillm.train.checkpoint import best_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -198,3 +199,36 @@ def test_a_run_interrupted_mid_collection_resumes_exactly(world, trained_teacher
     assert [r["step"] for r in resumed] == list(range(1, 9))
     for a, b in zip(straight, resumed):
         assert (a["pg_loss"], a["reg_loss"]) == pytest.approx((b["pg_loss"], b["reg_loss"]), rel=1e-5), a["step"]
+
+
+def test_lmops_whitening_trains_end_to_end(world, trained_teacher, sft_student, prompt_data, tmp_path):
+    """--whiten reference (the driver's minillm-lmops arm): a collection and 2 of its steps run, the
+    step says how it whitens, and the student moves. (The whitening itself: test_ppo_losses.py.)"""
+    init = best_checkpoint(sft_student, "valid_loss")
+    save = tmp_path / "lmops"
+    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, save, 2, "--whiten", "reference",
+                                "--eval-gen-num", "-1"))
+    assert "advantages whitened per mini-batch over every response slot (LMOps)" in (save / "log.txt").read_text()
+    steps, _ = records(save)
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(np.isfinite([r["pg_loss"], r["reg_loss"]]).all() for r in steps)
+    assert (save / "2" / "model.safetensors").read_bytes() != (init / "model.safetensors").read_bytes()
+
+
+def test_on_policy_distillations_reference_recipe_samples_groups_and_sums_over_tokens(
+        world, trained_teacher, sft_student, prompt_data, tmp_path):
+    """reference_flags("opd-ref"): 4 samples of each drawn prompt, the policy-gradient loss summed
+    over tokens (ρ = 1 in a one-step collection, so pg_loss = −Σ_t (log p − log q) = −reward ×
+    the collection's tokens, where the token mean would give −reward), no clipping, no corpus."""
+    init = best_checkpoint(sft_student, "valid_loss")
+    save = tmp_path / "opd-ref"
+    flags = reference_flags("opd-ref", {"lr": 5e-4, "warmup_steps": 0, "total_steps": 2, "batch_size": 16,
+                                        "eval_interval": 2})
+    run_entrypoint(minillm_args(init, trained_teacher, prompt_data, save, 2, "--eval-gen-num", "-1", *flags))
+    text = (save / "log.txt").read_text()
+    assert "16 rollouts per collection (4 samples of each of 4 prompts)" in text
+    assert "rollout terms summed over tokens" in text and '"clip_grad": 0.0' in text
+    steps, _ = records(save)
+    assert len(steps) == 2 and all("pt_loss" not in r and "reg_loss" not in r for r in steps)
+    for r in steps:
+        assert r["pg_loss"] == pytest.approx(-r["reward"] * r["response_len"] * 16, rel=1e-3), r

@@ -134,6 +134,27 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, importance_w
     return loss, stats
 
 
+REDUCTIONS = ("mean", "sum")
+
+
+def token_weights(stream_weights: list[float], stream_tokens: list[float], reduction: str = "mean") -> list[float]:
+    """The weight of each response token of task stream s in the rollout terms of one optimizer step.
+
+    stream_weights [S] (each stream's weight; one stream of weight 1 but for step-by-step),
+    stream_tokens [S] (response tokens of stream s in the GLOBAL mini-batch) → [S]:
+    "mean": w_s / N_s, each stream's token mean (MiniLLM; an empty stream counts as one token);
+    "sum": w_s, the plain sum over tokens (Tinker's "importance_sampling" loss, which on-policy
+    distillation uses): the step's gradient then grows with its number of tokens.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if len(stream_weights) != len(stream_tokens):
+        raise ValueError(f"{len(stream_weights)} stream weights for {len(stream_tokens)} token counts")
+    if reduction == "sum":
+        return list(stream_weights)
+    return [weight / max(tokens, 1.0) for weight, tokens in zip(stream_weights, stream_tokens)]
+
+
 def single_step_regulariser(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
                             vocab_size: int, row_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Exact per-position reverse KL Σ_v q(v)(log q(v) − log p(v)), summed over masked positions.

@@ -59,6 +59,8 @@ class OnPolicyConfig:
     seed: int
     teacher_logits_budget_mib: float = 0.0  # > 0: the single-step term reuses the sampler's teacher logits
     decode: str = "eager"  # the sampler's minillm.eval.generation.DECODE_MODES
+    samples_per_prompt: int = 1  # rollouts of each drawn prompt in a collection (Tinker's group_size)
+    loss_reduction: str = "mean"  # the rollout terms over tokens: minillm.ppo.losses.REDUCTIONS
 
     def __post_init__(self):
         if self.num_rollouts <= 0 or self.ppo_epochs <= 0 or self.rollout_batch_size <= 0 or self.max_new_tokens <= 0:
@@ -68,6 +70,9 @@ class OnPolicyConfig:
             raise ValueError("need 0 ≤ teacher_mix_alpha ≤ 1, 0 ≤ gamma ≤ 1, reward_scaling > 0, clip_eps > 0 or None")
         if self.whiten not in WHITENING:
             raise ValueError(f"whiten must be one of {WHITENING}, got {self.whiten!r}")
+        if self.samples_per_prompt <= 0 or self.loss_reduction not in ppo.REDUCTIONS:
+            raise ValueError(f"need samples_per_prompt > 0 (got {self.samples_per_prompt}) and loss_reduction in "
+                             f"{ppo.REDUCTIONS} (got {self.loss_reduction!r})")
 
 
 class OnPolicyStep:
@@ -89,13 +94,15 @@ class OnPolicyStep:
         self.prompt_pool = prompts.pooled()  # (stream, item) of every task's prompts
         self.plan = setup.plan  # the GLOBAL mini-batch of rollouts per optimizer step
         world = self.dist.world_size
-        if config.num_rollouts % self.plan.global_batch or config.num_rollouts % world:
+        if config.num_rollouts % self.plan.global_batch or config.num_rollouts % (world * config.samples_per_prompt):
             raise ValueError(f"num_rollouts ({config.num_rollouts}) must be a multiple of the mini-batch "
-                             f"({self.plan.global_batch}) and of the number of ranks ({world})")
+                             f"({self.plan.global_batch}) and of ranks × samples per prompt ({world} × "
+                             f"{config.samples_per_prompt})")
         self.rollouts_per_rank = config.num_rollouts // world
         self.minibatches_per_epoch = config.num_rollouts // self.plan.global_batch
         self.steps_per_collection = config.ppo_epochs * self.minibatches_per_epoch
-        self.prompt_sampler = GlobalBatchSampler(len(self.prompt_pool), config.num_rollouts, config.seed)
+        self.prompt_sampler = GlobalBatchSampler(len(self.prompt_pool), config.num_rollouts // config.samples_per_prompt,
+                                                 config.seed)
         # rollouts: pure ancestral sampling
         self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, decode=config.decode)
         self.rollouts: Rollouts | None = None
@@ -103,9 +110,14 @@ class OnPolicyStep:
 
     def describe(self) -> str:
         corpus = "none" if self.pretraining is None else f"{self.pretraining.global_batch} chunks per step"
-        return (f"{self.config.num_rollouts} rollouts per collection ({self.rollouts_per_rank} per rank), "
+        groups = "" if self.config.samples_per_prompt == 1 else (
+            f" ({self.config.samples_per_prompt} samples of each of {self.prompt_sampler.global_batch} prompts)")
+        return (f"{self.config.num_rollouts} rollouts per collection{groups} ({self.rollouts_per_rank} per rank), "
                 f"{self.config.ppo_epochs} PPO epochs, {self.plan.describe()} rollouts per step -> "
-                f"{self.steps_per_collection} steps per collection; pretraining corpus: {corpus}")
+                f"{self.steps_per_collection} steps per collection; pretraining corpus: {corpus}"
+                + ("; rollout terms summed over tokens" if self.config.loss_reduction == "sum" else "")
+                + ("; advantages whitened per mini-batch over every response slot (LMOps)"
+                   if self.config.whiten == "reference" else ""))
 
     def position(self, step: int) -> dict:
         return {}
@@ -121,8 +133,7 @@ class OnPolicyStep:
     # -- rollouts -----------------------------------------------------------------------------
     def _collect(self, collection: int, counters: dict) -> None:
         config, tokenizer = self.config, self.setup.tokenizer
-        share = self.prompt_sampler.micro_batches(collection, self.dist.rank, self.dist.world_size,
-                                                  self.rollouts_per_rank)[0]
+        share = self._prompt_share(collection)
         generator = torch.Generator(device=self.dist.device).manual_seed(
             (config.seed * 1_000_003 + collection) * 1009 + self.dist.rank)
         started = time.time()
@@ -191,7 +202,8 @@ class OnPolicyStep:
         if self.pretraining is not None:
             counters["ptx_tokens"] = counters.get("ptx_tokens", 0) + int(corpus_tokens)
         scale = self.dist.world_size * self.plan.accumulation
-        stream_scale = torch.tensor([scale * w / max(n, 1.0) for w, n in zip(self.prompts.weights, rl_tokens)],
+        stream_scale = torch.tensor([scale * w for w in ppo.token_weights(self.prompts.weights, rl_tokens,
+                                                                          self.config.loss_reduction)],
                                     device=self.dist.device)
         sums: dict[str, float] = {}
         # Gradient accumulation: one backward per micro-batch; DeepSpeed applies the optimizer
@@ -215,12 +227,25 @@ class OnPolicyStep:
 
     def _collection_items(self, step: int) -> list[list[int]]:
         """(task stream, item) of the prompts behind this rank's rollouts of `step`'s collection."""
-        share = self.prompt_sampler.micro_batches(step // self.steps_per_collection, self.dist.rank,
-                                                  self.dist.world_size, self.rollouts_per_rank)[0]
-        return [list(self.prompt_pool[int(i)]) for i in share]
+        return [list(self.prompt_pool[int(i)]) for i in self._prompt_share(step // self.steps_per_collection)]
+
+    def _prompt_share(self, collection: int) -> np.ndarray:
+        return prompt_share(self.prompt_sampler, collection, self.dist.rank, self.dist.world_size,
+                            self.rollouts_per_rank, self.config.samples_per_prompt)
 
     def evaluate(self, generate: bool) -> dict[str, float]:
         """Sampled validation of the student alone (the evaluation protocol), its samples scored
         by the teacher; nothing after a non-finite step."""
         teacher = self.teacher if self.teacher_terms is None else None  # it cannot score the student's tokens
         return sampled_validation(self.setup, self.validation, teacher=teacher) if generate else {}
+
+
+
+def prompt_share(sampler: GlobalBatchSampler, collection: int, rank: int, world_size: int, rollouts_per_rank: int,
+                 samples_per_prompt: int) -> np.ndarray:
+    """This rank's prompts (indices into the prompt pool) for its `rollouts_per_rank` rollouts of one
+    collection: its share of the collection's prompts drawn by `sampler` (whose global batch is the
+    collection's prompt count), each repeated `samples_per_prompt` times in a row, so that the
+    samples of one prompt are drawn side by side (Tinker's groups of `group_size`)."""
+    share = sampler.micro_batches(collection, rank, world_size, rollouts_per_rank // samples_per_prompt)[0]
+    return np.repeat(share, samples_per_prompt)

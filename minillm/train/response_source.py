@@ -109,6 +109,9 @@ class GKDResponses:
     def after_validation(self, valid_loss: float) -> None:
         pass
 
+    def metrics(self) -> dict[str, float]:
+        return {}
+
     def state(self) -> tuple[dict, dict]:
         return {}, {}
 
@@ -155,6 +158,12 @@ class AdaptiveStudentOutputs:
         elif valid_loss >= self.reference_loss + self.config.loss_eps:
             self.probability = min(1.0, self.probability + self.config.probability_step)
             self.reference_loss = valid_loss
+
+    def metrics(self) -> dict[str, float]:
+        """Logged at each validation: p after this validation's update, and the replay buffer's
+        sequences over all ranks. Collective."""
+        buffered, = all_reduce_sum([float(len(self.buffer))], self.sampler.dist.device)
+        return {"sgo_probability": self.probability, "replay_buffer": buffered}
 
     def state(self) -> tuple[dict, dict]:
         own = {"streams": [stream for stream, _ in self.buffer],

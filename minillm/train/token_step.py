@@ -127,6 +127,7 @@ class TokenStep:
         metrics = self.validation_loss()
         if self.responses is not None:
             self.responses.after_validation(metrics["valid_loss"])
+            metrics.update(self.responses.metrics())
         if generate:
             metrics.update(sampled_validation(self.setup, self.validation))
         return metrics

@@ -3,8 +3,9 @@
 # loss is the generalised JSD_β alone (KD_RATIO 1), on the student's own samples in a fraction
 # GKD_LAMBDA of the steps and on the data's responses in the others (GKD_OFF_POLICY=teacher: the
 # teacher's samples). Like MiniLLM it continues the SFT student with MiniLLM's recipe and corpus
-# (scripts/lib/on_policy_recipe.sh), so SFT (continued) is its control arm too. Sampling is pure
-# ancestral (temperature 1, as MiniLLM's rollouts; TRL samples at 0.9: EXTRA_ARGS="--temperature 0.9").
+# (scripts/lib/on_policy_recipe.sh), so SFT (continued) is its control arm too. Its samples are pure
+# ancestral (temperature 1, as MiniLLM's rollouts; TRL samples at 0.9 for 128 new tokens:
+# EXTRA_ARGS="--response-temperature 0.9 --response-max-new-tokens 128", which leaves validation as it is).
 # Usage: bash scripts/gkd/gkd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 SAVE_PATH=${SAVE_PATH:-$BASE_PATH/results/gpt2/train/gkd/gpt2-base}

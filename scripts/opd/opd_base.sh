@@ -2,9 +2,10 @@
 # On-policy distillation (train_minillm.py --recipe opd): the student samples alone, each sampled
 # token's advantage is log p_teacher − log q_student (γ 0, no whitening, no clipping), one
 # optimizer step per collection of MINI_BATCH rollouts. Starts from the SFT student (lowest
-# validation loss), like MiniLLM; every other variable of scripts/lib/minillm.sh applies. No corpus term by default
-# (PTX=0, the method's own form); the driver's controlled arm gives it MiniLLM's (PTX=1) so that SFT
-# (continued) controls both.
+# validation loss), like MiniLLM; every other variable of scripts/lib/minillm.sh applies. No corpus by
+# default (PTX=0, the method's own form: Tinker's has none); the driver sets PTX=1 to keep MiniLLM's
+# corpus, so that SFT (continued) controls both. Tinker's groups and token-sum loss (the reference
+# recipe, minillm/recipes.py OPD_REFERENCE): EXTRA_ARGS="--samples-per-prompt 4 --loss-reduction sum --clip-grad 0".
 # Usage: bash scripts/opd/opd_base.sh BASE_PATH [MASTER_PORT] [GPUS_PER_NODE]
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" "$@"
 INIT_PATH=${INIT_PATH:-$BASE_PATH/results/gpt2/train/init/gpt2-base}          # run folder: lowest valid loss
