@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+
+from minillm.tokenizer_files import read_tokenizer
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -27,11 +29,12 @@ def _require_local_dir(path: str | Path, what: str) -> Path:
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2)."""
-    tokenizer = AutoTokenizer.from_pretrained(_require_local_dir(path, "tokenizer"),
-                                              local_files_only=True)
+    """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2), from any folder that
+    minillm.tokenizer_files reads (tokenizer.json, vocab.json + merges.txt, tokenizer.model)."""
+    tokenizer = read_tokenizer(path).tokenizer
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"tokenizer {path} has no EOS token; responses are terminated by EOS")
+        raise ValueError(f"tokenizer {path} has no EOS token (responses are terminated by EOS); a folder with "
+                         "tokenizer.json names it in tokenizer_config.json (\"eos_token\")")
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
