@@ -1,0 +1,67 @@
+"""configs/models/: every config builds its architecture, the paper-scale ones at the official
+parameter counts; toy Llama and Qwen2 students train through SFT / KD and a MiniLLM step."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from minillm.train.checkpoint import best_checkpoint
+from world import MAX_LENGTH, MAX_PROMPT_LENGTH, REPO, load_tool, run_entrypoint, token_training_args
+
+CONFIGS = REPO / "configs" / "models"
+# The model cards' parameter counts (billions, embeddings included; tied where the family ties).
+OFFICIAL_BILLIONS = {"qwen2.5-0.5b": 0.49, "qwen2.5-1.5b": 1.54, "llama-3.2-1b": 1.24, "gpt2-xl": 1.56,
+                     "gpt2-base": 0.124}
+
+
+def test_every_model_config_builds_and_the_paper_scale_ones_have_the_official_size():
+    names = sorted(path.stem for path in CONFIGS.glob("*.json"))
+    assert {"llama-toy", "llama-toy-teacher", "qwen2-toy", "qwen2-toy-teacher", *OFFICIAL_BILLIONS} <= set(names)
+    for name in names:
+        config = AutoConfig.from_pretrained(CONFIGS / f"{name}.json")
+        with torch.device("meta"):  # shapes only: a 1.5B model is built without memory
+            model = AutoModelForCausalLM.from_config(config)
+        if name in OFFICIAL_BILLIONS:
+            assert model.num_parameters() / 1e9 == pytest.approx(OFFICIAL_BILLIONS[name], abs=0.005), name
+
+
+@pytest.fixture(scope="module")
+def prompt_data(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prompt")
+    assert load_tool("process_data_dolly").main([
+        "--data-dir", str(world.data), "--processed-data-dir", str(out), "--model-path", str(world.tokenizer),
+        "--model-type", "tiny", "--dev-num", "40", "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+        "--max-length", str(MAX_LENGTH), "--only-prompt"]) == 0
+    return out / "tiny"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, token_level", [("llama", "sft"), ("qwen2", "kd")])
+def test_a_toy_student_of_the_family_trains_token_level_then_by_minillm(family, token_level, world, prompt_data,
+                                                                         tmp_path):
+    """The toy configs with the toy world's tokenizer: two steps of SFT (Llama) or of KD from a toy
+    teacher of the same family (Qwen2), then one MiniLLM step from that student (rollouts through
+    the KV-cache sampler, the teacher scoring them). Four launches cover the three entrypoints and
+    both families; the mechanics per architecture, not learning."""
+    make = load_tool("make_random_model")
+    for role, config in (("student", f"{family}-toy"), ("teacher", f"{family}-toy-teacher")):
+        assert make.main(["--config", str(CONFIGS / f"{config}.json"), "--tokenizer", str(world.tokenizer),
+                          "--seed", "1", "--out", str(tmp_path / role)]) == 0
+    teacher = ["--teacher-model-path", str(tmp_path / "teacher")]
+    run_entrypoint(token_training_args(f"train_{token_level}.py", world, tmp_path / "student", tmp_path / token_level,
+                                       2, *(teacher if token_level == "kd" else [])))
+    run_entrypoint(["train_minillm.py", "--model-path", str(best_checkpoint(tmp_path / token_level, "valid_loss")),
+                    *teacher, "--data-dir", str(prompt_data), "--save", str(tmp_path / "minillm"),
+                    "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
+                    "--max-new-tokens", "8", "--num-rollouts", "8", "--batch-size", "8", "--micro-batch-size", "8",
+                    "--ppo-epochs", "1", "--rollout-batch-size", "8", "--total-steps", "1", "--eval-interval", "1",
+                    "--eval-gen-num", "4", "--lr", "5e-4", "--warmup-steps", "0", "--log-interval", "1",
+                    "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"])
+    for run, steps in ((token_level, 2), ("minillm", 1)):
+        rows = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        trained = [row for row in rows if "event" not in row and "step" in row]
+        assert trained and trained[-1]["step"] == steps, (run, rows[-3:])
+    assert AutoConfig.from_pretrained(tmp_path / "student").model_type == family
