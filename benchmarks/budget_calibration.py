@@ -35,7 +35,7 @@ CUSTOM_MEASURED = {"teacher": 78.0, "kd-forward_kl": 114.0, "minillm": 72.0, "ev
 
 
 def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
 
 
 def measure(tokenizer, rows, response, max_length, max_prompt_length, prefix="") -> budget.Data:
