@@ -125,22 +125,27 @@ LAUNCH_GROUPS = {"teacher-sft": "training", "student-sft": "training", "kd": "tr
                  "generation": "generation", "evaluation": "evaluation"}
 
 
-def fit(observations: list[tuple[budget.StageCost, float]], gflops: float) -> budget.Calibration:
-    """Non-negative least squares on relative error: one launch cost per group of kinds, the
-    per-step, per-decoding-step and per-logit-element costs, and the efficiency."""
+def fit(observations: list[tuple[budget.StageCost, float]], gflops: float,
+        launch_s: dict[str, float] | None = None) -> budget.Calibration:
+    """Non-negative least squares on relative error of the per-step, per-decoding-step and
+    per-logit-element costs and the efficiency, and of one launch cost per group of kinds unless
+    `launch_s` fixes them (per group)."""
     import numpy as np
     from scipy.optimize import nnls
 
     groups = sorted(set(LAUNCH_GROUPS.values()))
+    free = [] if launch_s else groups
     rows, targets = [], []
     for stage, seconds in observations:
-        launch = [float(LAUNCH_GROUPS[stage.kind] == group) for group in groups]
+        fixed = launch_s[LAUNCH_GROUPS[stage.kind]] if launch_s else 0.0
+        launch = [float(LAUNCH_GROUPS[stage.kind] == group) for group in free]
         rows.append(np.array(launch + [stage.steps, stage.decoding_steps, stage.flops / (gflops * 1e9),
                                        stage.logit_elements]) / seconds)
-        targets.append(1.0)
+        targets.append(1.0 - fixed / seconds)
     solution, _ = nnls(np.array(rows), np.array(targets))
-    launch = dict(zip(groups, solution[:len(groups)]))
-    return budget.Calibration(launch_s={kind: round(float(launch[group]), 2) for kind, group in LAUNCH_GROUPS.items()},
+    launch = dict(launch_s) if launch_s else dict(zip(groups, solution[:len(groups)]))
+    return budget.Calibration(reference_gflops=gflops,
+                              launch_s={kind: round(float(launch[group]), 2) for kind, group in LAUNCH_GROUPS.items()},
                               step_s=float(f"{solution[-4]:.3g}"), decode_step_s=float(f"{solution[-3]:.3g}"),
                               efficiency=float(f"{1 / solution[-2]:.3g}") if solution[-2] else 1.0,
                               logit_element_s=float(f"{solution[-1]:.3g}"))
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gflops", type=float, help="the machine's matmul speed (default: probe it now)")
     parser.add_argument("--custom", action="store_true", help="also the README's custom CPU recipe")
     parser.add_argument("--fit", action="store_true", help="fit the calibration to the measured times and use it")
+    parser.add_argument("--launch", nargs=3, type=float, metavar=("TRAINING", "GENERATION", "EVALUATION"),
+                        help="with --fit: fix the launch seconds of each group instead of fitting them")
     args = parser.parse_args(argv)
     gflops = args.gflops or budget.matmul_gflops()
     print(f"matmul probe: {gflops:.1f} GFLOP/s{' (given)' if args.gflops else ''}")
@@ -174,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                          "custom preset, README CPU recipe"))
     calibration = budget.CALIBRATION
     if args.fit:
+        launch = dict(zip(("training", "generation", "evaluation"), args.launch)) if args.launch else None
         calibration = fit([(stage, times[stage.name]) for stages, times, _ in measured for stage in stages
-                           if stage.name in times], gflops)
+                           if stage.name in times], gflops, launch)
         print(f"fitted: {calibration}")
     for stages, times, title in measured:
         report(title, stages, times, gflops, calibration)

@@ -73,10 +73,11 @@ def test_an_on_policy_run_collects_rollouts_then_trains_on_them_and_the_corpus()
 
 
 def test_the_time_model_adds_its_terms_and_a_slow_plan_is_named():
-    calibration = budget.Calibration(launch_s={"kd": 5.0}, step_s=0.5, decode_step_s=0.1, efficiency=0.5,
-                                     logit_element_s=1e-9)
+    calibration = budget.Calibration(reference_gflops=2.0, launch_s={"kd": 5.0}, step_s=0.5, decode_step_s=0.1,
+                                     efficiency=0.5, logit_element_s=1e-9)
     stage = budget.StageCost("kd", "kd", SHAPE, tokens=1, flops=4e9, logit_elements=3e9, steps=10, decoding_steps=20)
     assert calibration.seconds(stage, gflops=2.0) == pytest.approx(5 + 10 * 0.5 + 20 * 0.1 + 4e9 / 1e9 + 3.0)
+    assert calibration.seconds(stage, gflops=1.0) == pytest.approx(2 * calibration.seconds(stage, gflops=2.0))
     quick = budget.estimate([stage], gflops=2.0, calibration=calibration)
     assert budget.slow_run_warning(quick) is None
     big = budget.ModelShape(parameters=30_000_000, matmul_parameters=30_000_000, vocab=151_646, layers=2, width=128)

@@ -1,5 +1,5 @@
 """configs/models/: every config builds its architecture, the paper-scale ones at the official
-parameter counts; toy Llama and Qwen2 students train through SFT / KD and a MiniLLM step."""
+parameter counts; toy Llama and Qwen2 students train through SFT, KD and a MiniLLM step."""
 from __future__ import annotations
 
 import json
@@ -39,29 +39,28 @@ def prompt_data(world, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family, token_level", [("llama", "sft"), ("qwen2", "kd")])
-def test_a_toy_student_of_the_family_trains_token_level_then_by_minillm(family, token_level, world, prompt_data,
-                                                                         tmp_path):
-    """The toy configs with the toy world's tokenizer: two steps of SFT (Llama) or of KD from a toy
-    teacher of the same family (Qwen2), then one MiniLLM step from that student (rollouts through
-    the KV-cache sampler, the teacher scoring them). Four launches cover the three entrypoints and
-    both families; the mechanics per architecture, not learning."""
+def test_toy_llama_and_qwen2_students_train_by_sft_kd_and_minillm(world, prompt_data, tmp_path):
+    """The toy configs with the toy world's tokenizer, three launches: two SFT steps of a Llama
+    student; two KD steps of a Qwen2 student from a Llama teacher (one tokenizer, two
+    architectures); one MiniLLM step from that Qwen2 student (rollouts through the KV-cache
+    sampler, the Llama teacher scoring them). The mechanics per architecture, not learning;
+    a Llama student's MiniLLM runs in tests/test_stories.py."""
     make = load_tool("make_random_model")
-    for role, config in (("student", f"{family}-toy"), ("teacher", f"{family}-toy-teacher")):
-        assert make.main(["--config", str(CONFIGS / f"{config}.json"), "--tokenizer", str(world.tokenizer),
-                          "--seed", "1", "--out", str(tmp_path / role)]) == 0
-    teacher = ["--teacher-model-path", str(tmp_path / "teacher")]
-    run_entrypoint(token_training_args(f"train_{token_level}.py", world, tmp_path / "student", tmp_path / token_level,
-                                       2, *(teacher if token_level == "kd" else [])))
-    run_entrypoint(["train_minillm.py", "--model-path", str(best_checkpoint(tmp_path / token_level, "valid_loss")),
-                    *teacher, "--data-dir", str(prompt_data), "--save", str(tmp_path / "minillm"),
+    for name in ("llama-toy", "qwen2-toy", "llama-toy-teacher"):
+        assert make.main(["--config", str(CONFIGS / f"{name}.json"), "--tokenizer", str(world.tokenizer),
+                          "--seed", "1", "--out", str(tmp_path / name)]) == 0
+    teacher = ["--teacher-model-path", str(tmp_path / "llama-toy-teacher")]
+    run_entrypoint(token_training_args("train_sft.py", world, tmp_path / "llama-toy", tmp_path / "sft", 2))
+    run_entrypoint(token_training_args("train_kd.py", world, tmp_path / "qwen2-toy", tmp_path / "kd", 2, *teacher))
+    run_entrypoint(["train_minillm.py", "--model-path", str(best_checkpoint(tmp_path / "kd", "valid_loss")), *teacher,
+                    "--data-dir", str(prompt_data), "--save", str(tmp_path / "minillm"),
                     "--max-length", str(MAX_LENGTH), "--max-prompt-length", str(MAX_PROMPT_LENGTH),
                     "--max-new-tokens", "8", "--num-rollouts", "8", "--batch-size", "8", "--micro-batch-size", "8",
                     "--ppo-epochs", "1", "--rollout-batch-size", "8", "--total-steps", "1", "--eval-interval", "1",
                     "--eval-gen-num", "4", "--lr", "5e-4", "--warmup-steps", "0", "--log-interval", "1",
                     "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"])
-    for run, steps in ((token_level, 2), ("minillm", 1)):
+    for run, steps, family in (("sft", 2, "llama"), ("kd", 2, "qwen2"), ("minillm", 1, "qwen2")):
         rows = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
         trained = [row for row in rows if "event" not in row and "step" in row]
         assert trained and trained[-1]["step"] == steps, (run, rows[-3:])
-    assert AutoConfig.from_pretrained(tmp_path / "student").model_type == family
+        assert AutoConfig.from_pretrained(best_checkpoint(tmp_path / run, "valid_loss")).model_type == family

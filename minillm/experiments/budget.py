@@ -18,10 +18,10 @@ memory-bound work that FLOPs do not see and that dominates with a vocabulary of 
 `logit_elements` counts it (tokens × vocabulary × passes, `LOGIT_PASSES`).
 
 Time on this machine: seconds = launch + steps · per step + decoding steps · per decoding step
-+ FLOPs / (G · efficiency) + logit elements · per element, G the matmul speed `matmul_gflops`
-measures (about one second); the constants (`CALIBRATION`) were fitted to the tiny preset's
-stage times and the custom preset's CPU recipe on 2 CPU cores (benchmarks/budget_calibration.py;
-docs/own-models.md gives the figures).
++ FLOPs / (G₀ · efficiency) + logit elements · per element, fitted (`CALIBRATION`) to the tiny
+preset's stage times and the custom preset's CPU recipe on 2 idle CPU cores whose matmul probe
+reads G₀; on a machine whose probe (`matmul_gflops`, about one second) reads G, all of it scales
+by G₀ / G (benchmarks/budget_calibration.py; docs/own-models.md gives the figures).
 """
 from __future__ import annotations
 
@@ -212,8 +212,11 @@ def evaluation(name: str, model: ModelShape, data: Data, new_tokens: int, seeds:
 
 @dataclass(frozen=True)
 class Calibration:
-    """seconds = launch + steps · step + decoding steps · decode_step + FLOPs / (G · efficiency)
-    + logit elements · logit_element."""
+    """Seconds of a stage on a machine whose matmul probe reads `reference_gflops`: launch +
+    steps · step + decoding steps · decode_step + logit elements · logit_element + FLOPs /
+    (reference · efficiency). On a machine (or cores shared with other jobs) whose probe reads
+    G, every term scales by reference / G: all of it is work on the same cores."""
+    reference_gflops: float
     launch_s: dict[str, float] = field(default_factory=dict)  # per stage kind: start-up, loading, saving
     step_s: float = 0.0  # per optimizer step (the engine, the optimizer, the batch)
     decode_step_s: float = 0.0  # per batched decoding step (the sampler's per-token work)
@@ -221,21 +224,24 @@ class Calibration:
     logit_element_s: float = 0.0  # per vocabulary-row element pass
 
     def seconds(self, stage: StageCost, gflops: float) -> float:
-        return (self.launch_s.get(stage.kind, 0.0) + stage.steps * self.step_s
-                + stage.decoding_steps * self.decode_step_s + stage.flops / (gflops * 1e9 * self.efficiency)
-                + stage.logit_elements * self.logit_element_s)
+        at_reference = (self.launch_s.get(stage.kind, 0.0) + stage.steps * self.step_s
+                        + stage.decoding_steps * self.decode_step_s + stage.logit_elements * self.logit_element_s
+                        + stage.flops / (self.reference_gflops * 1e9 * self.efficiency))
+        return at_reference * self.reference_gflops / gflops
 
 
-# Fitted to the tiny preset's stage times (README, 2 idle cores) with the probe's speed on the
-# same cores; docs/own-models.md records the fit and its check on the custom preset's CPU recipe.
+# Fitted (benchmarks/budget_calibration.py --fit --launch 8 8 5: launches fixed at what a Python
+# start, the model load and the final save take) to the tiny preset's stage times and the custom
+# preset's CPU recipe, both measured on 2 idle cores of this machine, whose probe reads about
+# 120 GFLOP/s idle (docs/own-models.md has the fit, the probe readings and the check).
 CALIBRATION = Calibration(
-    launch_s={"teacher-sft": 10.0, "student-sft": 8.0, "kd": 9.0, "generation": 9.0, "minillm": 10.0,
-              "evaluation": 5.0},
-    step_s=0.03, decode_step_s=0.004, efficiency=0.25)
+    reference_gflops=120.0,
+    launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
+    step_s=0.0195, decode_step_s=0.0207, efficiency=0.857, logit_element_s=1.17e-09)
 # The tiny preset's main command took 12 min 36 s on 2 idle cores (README); a run estimated at
 # SLOW_FACTOR times that is far outside what a CPU session plans for.
 TINY_PRESET_SECONDS = 12 * 60 + 36
-SLOW_FACTOR = 10.0
+SLOW_FACTOR = 3.0
 
 
 def matmul_gflops(seconds: float = 1.0, size: int = 1024) -> float:
