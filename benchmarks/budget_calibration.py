@@ -55,7 +55,8 @@ def comparison_stages(teacher: budget.ModelShape, student: budget.ModelShape, to
     batch, gen = s["BATCH_SIZE"], s["EVAL_GEN_NUM"]
     student_run = dict(batch_size=batch, dev=dev, eval_gen_num=gen, new_tokens=new)
     on_policy = dict(steps=s["MINILLM_STEPS"], num_rollouts=s["NUM_ROLLOUTS"], mini_batch=s["MINI_BATCH"],
-                     ppo_epochs=s["PPO_EPOCHS"], new_tokens=new, corpus_tokens=length, dev=dev, eval_gen_num=gen,
+                     ppo_epochs=s["PPO_EPOCHS"], new_tokens=new, corpus_tokens=length if s["PTX"] else 0, dev=dev,
+                     eval_gen_num=gen,
                      eval_interval=s["MINILLM_EVAL_INTERVAL"])
     stages = [
         budget.token_training("teacher", "teacher-sft", teacher, train, s["TEACHER_EPOCHS"], batch, dev=dev,
@@ -97,11 +98,11 @@ def comparison_stages(teacher: budget.ModelShape, student: budget.ModelShape, to
 TINY_SETTINGS = {"MAX_LENGTH": 128, "MAX_PROMPT_LENGTH": 80, "DEV_NUM": 200, "BATCH_SIZE": 32, "EVAL_GEN_NUM": 100,
                  "TEACHER_EPOCHS": 10, "STUDENT_EPOCHS": 3, "DSS_TEACHER_EPOCHS": 2, "MINILLM_STEPS": 64,
                  "NUM_ROLLOUTS": 128, "MINI_BATCH": 32, "PPO_EPOCHS": 2, "MINILLM_EVAL_INTERVAL": 32,
-                 "EVAL_SEEDS": "10 20 30"}
+                 "EVAL_SEEDS": "10 20 30", "PTX": True}
 CUSTOM_SETTINGS = {"MAX_LENGTH": 192, "MAX_PROMPT_LENGTH": 128, "DEV_NUM": 50, "MAX_TRAIN_ROWS": 200,
                    "MAX_EVAL_ROWS": 50, "BATCH_SIZE": 16, "EVAL_GEN_NUM": 20, "TEACHER_EPOCHS": 2,
                    "STUDENT_EPOCHS": 2, "MINILLM_STEPS": 8, "NUM_ROLLOUTS": 32, "MINI_BATCH": 16, "PPO_EPOCHS": 1,
-                   "MINILLM_EVAL_INTERVAL": 8, "EVAL_SEEDS": "10 20"}
+                   "MINILLM_EVAL_INTERVAL": 8, "EVAL_SEEDS": "10 20", "PTX": False}  # no PTX_TEXT: no corpus term
 
 
 def report(title: str, stages: list[budget.StageCost], measured: dict[str, float], gflops: float,

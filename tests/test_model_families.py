@@ -59,8 +59,9 @@ def test_toy_llama_and_qwen2_students_train_by_sft_kd_and_minillm(world, prompt_
                     "--ppo-epochs", "1", "--rollout-batch-size", "8", "--total-steps", "1", "--eval-interval", "1",
                     "--eval-gen-num", "4", "--lr", "5e-4", "--warmup-steps", "0", "--log-interval", "1",
                     "--deepspeed-config", "configs/deepspeed/zero1_fp32.json"])
-    for run, steps, family in (("sft", 2, "llama"), ("kd", 2, "qwen2"), ("minillm", 1, "qwen2")):
+    for run, steps, family, pick in (("sft", 2, "llama", "valid_loss"), ("kd", 2, "qwen2", "valid_loss"),
+                                     ("minillm", 1, "qwen2", "rougeL")):
         rows = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
         trained = [row for row in rows if "event" not in row and "step" in row]
         assert trained and trained[-1]["step"] == steps, (run, rows[-3:])
-        assert AutoConfig.from_pretrained(best_checkpoint(tmp_path / run, "valid_loss")).model_type == family
+        assert AutoConfig.from_pretrained(best_checkpoint(tmp_path / run, pick)).model_type == family

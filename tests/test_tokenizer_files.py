@@ -15,7 +15,7 @@ import pytest
 import sentencepiece
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Tokenizer
 
-from minillm.modeling import load_tokenizer
+from minillm.modeling import check_same_tokenizer, load_tokenizer
 from minillm.random_init import is_random_init
 from minillm.tokenizer_files import CHECK_TEXT, _checked, read_tokenizer
 from world import REPO, SHARED_DATA, load_tool
@@ -155,6 +155,8 @@ def test_a_llama_model_from_qwen2_vocab_and_merges_carries_the_built_tokenizer(t
     assert tokenizer.tokenize("12345") == ["1", "2", "3", "4", "5"]  # Qwen2's pre-tokenizer: one digit each
     for text in random_texts(50):
         assert tokenizer.decode(tokenizer.encode(text)) == text
+    # the driver's check: the model folder and TOKENIZER=the vocab + merges folder share one tokenizer
+    assert check_same_tokenizer(tokenizer, load_tokenizer(TOKENIZERS / "qwen2")) == 151646
     model = AutoModelForCausalLM.from_pretrained(out)
     assert type(model).__name__ == "LlamaForCausalLM" and model.get_input_embeddings().weight.shape[0] == 151646
     assert model.config.eos_token_id == model.config.bos_token_id == 151643

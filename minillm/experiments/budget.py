@@ -182,7 +182,7 @@ def on_policy(name: str, student: ModelShape, teacher: ModelShape, steps: int, n
     answers and the teacher scores them; each optimizer step trains the student on `mini_batch`
     rollouts (`ppo_epochs` passes per collection) with the teacher's distribution at every
     token (the single-step reverse KL), and on `mini_batch` pretraining chunks of `corpus_tokens`
-    tokens, the teacher read on them; evaluation every `eval_interval` steps."""
+    tokens, the teacher read on them; evaluation before the first step and every `eval_interval`."""
     steps_per_collection = max(1, ppo_epochs * num_rollouts // mini_batch)
     collections = math.ceil(steps / steps_per_collection)
     collect = generation(name, student, replace(prompts, rows=num_rollouts), new_tokens, scorer=teacher)
@@ -195,7 +195,7 @@ def on_policy(name: str, student: ModelShape, teacher: ModelShape, steps: int, n
                      logit_elements=collections * collect.logit_elements + rollout_logits + corpus_logits,
                      steps=steps, decoding_steps=collections * collect.decoding_steps, teacher=teacher)
     if dev is not None and eval_interval:
-        for _ in range(math.ceil(steps / eval_interval)):
+        for _ in range(1 + math.ceil(steps / eval_interval)):  # before the first step too
             cost = cost.plus(forward_pass(name, student, dev))
             if eval_gen_num:
                 cost = cost.plus(generation(name, student, replace(dev, rows=min(eval_gen_num, dev.rows)), new_tokens))
@@ -233,11 +233,12 @@ class Calibration:
 # Fitted (benchmarks/budget_calibration.py --fit --launch 8 8 5: launches fixed at what a Python
 # start, the model load and the final save take) to the tiny preset's stage times and the custom
 # preset's CPU recipe, both measured on 2 idle cores of this machine, whose probe reads about
-# 120 GFLOP/s idle (docs/own-models.md has the fit, the probe readings and the check).
+# 120 GFLOP/s idle (inferred from its speed per CPU-second on shared cores; docs/own-models.md
+# has the fit, the probe readings and the check).
 CALIBRATION = Calibration(
     reference_gflops=120.0,
     launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
-    step_s=0.0195, decode_step_s=0.0207, efficiency=0.857, logit_element_s=1.17e-09)
+    step_s=0.0168, decode_step_s=0.0204, efficiency=0.906, logit_element_s=1.61e-09)
 # The tiny preset's main command took 12 min 36 s on 2 idle cores (README); a run estimated at
 # SLOW_FACTOR times that is far outside what a CPU session plans for.
 TINY_PRESET_SECONDS = 12 * 60 + 36
