@@ -2,9 +2,10 @@
 
 A tokenizer folder holds one of (looked for in this order):
 
-  tokenizer.json          the `tokenizers` serialization any family may ship: loaded as it is
-                          (with tokenizer_config.json for its special tokens; without one, a
-                          tokenizer.model beside it names BOS / EOS / UNK, as Mistral's folders)
+  tokenizer.json          the `tokenizers` serialization any family may ship: loaded with the
+                          class tokenizer_config.json declares (its special tokens too); a
+                          folder that declares none is read by AutoTokenizer, and a
+                          tokenizer.model beside it names BOS / EOS / UNK (Mistral's folders)
   vocab.json, merges.txt  byte-level BPE. GPT-2 style when the vocabulary holds <|endoftext|>
                           (GPT-2's pre-tokenizer; BOS = EOS = <|endoftext|>); otherwise Qwen2
                           style (Qwen2's pre-tokenizer: NFC, single digits; its three special
@@ -18,8 +19,10 @@ A tokenizer folder holds one of (looked for in this order):
 A tokenizer built from vocab.json + merges.txt or tokenizer.model is checked before it is
 returned: at least as many tokens as the source vocabulary, and a known text that decodes back
 to itself in fewer tokens than bytes (a transformers-4-style constructor call gives a 3-token
-tokenizer under transformers 5 without any error). `tools/make_random_model.py` saves the built
-tokenizer beside the model (tokenizer.json + tokenizer_config.json), so it is built once.
+tokenizer under transformers 5 without any error). `tools/make_random_model.py` saves a built
+tokenizer (or one whose folder declares no class) beside the model: tokenizer.json +
+tokenizer_config.json, which declares its class, so it is built once and read the same in a
+model folder of any family.
 """
 from __future__ import annotations
 
@@ -35,8 +38,6 @@ SENTENCEPIECE_MODEL = "tokenizer.model"
 # The files a tokenizer may consist of (a model folder holds them beside its weights).
 TOKENIZER_FILES = (TOKENIZER_JSON, TOKENIZER_CONFIG, "special_tokens_map.json", "added_tokens.json",
                    "chat_template.jinja", *BPE_FILES, SENTENCEPIECE_MODEL)
-# tokenizer_config.json's class of a tokenizer that is its tokenizer.json and nothing more
-GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 GPT2_EOS = "<|endoftext|>"
 QWEN2_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # ids 151643-151645 in Qwen2's vocabulary
 # What prompts and answers hold: digits, punctuation, a newline, non-ASCII, the answer markers.
@@ -52,7 +53,7 @@ _SP_NORMAL, _SP_UNKNOWN, _SP_CONTROL, _SP_USER_DEFINED = 1, 2, 3, 4
 class LoadedTokenizer:
     tokenizer: PreTrainedTokenizerBase
     built_from: str  # what the folder held and how it was read, for the log
-    built: bool  # True: made here from vocab / merges / SentencePiece files (save it, do not copy the files)
+    built: bool  # True: made or completed here (save it beside a model; its files would not say what it is)
 
 
 def describe_special_tokens(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -93,20 +94,31 @@ def _declared_class(folder: Path) -> str | None:
 
 
 def _from_tokenizer_json(folder: Path) -> LoadedTokenizer:
-    if _declared_class(folder) in GENERIC_CLASSES:
-        # Loaded as it is: AutoTokenizer would rebuild it with the class of config.json's
-        # model_type (transformers 5), e.g. a SentencePiece tokenizer inside a Qwen2 model folder.
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
-    else:
+    """The class tokenizer_config.json declares, never one chosen by config.json's model_type:
+    transformers 5's AutoTokenizer rebuilds the tokenizer of some model types (Qwen2, Phi-3,
+    ...) with their own class whatever the folder declares, so a GPT-2 or SentencePiece
+    tokenizer inside such a model folder would silently tokenize differently. Only a folder that
+    declares no class is left to AutoTokenizer (the official GPT-2 files: its config.json says
+    what the tokenizer is)."""
+    declared = _declared_class(folder)
+    if declared is None:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    else:
+        from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+        tokenizer_class = tokenizer_class_from_name(declared)
+        if tokenizer_class is None:
+            raise ValueError(f"{folder / TOKENIZER_CONFIG}: tokenizer_class {declared!r} is not a tokenizer class of "
+                             "this transformers version")
+        tokenizer = tokenizer_class.from_pretrained(folder, local_files_only=True)
     built_from = TOKENIZER_JSON
-    if not (folder / TOKENIZER_CONFIG).is_file() and (folder / SENTENCEPIECE_MODEL).is_file():
+    if declared is None and (folder / SENTENCEPIECE_MODEL).is_file():
         # tokenizer.json alone does not say which token is which; the SentencePiece model does.
         roles = _sentencepiece_roles(_read_sentencepiece_proto(folder / SENTENCEPIECE_MODEL))
         tokenizer.add_special_tokens({f"{name}_token": token for name, token in roles.items()})
         built_from += f" (special tokens from {SENTENCEPIECE_MODEL})"
-        return LoadedTokenizer(tokenizer, built_from, built=True)
-    return LoadedTokenizer(tokenizer, built_from, built=False)
+    # Copied as they are only when they declare their class (a model folder of another family
+    # then still reads them right); otherwise saved, which declares it.
+    return LoadedTokenizer(tokenizer, built_from, built=declared is None)
 
 
 def _checked(tokenizer: PreTrainedTokenizerBase, built_from: str, source_size: int, folder: Path) -> LoadedTokenizer:

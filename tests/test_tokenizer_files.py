@@ -130,6 +130,15 @@ def test_gpt2_vocab_and_merges_alone_give_the_official_gpt2_tokenizer(tmp_path):
     assert loaded.tokenizer.eos_token_id == official.eos_token_id == 50256
     for text in random_texts(100):
         assert loaded.tokenizer.encode(text) == official.encode(text), text
+    # the official folder declares no tokenizer class (its config.json's model_type does): a Llama
+    # model made from it gets the tokenizer saved with its class, so it still reads as GPT-2's
+    config = {**json.loads((REPO / "configs/models/llama-toy.json").read_text()), "hidden_size": 8, "head_dim": 4,
+              "num_hidden_layers": 1, "intermediate_size": 16}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_tool("make_random_model").main(["--config", str(tmp_path / "config.json"), "--tokenizer",
+                                                str(TOKENIZERS / "gpt2"), "--out", str(tmp_path / "llama")]) == 0
+    inside = load_tokenizer(tmp_path / "llama")
+    assert inside.eos_token_id == 50256 and inside.encode("Hello world! 12345") == official.encode("Hello world! 12345")
 
 
 @needs["qwen2"]
@@ -179,6 +188,12 @@ def test_make_random_model_from_a_sentencepiece_folder_and_from_a_model_folder(t
         assert tokenizer.encode(text, add_special_tokens=False) == reference.encode(text), text
     config = json.loads((qwen / "config.json").read_text())
     assert (config["bos_token_id"], config["eos_token_id"], config["vocab_size"]) == (1, 2, len(tokenizer))
+
+    # a GPT-2-style tokenizer inside a Qwen2 model folder stays GPT-2's (AutoTokenizer would rebuild it as Qwen2's)
+    assert make.main(["--config", str(REPO / "configs/models/qwen2-toy.json"), "--tokenizer", str(world.tokenizer),
+                      "--out", str(tmp_path / "qwen-gpt2")]) == 0
+    inside, own = load_tokenizer(tmp_path / "qwen-gpt2"), load_tokenizer(world.tokenizer)
+    assert type(inside) is type(own) and all(inside.encode(text) == own.encode(text) for text in random_texts(50))
 
     seeded = tmp_path / "seeded"
     assert make.main(["--config", str(world.student), "--tokenizer", str(world.student), "--seed", "5",

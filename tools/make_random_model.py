@@ -8,9 +8,10 @@
 its weights). --tokenizer is any tokenizer folder a model family releases: tokenizer.json,
 vocab.json + merges.txt (GPT-2 / Qwen style) or a SentencePiece tokenizer.model (Llama /
 Mistral style; minillm/tokenizer_files.py says how each is read). The tokenizer files of a
-folder with tokenizer.json and tokenizer_config.json are copied as they are; from the other
-files a fast tokenizer is built once and saved beside the weights (tokenizer.json +
-tokenizer_config.json). The model's vocabulary is resized to the tokenizer's; its EOS id is the
+folder whose tokenizer_config.json declares its class are copied as they are; any other
+tokenizer is built (or read) once and saved beside the weights (tokenizer.json +
+tokenizer_config.json, declaring its class, so that a model folder of another family reads
+it the same). The model's vocabulary is resized to the tokenizer's; its EOS id is the
 tokenizer's, its BOS id the tokenizer's BOS (the EOS when it has none, GPT-2's convention).
 Weights are drawn from the architecture's own initialiser under --seed, so one seed always
 gives the same model; random_init.json beside config.json records that they are random
