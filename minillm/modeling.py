@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+
+from minillm.tokenizer_files import read_tokenizer
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -34,15 +36,19 @@ def _require_local_dir(path: str | Path, what: str) -> Path:
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2)."""
-    folder = _require_local_dir(path, "tokenizer")
+    """The tokenizer with pad = EOS, as MiniLLM's batches assume (ref §2), from any folder that
+    minillm.tokenizer_files reads (tokenizer.json, vocab.json + merges.txt, tokenizer.model)."""
+    folder = Path(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        tokenizer = read_tokenizer(folder).tokenizer
+    except FileNotFoundError:
+        raise
     except Exception as err:  # noqa: BLE001 - the tokenizers library's errors name no file
         raise ValueError(f"tokenizer {folder}: cannot be loaded ({type(err).__name__}: {err}); its files are "
                          f"damaged, incomplete or of a kind this installation cannot read") from err
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"tokenizer {path} has no EOS token; responses are terminated by EOS")
+        raise ValueError(f"tokenizer {path} has no EOS token (responses are terminated by EOS); a folder with "
+                         "tokenizer.json names it in tokenizer_config.json (\"eos_token\")")
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 

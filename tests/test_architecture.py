@@ -8,7 +8,7 @@ import ast
 from world import REPO
 
 GROUND_FLOOR = {"fileio", "locks", "log", "statistics", "losses", "arithmetic", "metrics", "modeling", "distributed",
-                "recipes"}
+                "recipes", "tokenizer_files", "random_init"}
 LAYERS = [  # lowest first: (what it holds, the folder or top-level module that is the layer)
     ("ground floor: pure functions, I/O, ranks", None),
     ("data: formats, datasets, templates, rationale sources, the teacher cache", "data"),

@@ -111,7 +111,7 @@ def test_known_palm_outputs_parse_exactly():
 def test_palm_failure_counts_on_the_real_release(source, split, rows_written, failures, teacher_accuracy):
     """Measured once; a change here means the parser changed (CQA train 2.95%, test 2.05%;
     SVAMP train 4.25%, test 3.50%). Test rows are kept (without a rationale), train rows dropped."""
-    rows, stats, parse = importer.import_rows(source, DSS / source, split, "gold")
+    rows, stats, parse, _ = importer.import_rows(source, DSS / source, split, "gold")
     assert len(rows) == rows_written and dict(parse.failures) == failures
     assert stats["parse"]["teacher_label_accuracy"] == teacher_accuracy
     assert stats["rows_without_rationale"] == (sum(failures.values()) if split == "test" else 0)

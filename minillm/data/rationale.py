@@ -14,7 +14,7 @@ Row format (one JSON object per line; `tools/import_rationales.py` and
   gold_answer       str  the dataset's own answer, equal to `answer` when label_source is
                          "gold"; accuracy is always scored against it
   category          str  task family ("arithmetic", "commonsense_qa", ...)
-  source            str  dataset name: "synthetic", "gsm8k", "cqa", "svamp", or the file a
+  source            str  dataset name: "synthetic", "raw", "gsm8k", "cqa", "svamp", or the file a
                          generated row came from
   id                str  unique within the source and split
   rationale_source  str  "dataset" (human-written), "palm-540b" (the DSS release) or the path
@@ -24,11 +24,13 @@ Row format (one JSON object per line; `tools/import_rationales.py` and
 Rows written by the generation tool also keep the input's `gold_output`.
 
 Per source (label task target in `output`, as in the DSS paper):
-  synthetic  a reasoning row's gold output is chain of thought ("The zebra is large. The frog
-             is tiny. So the answer is zebra."): its rationale is the part before the
-             conclusion, its label task's target the answer stated alone ("The answer is
-             zebra.", minillm.data.templates.ANSWER_SENTENCE); open-ended rows keep their output,
-             with rationale "" and answer "".
+  synthetic  instruction rows carrying `rationale` and `answer` (the embedded default's;
+  / raw      "raw": your RAW_DIR's, `category` optional). A reasoning row's gold output is
+             chain of thought ("The zebra is large. The frog is tiny. So the answer is zebra."):
+             its rationale is the part before the conclusion, its label task's target the
+             answer stated alone ("The answer is zebra.",
+             minillm.data.templates.ANSWER_SENTENCE); open-ended rows keep their output, with
+             rationale "" and answer "".
   gsm8k      output = answer = the final number after "####" (commas removed: "1,000" ->
              "1000"); rationale = the worked solution before it with the `<<48/2=24>>`
              calculator annotations REMOVED: the visible text already states every result, and
@@ -241,9 +243,10 @@ def make_row(*, instruction: str, input: str, output: str, rationale: str, answe
             "rationale_source": rationale_source if rationale else "", "label_source": label_source}
 
 
-def convert_synthetic_row(record: dict[str, Any], row_id: str) -> dict[str, Any]:
-    """A row of minillm.data.synthetic (tools/make_tiny_default.py's raw.jsonl / valid.jsonl); a
-    multi-answer test row (a list of outputs) keeps its first."""
+def convert_raw_row(record: dict[str, Any], row_id: str, source: str = "raw") -> dict[str, Any]:
+    """An instruction row that carries its own `rationale` and `answer` (raw.jsonl / valid.jsonl
+    of tools/make_tiny_default.py, or of your RAW_DIR; `category` optional); a multi-answer test
+    row (a list of outputs) keeps its first."""
     answer, rationale = require_string(record, "answer"), require_string(record, "rationale")
     output = record.get("output")
     if isinstance(output, list) and output and all(isinstance(item, str) for item in output):
@@ -254,8 +257,38 @@ def convert_synthetic_row(record: dict[str, Any], row_id: str) -> dict[str, Any]
         output = ANSWER_SENTENCE.format(answer=answer)
     return make_row(instruction=require_string(record, "instruction"), input=optional_string(record, "input"),
                     output=output, rationale=rationale, answer=answer, gold_answer=answer,
-                    category=require_string(record, "category"), source="synthetic", row_id=row_id,
+                    category=optional_string(record, "category"), source=source, row_id=row_id,
                     rationale_source="dataset", label_source="gold")
+
+
+def carries_rationales(records: list[dict[str, Any]]) -> bool:
+    """Whether instruction rows carry their own step-by-step data: every row has string
+    `rationale` and `answer` fields and some rationale is not empty (then the step-by-step rows
+    are derived from these very rows, and share their split)."""
+    return bool(records) and all(isinstance(record.get("rationale"), str) and isinstance(record.get("answer"), str)
+                                 for record in records) and any(record["rationale"] for record in records)
+
+
+def question_key(record: dict[str, Any]) -> str:
+    """A row's question, whitespace-normalised: its instruction and its input."""
+    return " ".join(f"{record.get('instruction', '')}\n{record.get('input', '') or ''}".split())
+
+
+def question_mismatch(reference: list[tuple[str, int, dict[str, Any]]], rows: list[tuple[str, int, dict[str, Any]]],
+                      keep: int | None = None) -> str | None:
+    """Why `rows` (file, line, record) do not hold `reference`'s questions in `reference`'s order,
+    over the first `keep` rows of each (None: all); None when they do. Both files' first DEV_NUM
+    rows are their validation split and the rest their training rows, so a step-by-step row must
+    sit where its instruction-following row sits."""
+    reference, rows = reference[:keep], rows[:keep]
+    for index, ((ref_file, ref_line, ref), (file, line, row)) in enumerate(zip(reference, rows)):
+        if question_key(ref) != question_key(row):
+            return (f"row {index + 1} differs: {file}:{line} asks {question_key(row)[:80]!r}, {ref_file}:{ref_line} "
+                    f"asks {question_key(ref)[:80]!r}")
+    if len(reference) != len(rows):
+        names = [located[0][0] if located else "the other file" for located in (rows, reference)]
+        return f"{names[0]} gives {len(rows)} rows, {names[1]} {len(reference)}"
+    return None
 
 
 def canonical_number(text: str, field_name: str) -> str:
