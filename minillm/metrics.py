@@ -264,3 +264,91 @@ def answer_diversity(predictions_per_seed: list[list[str]], references: list[lis
         coverage_total += len(produced & wanted) / len(wanted)
     return {"distinct_per_prompt": round(distinct_total / len(references), 4),
             "coverage": round(100.0 * coverage_total / len(references), 4)}
+
+
+def answer_validity(predictions_per_seed: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """For prompts with several equally valid answers (`references[row]`, every valid one), over
+    the generation seeds: the percent of predictions that are valid (normalised exact match with
+    a reference, "validity") and the mean number of distinct valid predictions per prompt
+    ("distinct_valid_per_prompt"; `answer_diversity` counts every distinct prediction, so a
+    model babbling a new wrong answer per seed scores high there and 0 here)."""
+    if not references or not predictions_per_seed:
+        raise ValueError("no multi-answer rows or no seeds to measure validity on")
+    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
+        raise ValueError(f"every seed needs {len(references)} predictions, got "
+                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+    valid_total = distinct_total = 0
+    for row, golds in enumerate(references):
+        wanted = {normalize_answer(gold) for gold in golds}
+        if not wanted:
+            raise ValueError(f"multi-answer row {row} has no references")
+        produced = [normalize_answer(predictions[row]) for predictions in predictions_per_seed]
+        valid_total += sum(prediction in wanted for prediction in produced)
+        distinct_total += len(set(produced) & wanted)
+    return {"validity": round(100.0 * valid_total / (len(references) * len(predictions_per_seed)), 4),
+            "distinct_valid_per_prompt": round(distinct_total / len(references), 4)}
+
+
+# ---------------------------------------------------------------- facts stated (a synthetic world)
+#
+# An answer that states facts (describe an animal, compare two, list a category's items) is
+# checked against the world the data came from, not only by word overlap: each eval row carries a
+# fact check (minillm.data.synthetic.fact_check) — the phrases that name a subject or a fact, every
+# fact true of the row's subjects, and the facts its reference states.
+
+@functools.cache
+def _fact_pattern(subjects: tuple[str, ...], facts: tuple[str, ...]) -> re.Pattern:
+    """One alternation over every phrase, longest first, on word boundaries, so "thick brown fur"
+    is read as one fact and "grass" never inside "grassland"."""
+    overlap = sorted(set(subjects) & set(facts))
+    if overlap:
+        raise ValueError(f"phrases {overlap[:5]} name both a subject and a fact: a stated fact would be ambiguous")
+    phrases = sorted(set(subjects) | set(facts), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(phrase) for phrase in phrases) + r")\b", re.IGNORECASE)
+
+
+def stated_facts(text: str, subjects: list[str], facts: list[str], subject: str | None = None) -> set[tuple[str | None, str]]:
+    """The (subject, fact) pairs `text` states: each fact phrase it contains is about the subject
+    named last before it ("The fox is small. It lives in the forest." -> fox small, fox forest),
+    or about `subject` before any is named (None: about no one, so never true). Phrases match
+    case-insensitively, whole words, the longest at each place; pairs come back lower-case."""
+    subject_set = {phrase.lower() for phrase in subjects}
+    pattern = _fact_pattern(tuple(sorted(subject_set)), tuple(sorted({phrase.lower() for phrase in facts})))
+    current = subject.lower() if subject is not None else None
+    stated = set()
+    for match in pattern.finditer(text):
+        phrase = match.group(0).lower()
+        if phrase in subject_set:
+            current = phrase
+        else:
+            stated.add((current, phrase))
+    return stated
+
+
+def fact_scores(predictions: list[str], checks: list[dict]) -> dict[str, float]:
+    """{"fact_precision", "fact_recall", "fact_f1"}: per row, precision = the share of the facts a
+    prediction states (`stated_facts`) that the world holds (`check["true"]`: subject -> facts),
+    recall = the share of the reference's facts (`check["reference"]`: [subject, fact] pairs) it
+    states, F1 their harmonic mean (0 when both are 0; a prediction stating nothing scores 0 on
+    all three); means over rows in percent, 4 decimals. `check["subjects"]`, `check["facts"]`:
+    the phrases read; `check["subject"]`: who a fact before any named subject is about."""
+    if len(predictions) != len(checks):
+        raise ValueError(f"{len(predictions)} predictions but {len(checks)} fact checks")
+    if not predictions:
+        raise ValueError("no rows with a fact check to score")
+    totals = dict.fromkeys(("fact_precision", "fact_recall", "fact_f1"), 0.0)
+    for index, (prediction, check) in enumerate(zip(predictions, checks)):
+        missing = {"reference", "true", "subjects", "facts"} - set(check)
+        if missing:
+            raise ValueError(f"fact check of row {index} lacks {sorted(missing)}")
+        stated = stated_facts(prediction, check["subjects"], check["facts"], check.get("subject"))
+        true = {(subject.lower(), fact.lower()) for subject, facts in check["true"].items() for fact in facts}
+        reference = {(subject.lower(), fact.lower()) for subject, fact in check["reference"]}
+        if not reference:
+            raise ValueError(f"fact check of row {index} has no reference facts")
+        precision = len(stated & true) / len(stated) if stated else 0.0
+        recall = len(stated & reference) / len(reference)
+        totals["fact_precision"] += precision
+        totals["fact_recall"] += recall
+        totals["fact_f1"] += 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {name: round(100.0 * total / len(predictions), 4) for name, total in totals.items()}
