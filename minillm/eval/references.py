@@ -43,7 +43,7 @@ def _candidates(reference: str | list[str]) -> list[str]:
 
 
 def constant_answers(references: Sequence[str | list[str]], families: Sequence[str | None],
-                     max_candidates: int = 50) -> dict[str | None, str]:
+                     max_candidates: int = 20) -> dict[str | None, str]:
     """One fixed answer per family (None: the rows without one): of the family's gold responses
     (the first `max_candidates` distinct ones, in row order), the one with the highest mean
     Rouge-L against all of the family's references — the best a model that ignores the question
@@ -62,7 +62,7 @@ def constant_answers(references: Sequence[str | list[str]], families: Sequence[s
     return answers
 
 
-def constant_answer_summary(eval_set: EvalSet, max_candidates: int = 50) -> tuple[dict[str | None, str], dict]:
+def constant_answer_summary(eval_set: EvalSet, max_candidates: int = 20) -> tuple[dict[str | None, str], dict]:
     """(the constant answer per family, its summary entry): `constant_answers` scored like a
     model's answers (one "seed" that is also the greedy decoding, so every `_greedy` key equals
     its `_mean`), with the set's label references and fact checks; no entropy (no model)."""
