@@ -261,3 +261,17 @@ def test_random_model_tool_draws_a_seeded_init_of_any_config(built, tmp_path):
     assert weights["a"].shape[0] == len(tokenizer)
     assert make.main(["--config", str(paths["student"]), "--tokenizer", str(paths["tokenizer"]),
                       "--out", str(outs["a"])]) == 1  # an existing folder is refused
+
+
+def test_know_nothing_answers_state_no_fact_and_answer_nothing_right(built):
+    """tools/check_metrics.py's answers that ignore the question: the template (world phrases
+    blanked) and the echoed question state no fact and answer no reasoning row; gold scores 100."""
+    _, _, paths = built
+    checker = load_tool("check_metrics")
+    eval_set = checker.load_eval_set(paths["data"].parent, paths["data"].name)
+    scores = {name: checker.score(eval_set, texts) for name, texts in checker.trivial_answers(eval_set).items()}
+    gold = scores.pop("gold output")
+    assert (gold["fact_f1_mean"], gold["accuracy_strict"], gold["validity_mean"], gold["rougeL_mean"]) == (100,) * 4
+    for name in ("template (world phrases blanked)", "question echoed"):
+        assert (scores[name]["fact_f1_mean"], scores[name]["accuracy_strict"], scores[name]["validity_mean"]) == (0,) * 3
+    assert scores["template (world phrases blanked)"]["rougeL_mean"] > 50  # Rouge-L rewards the form alone
