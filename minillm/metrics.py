@@ -6,7 +6,10 @@ Reasoning tasks (distilling step-by-step, ref §8) add answer accuracy: the shor
 prediction states against a gold answer, by value for numbers (`answer_accuracy`), with a safe
 arithmetic evaluator for equation answers (`minillm.arithmetic`), strict (only a label behind
 an answer marker counts) or flexible (else the last number / the whole text). Prompts with
-several valid answers add a diversity figure over generation seeds (`answer_diversity`).
+several valid answers add diversity and validity figures over generation seeds
+(`answer_diversity`, `answer_validity`). Answers that state facts of a known world (the embedded
+default's animals) are also scored by the facts they state (`fact_scores`), which word overlap
+with a templated reference cannot tell apart.
 """
 
 from __future__ import annotations
