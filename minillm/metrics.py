@@ -332,9 +332,11 @@ def fact_scores(predictions: list[str], checks: list[dict]) -> dict[str, float]:
     """{"fact_precision", "fact_recall", "fact_f1"}: per row, precision = the share of the facts a
     prediction states (`stated_facts`) that the world holds (`check["true"]`: subject -> facts),
     recall = the share of the reference's facts (`check["reference"]`: [subject, fact] pairs) it
-    states, F1 their harmonic mean (0 when both are 0; a prediction stating nothing scores 0 on
-    all three); means over rows in percent, 4 decimals. `check["subjects"]`, `check["facts"]`:
-    the phrases read; `check["subject"]`: who a fact before any named subject is about."""
+    states — or, when the question allows several complete answers (`check["allowed"]`: lists of
+    such pairs), the best share over them — F1 their harmonic mean (0 when both are 0; a
+    prediction stating nothing scores 0 on all three); means over rows in percent, 4 decimals.
+    `check["subjects"]`, `check["facts"]`: the phrases read; `check["subject"]`: who a fact
+    before any named subject is about."""
     if len(predictions) != len(checks):
         raise ValueError(f"{len(predictions)} predictions but {len(checks)} fact checks")
     if not predictions:
@@ -346,11 +348,12 @@ def fact_scores(predictions: list[str], checks: list[dict]) -> dict[str, float]:
             raise ValueError(f"fact check of row {index} lacks {sorted(missing)}")
         stated = stated_facts(prediction, check["subjects"], check["facts"], check.get("subject"))
         true = {(subject.lower(), fact.lower()) for subject, facts in check["true"].items() for fact in facts}
-        reference = {(subject.lower(), fact.lower()) for subject, fact in check["reference"]}
-        if not reference:
-            raise ValueError(f"fact check of row {index} has no reference facts")
+        allowed = [{(subject.lower(), fact.lower()) for subject, fact in facts}
+                   for facts in check.get("allowed", [check["reference"]])]
+        if not all(allowed):
+            raise ValueError(f"fact check of row {index} has an empty set of reference facts")
         precision = len(stated & true) / len(stated) if stated else 0.0
-        recall = len(stated & reference) / len(reference)
+        recall = max(len(stated & reference) / len(reference) for reference in allowed)
         totals["fact_precision"] += precision
         totals["fact_recall"] += recall
         totals["fact_f1"] += 2 * precision * recall / (precision + recall) if precision + recall else 0.0

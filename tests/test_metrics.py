@@ -193,3 +193,12 @@ def test_fact_scores_by_hand():
         fact_scores(["x"], [{"reference": reference}])
     with pytest.raises(ValueError, match="2 predictions but 1"):
         fact_scores(["x", "y"], [check(reference)])
+
+
+def test_fact_recall_takes_the_best_of_the_answers_a_question_allows():
+    """"How does a fox differ from a wolf?" is answered in full by their sizes or by their homes."""
+    by_size, by_home = [["fox", "small"], ["wolf", "large"]], [["fox", "forest"], ["wolf", "forest"]]
+    allowed = {**check(by_size), "allowed": [by_size, by_home]}
+    assert fact_scores(["The fox lives in the forest, the wolf in the forest."], [allowed])["fact_recall"] == 100.0
+    assert fact_scores(["The fox lives in the forest, the wolf in the forest."], [check(by_size)])["fact_recall"] == 0.0
+    assert fact_scores(["The fox is small and lives in the forest."], [allowed])["fact_recall"] == 50.0

@@ -291,6 +291,14 @@ def extract_category(rng: random.Random) -> Row:
                        [(category, plural) for _, plural in targets])
 
 
+# The aspects a `compare` answer contrasts: either pair answers the question.
+COMPARED_ASPECTS: tuple[tuple[str, str], ...] = (("size", "habitat"), ("food", "feature"))
+
+
+def _compared_facts(animals: Sequence[str], aspects: tuple[str, str]) -> list[tuple[str, str]]:
+    return [(animal, fact_phrase(aspect, getattr(ANIMALS[animal], aspect))) for animal in animals for aspect in aspects]
+
+
 def compare_animals(rng: random.Random) -> Row:
     """Short explanation of how two animals differ, from memorised facts."""
     first, second = rng.sample(list(ANIMALS), 2)
@@ -299,16 +307,14 @@ def compare_animals(rng: random.Random) -> Row:
                               f"How is {a_first} different from {a_second}?"))
     one, two = ANIMALS[first], ANIMALS[second]
     if rng.random() < 0.5:
-        aspects = ("size", "habitat")
+        aspects = COMPARED_ASPECTS[0]
         output = (f"{a_first.capitalize()} is a {one.size} animal that lives in the {one.habitat}, "
                   f"while {a_second} is a {two.size} animal that lives in the {two.habitat}.")
     else:
-        aspects = ("food", "feature")
+        aspects = COMPARED_ASPECTS[1]
         output = (f"{a_first.capitalize()} eats {one.food} and has {one.feature}. "
                   f"{a_second.capitalize()} eats {two.food} and has {two.feature}.")
-    return _with_facts(_row("compare", instruction, output),
-                       [(animal, fact_phrase(aspect, getattr(ANIMALS[animal], aspect)))
-                        for animal in (first, second) for aspect in aspects])
+    return _with_facts(_row("compare", instruction, output), _compared_facts((first, second), aspects))
 
 
 def name_an_example(rng: random.Random) -> Row:
@@ -412,15 +418,20 @@ def fact_check(row: Row) -> dict[str, Any]:
     fact) pairs the gold output states; `true`, every fact the world holds of the row's subjects
     (describe, compare: all of each animal's facts; extract: the category's items the story
     mentions); `subjects` and `facts`, the phrases a stated fact is read from; `subject`, whom a
-    fact stated before any subject is named is about."""
+    fact stated before any subject is named is about; for `compare`, whose question leaves open
+    which aspects to contrast, `allowed`: every set of facts that answers it in full."""
     reference = row["facts"]
     subjects_of_row = list(dict.fromkeys(subject for subject, _ in reference))
     if row["category"] == "extract":
         return {"reference": reference, "true": {subjects_of_row[0]: [fact for _, fact in reference]},
                 "subjects": [], "facts": list(ITEM_PHRASES), "subject": subjects_of_row[0]}
-    return {"reference": reference, "true": {animal: animal_facts(animal) for animal in subjects_of_row},
-            "subjects": list(ANIMALS), "facts": list(ANIMAL_FACT_PHRASES),
-            "subject": subjects_of_row[0] if row["category"] == "describe" else None}
+    check = {"reference": reference, "true": {animal: animal_facts(animal) for animal in subjects_of_row},
+             "subjects": list(ANIMALS), "facts": list(ANIMAL_FACT_PHRASES),
+             "subject": subjects_of_row[0] if row["category"] == "describe" else None}
+    if row["category"] == "compare":
+        check["allowed"] = [[list(fact) for fact in _compared_facts(subjects_of_row, aspects)]
+                            for aspects in COMPARED_ASPECTS]
+    return check
 
 
 def eval_row(row: Row) -> dict[str, Any]:
