@@ -91,65 +91,75 @@ def seeded_statistics(metric: str, per_seed: Sequence[float]) -> dict:
     return {f"{metric}_per_seed": list(per_seed), f"{metric}_mean": round(mean, 4), f"{metric}_std": round(std, 4)}
 
 
-def _decoding_metrics(texts: list[str], rows: list[int], references: list, label_references: list | None,
-                      fact_checks: Sequence[dict | None] | None) -> dict[str, float]:
+@dataclass(frozen=True)
+class _SetTexts:
+    """What summarize_set scores: per row the references, answers and optional label references
+    and fact checks; per seed and row the sampled texts (and optionally their summed token
+    entropies and lengths); per row the greedy texts, or None."""
+    references: list
+    answers: Sequence[str]
+    sampled: list[list[str]]
+    greedy: list[str] | None
+    label_references: list | None
+    fact_checks: Sequence[dict | None] | None
+    entropies: list[list[float]] | None
+    lengths: list[list[int]] | None
+
+
+def _decoding_metrics(texts: list[str], rows: list[int], scored: _SetTexts) -> dict[str, float]:
     """The text metrics of one decoding (`texts`, every row) on the rows `rows`: Rouge-L and exact
     match against the references and, when given, against the label references; fact precision,
     recall and F1 over the rows with a fact check; validity over the multi-answer rows."""
     def pick(values: Sequence) -> list:
         return [values[i] for i in rows]
 
-    metrics = compute_metrics(pick(texts), pick(references))
-    if label_references is not None:
-        metrics |= {f"{name}_label": value for name, value in compute_metrics(pick(texts), pick(label_references)).items()}
-    checked = [i for i in rows if fact_checks is not None and fact_checks[i] is not None]
+    metrics = compute_metrics(pick(texts), pick(scored.references))
+    if scored.label_references is not None:
+        metrics |= {f"{name}_label": value
+                    for name, value in compute_metrics(pick(texts), pick(scored.label_references)).items()}
+    checked = [i for i in rows if scored.fact_checks is not None and scored.fact_checks[i] is not None]
     if checked:
-        metrics |= fact_scores([texts[i] for i in checked], [fact_checks[i] for i in checked])
-    multi_answer = [i for i in rows if isinstance(references[i], list)]
+        metrics |= fact_scores([texts[i] for i in checked], [scored.fact_checks[i] for i in checked])
+    multi_answer = [i for i in rows if isinstance(scored.references[i], list)]
     if multi_answer:
         metrics["validity"] = answer_validity([[texts[i] for i in multi_answer]],
-                                              [references[i] for i in multi_answer])["validity"]
+                                              [scored.references[i] for i in multi_answer])["validity"]
     return metrics
 
 
-def _subset_results(rows: list[int], references: list, answers: Sequence[str], sampled: list[list[str]],
-                    greedy: list[str] | None, label_references: list | None,
-                    fact_checks: Sequence[dict | None] | None, entropies: list[list[float]] | None,
-                    lengths: list[list[int]] | None) -> dict:
+def _subset_results(rows: list[int], scored: _SetTexts) -> dict:
     """The results of the rows `rows` (indices): each text metric (`_decoding_metrics`) per
-    generation seed and, with greedy texts, from them (`<metric>_greedy`); with answers, strict
-    and flexible accuracy (of the greedy texts, or per seed when there are none); with list
-    references, the diversity over the seeds; with entropies, the mean per-token entropy per seed."""
-    per_seed = [_decoding_metrics(texts, rows, references, label_references, fact_checks) for texts in sampled]
+    generation seed and, with greedy texts, from them (`<metric>_greedy`); with entropies, the
+    mean per-token entropy per seed; with answers, strict and flexible accuracy (of the greedy
+    texts, or per seed when there are none); with list references, diversity over the seeds."""
+    per_seed = [_decoding_metrics(texts, rows, scored) for texts in scored.sampled]
     entry = {"rows": len(rows)}
-    checked = [i for i in rows if fact_checks is not None and fact_checks[i] is not None]
+    checked = [i for i in rows if scored.fact_checks is not None and scored.fact_checks[i] is not None]
     if checked:
         entry["fact_rows"] = len(checked)
     for metric in per_seed[0]:
         entry |= seeded_statistics(metric, [metrics[metric] for metrics in per_seed])
-    if greedy is not None:
-        entry |= {f"{metric}_greedy": value
-                  for metric, value in _decoding_metrics(greedy, rows, references, label_references, fact_checks).items()}
-    if entropies is not None:
-        entry |= seeded_statistics("entropy", [mean_token_entropy([seed_entropies[i] for i in rows],
-                                                                  [seed_lengths[i] for i in rows])
-                                               for seed_entropies, seed_lengths in zip(entropies, lengths)])
-    answered = [i for i in rows if answers[i].strip()]
+    if scored.greedy is not None:
+        entry |= {f"{metric}_greedy": value for metric, value in _decoding_metrics(scored.greedy, rows, scored).items()}
+    if scored.entropies is not None:
+        entry |= seeded_statistics("entropy", [mean_token_entropy([entropies[i] for i in rows], [lengths[i] for i in rows])
+                                               for entropies, lengths in zip(scored.entropies, scored.lengths)])
+    answered = [i for i in rows if scored.answers[i].strip()]
     if answered:
         entry["answer_rows"] = len(answered)
-        gold = [answers[i] for i in answered]
-        if greedy is not None:
-            entry |= answer_accuracies([greedy[i] for i in answered], gold)
+        gold = [scored.answers[i] for i in answered]
+        if scored.greedy is not None:
+            entry |= answer_accuracies([scored.greedy[i] for i in answered], gold)
         else:
-            per_seed_accuracy = [answer_accuracies([texts[i] for i in answered], gold) for texts in sampled]
+            per_seed_accuracy = [answer_accuracies([texts[i] for i in answered], gold) for texts in scored.sampled]
             for metric in per_seed_accuracy[0]:
                 statistics = seeded_statistics(metric, [accuracies[metric] for accuracies in per_seed_accuracy])
                 entry |= statistics | {metric: statistics[f"{metric}_mean"]}
-    multi_answer = [i for i in rows if isinstance(references[i], list)]
+    multi_answer = [i for i in rows if isinstance(scored.references[i], list)]
     if multi_answer:
         entry["multi_answer_rows"] = len(multi_answer)
-        seeds_texts = [[texts[i] for i in multi_answer] for texts in sampled]
-        golds = [references[i] for i in multi_answer]
+        seeds_texts = [[texts[i] for i in multi_answer] for texts in scored.sampled]
+        golds = [scored.references[i] for i in multi_answer]
         entry |= answer_diversity(seeds_texts, golds)
         entry["distinct_valid_per_prompt"] = answer_validity(seeds_texts, golds)["distinct_valid_per_prompt"]
     return entry
@@ -178,8 +188,8 @@ def summarize_set(references: list, answers: Sequence[str], families: Sequence[s
     (`category`) also get per-family entries."""
     if (entropies is None) != (lengths is None):
         raise ValueError("entropies and lengths come together")
-    scoring = (references, answers, sampled, greedy, label_references, fact_checks, entropies, lengths)
-    entry = _subset_results(list(range(len(references))), *scoring)
+    scored = _SetTexts(references, answers, sampled, greedy, label_references, fact_checks, entropies, lengths)
+    entry = _subset_results(list(range(len(references))), scored)
     if "answer_rows" in entry:
         entry["accuracy_decoding"] = "greedy" if greedy is not None else "sampled"
     by_family: dict[str, list[int]] = {}
@@ -187,7 +197,7 @@ def summarize_set(references: list, answers: Sequence[str], families: Sequence[s
         if family:
             by_family.setdefault(family, []).append(index)
     if by_family:
-        entry["families"] = {family: _subset_results(rows, *scoring) for family, rows in by_family.items()}
+        entry["families"] = {family: _subset_results(rows, scored) for family, rows in by_family.items()}
     return entry
 
 
