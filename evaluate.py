@@ -4,15 +4,19 @@
   deepspeed --num_gpus N evaluate.py ...   (prompts are sharded over ranks)
 
 Protocol: Rouge-L and exact match from sampling as MiniLLM does (temperature 1, top-k off, top-p
-1, no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens left-truncated, seeds 10..50).
-Rows with an `answer` field (step-by-step tasks) are also scored by answer accuracy, strict (only
-the label behind an answer marker counts) and flexible (else the last number / the whole text),
-from ONE greedy decoding (top-k 1) by default (--accuracy-decoding sampled: from every seed's
-samples instead). A checkpoint trained behind a task prefix (its task.json) gets that prefix in
-front of every prompt.
+1, no n-gram blocking, ≤ 256 new tokens, prompts ≤ 256 tokens left-truncated, seeds 10..50), and
+from ONE greedy decoding (top-k 1, `_greedy` keys), so a reader sees when a gain at temperature 1
+is only a sharper distribution; beside them the mean per-token entropy of the model's own
+distribution on its samples. Rows with an `answer` field (step-by-step tasks) are also scored by
+answer accuracy, strict (only the label behind an answer marker counts) and flexible (else the
+last number / the whole text), from the greedy decoding (--accuracy-decoding sampled: from every
+seed's samples instead, and no greedy decoding at all). A checkpoint trained behind a task prefix
+(its task.json) gets that prefix in front of every prompt. Rows may carry what scoring against a
+world needs (the embedded default's do: minillm.data.synthetic.eval_row): `label_output` (the
+step-by-step label task's reference, e.g. "The answer is fox.") and `facts` (a fact check).
 
 Writes {save}/{set}/{seed}/answers.jsonl and metrics.json per generation seed,
-{save}/{set}/greedy/answers.jsonl and metrics.json (sets with answers, greedy accuracy), then
+{save}/{set}/greedy/answers.jsonl and metrics.json (greedy Rouge-L, exact match, accuracy), then
 {save}/summary.json and summary.md. summary.json:
 
   model, model_path, seeds, prompt_prefix, sampling, accuracy_decoding, sets: {set: entry}
@@ -20,6 +24,15 @@ Writes {save}/{set}/{seed}/answers.jsonl and metrics.json per generation seed,
     rows, path,
     rougeL_per_seed, rougeL_mean, rougeL_std,                 percent; mean ± sample std over seeds
     exact_match_per_seed, exact_match_mean, exact_match_std,
+    rougeL_greedy, exact_match_greedy,                        from the greedy decoding (absent with
+                                                                --accuracy-decoding sampled)
+    entropy_per_seed, entropy_mean, entropy_std,              nats per generated token (EOS included)
+                                                                of the model's raw distribution where
+                                                                it sampled, per seed
+    rougeL_label_per_seed, _mean, _std, rougeL_label_greedy,  when rows have `label_output`: the same
+    exact_match_label_per_seed, _mean, _std, _greedy            against the label references
+    fact_rows,                                                when rows have `facts`: over those rows,
+    fact_{precision,recall,f1}_per_seed, _mean, _std, _greedy   percent (minillm.metrics.fact_scores)
     answer_rows, accuracy_decoding,                           when some row has an answer:
     accuracy_strict, accuracy_flexible,                         percent of the answer rows (greedy:
                                                                 one number; sampled: the seeds' mean,
@@ -28,7 +41,9 @@ Writes {save}/{set}/{seed}/answers.jsonl and metrics.json per generation seed,
                                                                 distinct normalised predictions per
                                                                 prompt over the seeds (mean) and the
                                                                 percent of its references some seed
-                                                                produced (normalised exact match)
+                                                                produced (normalised exact match);
+    distinct_valid_per_prompt,                                  distinct VALID ones per prompt;
+    validity_per_seed, _mean, _std, validity_greedy             percent of answers that are valid
     families: {family: the same keys but path and             when rows have a `category`
                accuracy_decoding}
   }
@@ -48,6 +63,7 @@ from minillm.eval.evaluation import (
     DEFAULT_EVAL_SETS,
     GREEDY_TOP_K,
     eval_set_path,
+    Generations,
     generate_texts,
     load_eval_set,
     summarize_set,
@@ -139,27 +155,34 @@ def main(argv: list[str] | None = None) -> dict:
 
         speed = {}  # output folder → sampling time and tokens, for the log (benchmarks/gpu_check_report.py)
 
-        def generate(seed: int, sampling, folder: str) -> list[str]:
+        def generate(seed: int, sampling, folder: str) -> Generations:
             started = time.time()
             out = generate_texts(model, tokenizer, prompts, sampling, seed=seed, dist_info=dist_info,
                                  max_prompt_length=args.max_prompt_length, batch_tokens=args.eval_batch_tokens,
-                                 logger=log, desc=f"{set_name} {folder if folder == 'greedy' else 'seed ' + folder}")
+                                 logger=log, desc=f"{set_name} {folder if folder == 'greedy' else 'seed ' + folder}",
+                                 record_entropy=folder != "greedy")
             speed[folder] = {"seconds": round(time.time() - started, 3), "tokens": int(sum(out.lengths)),
                              "peak_memory_mib": round(peak_memory_mib(dist_info.device), 1)}
-            return out.texts
+            return out
 
-        sampled = [generate(seed, config, str(seed)) for seed in args.seeds]
-        wants_greedy = args.accuracy_decoding == "greedy" and any(answer.strip() for answer in answers)
-        greedy = generate(args.seeds[0], greedy_config, "greedy") if wants_greedy else None
-        entry = {"path": str(eval_set.path), **summarize_set(references, answers, eval_set.families[:rows],
-                                                              sampled, greedy)}
+        samples = [generate(seed, config, str(seed)) for seed in args.seeds]
+        sampled = [out.texts for out in samples]
+        greedy = generate(args.seeds[0], greedy_config, "greedy").texts if args.accuracy_decoding == "greedy" else None
+        label_references, fact_checks = eval_set.label_references, eval_set.fact_checks
+        entry = {"path": str(eval_set.path), **summarize_set(
+            references, answers, eval_set.families[:rows], sampled, greedy,
+            label_references=label_references[:rows] if label_references is not None else None,
+            fact_checks=fact_checks[:rows] if fact_checks is not None else None,
+            entropies=[out.entropies for out in samples], lengths=[out.lengths for out in samples])}
         summary["sets"][set_name] = entry
         outputs = {str(seed): (texts, {"seed": seed, **{metric: entry[f"{metric}_per_seed"][index]
                                                         for metric in SEEDED_METRICS if f"{metric}_per_seed" in entry}})
                    for index, (seed, texts) in enumerate(zip(args.seeds, sampled))}
         if greedy is not None:
-            outputs["greedy"] = (greedy, {"decoding": "greedy", "accuracy_strict": entry["accuracy_strict"],
-                                          "accuracy_flexible": entry["accuracy_flexible"]})
+            outputs["greedy"] = (greedy, {"decoding": "greedy", **{metric: entry[f"{metric}_greedy"]
+                                                                   for metric in ("rougeL", "exact_match")},
+                                          **{metric: entry[metric] for metric in ("accuracy_strict", "accuracy_flexible")
+                                             if metric in entry}})
         for folder, (texts, metrics) in outputs.items():
             log.metrics({"event": "eval", "set": set_name, "rows": rows, **metrics, **speed[folder]})
             if dist_info.is_main:

@@ -6,7 +6,10 @@ Reasoning tasks (distilling step-by-step, ref §8) add answer accuracy: the shor
 prediction states against a gold answer, by value for numbers (`answer_accuracy`), with a safe
 arithmetic evaluator for equation answers (`minillm.arithmetic`), strict (only a label behind
 an answer marker counts) or flexible (else the last number / the whole text). Prompts with
-several valid answers add a diversity figure over generation seeds (`answer_diversity`).
+several valid answers add diversity and validity figures over generation seeds
+(`answer_diversity`, `answer_validity`). Answers that state facts of a known world (the embedded
+default's animals) are also scored by the facts they state (`fact_scores`), which word overlap
+with a templated reference cannot tell apart.
 """
 
 from __future__ import annotations
@@ -276,3 +279,94 @@ def bits_per_character(nats: Sequence[float], characters: Sequence[int]) -> floa
         raise ValueError(f"need one character count per row and some characters; got {len(nats)} log-likelihoods, "
                          f"{len(characters)} counts, {total} characters")
     return sum(nats) / (math.log(2) * total)
+
+
+def answer_validity(predictions_per_seed: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """For prompts with several equally valid answers (`references[row]`, every valid one), over
+    the generation seeds: the percent of predictions that are valid (normalised exact match with
+    a reference, "validity") and the mean number of distinct valid predictions per prompt
+    ("distinct_valid_per_prompt"; `answer_diversity` counts every distinct prediction, so a
+    model babbling a new wrong answer per seed scores high there and 0 here)."""
+    if not references or not predictions_per_seed:
+        raise ValueError("no multi-answer rows or no seeds to measure validity on")
+    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
+        raise ValueError(f"every seed needs {len(references)} predictions, got "
+                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+    valid_total = distinct_total = 0
+    for row, golds in enumerate(references):
+        wanted = {normalize_answer(gold) for gold in golds}
+        if not wanted:
+            raise ValueError(f"multi-answer row {row} has no references")
+        produced = [normalize_answer(predictions[row]) for predictions in predictions_per_seed]
+        valid_total += sum(prediction in wanted for prediction in produced)
+        distinct_total += len(set(produced) & wanted)
+    return {"validity": round(100.0 * valid_total / (len(references) * len(predictions_per_seed)), 4),
+            "distinct_valid_per_prompt": round(distinct_total / len(references), 4)}
+
+
+# ---------------------------------------------------------------- facts stated (a synthetic world)
+#
+# An answer that states facts (describe an animal, compare two, list a category's items) is
+# checked against the world the data came from, not only by word overlap: each eval row carries a
+# fact check (minillm.data.synthetic.fact_check) — the phrases that name a subject or a fact, every
+# fact true of the row's subjects, and the facts its reference states.
+
+@functools.cache
+def _fact_pattern(subjects: tuple[str, ...], facts: tuple[str, ...]) -> re.Pattern:
+    """One alternation over every phrase, longest first, on word boundaries, so "thick brown fur"
+    is read as one fact and "grass" never inside "grassland"."""
+    overlap = sorted(set(subjects) & set(facts))
+    if overlap:
+        raise ValueError(f"phrases {overlap[:5]} name both a subject and a fact: a stated fact would be ambiguous")
+    phrases = sorted(set(subjects) | set(facts), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(phrase) for phrase in phrases) + r")\b", re.IGNORECASE)
+
+
+def stated_facts(text: str, subjects: list[str], facts: list[str], subject: str | None = None) -> set[tuple[str | None, str]]:
+    """The (subject, fact) pairs `text` states: each fact phrase it contains is about the subject
+    named last before it ("The fox is small. It lives in the forest." -> fox small, fox forest),
+    or about `subject` before any is named (None: about no one, so never true). Phrases match
+    case-insensitively, whole words, the longest at each place; pairs come back lower-case."""
+    subject_set = {phrase.lower() for phrase in subjects}
+    pattern = _fact_pattern(tuple(sorted(subject_set)), tuple(sorted({phrase.lower() for phrase in facts})))
+    current = subject.lower() if subject is not None else None
+    stated = set()
+    for match in pattern.finditer(text):
+        phrase = match.group(0).lower()
+        if phrase in subject_set:
+            current = phrase
+        else:
+            stated.add((current, phrase))
+    return stated
+
+
+def fact_scores(predictions: list[str], checks: list[dict]) -> dict[str, float]:
+    """{"fact_precision", "fact_recall", "fact_f1"}: per row, precision = the share of the facts a
+    prediction states (`stated_facts`) that the world holds (`check["true"]`: subject -> facts),
+    recall = the share of the reference's facts (`check["reference"]`: [subject, fact] pairs) it
+    states — or, when the question allows several complete answers (`check["allowed"]`: lists of
+    such pairs), the best share over them — F1 their harmonic mean (0 when both are 0; a
+    prediction stating nothing scores 0 on all three); means over rows in percent, 4 decimals.
+    `check["subjects"]`, `check["facts"]`: the phrases read; `check["subject"]`: who a fact
+    before any named subject is about."""
+    if len(predictions) != len(checks):
+        raise ValueError(f"{len(predictions)} predictions but {len(checks)} fact checks")
+    if not predictions:
+        raise ValueError("no rows with a fact check to score")
+    totals = dict.fromkeys(("fact_precision", "fact_recall", "fact_f1"), 0.0)
+    for index, (prediction, check) in enumerate(zip(predictions, checks)):
+        missing = {"reference", "true", "subjects", "facts"} - set(check)
+        if missing:
+            raise ValueError(f"fact check of row {index} lacks {sorted(missing)}")
+        stated = stated_facts(prediction, check["subjects"], check["facts"], check.get("subject"))
+        true = {(subject.lower(), fact.lower()) for subject, facts in check["true"].items() for fact in facts}
+        allowed = [{(subject.lower(), fact.lower()) for subject, fact in facts}
+                   for facts in check.get("allowed", [check["reference"]])]
+        if not all(allowed):
+            raise ValueError(f"fact check of row {index} has an empty set of reference facts")
+        precision = len(stated & true) / len(stated) if stated else 0.0
+        recall = max(len(stated & reference) / len(reference) for reference in allowed)
+        totals["fact_precision"] += precision
+        totals["fact_recall"] += recall
+        totals["fact_f1"] += 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {name: round(100.0 * total / len(predictions), 4) for name, total in totals.items()}

@@ -10,7 +10,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 import minillm.args as cli
-from minillm.eval.generation import SamplingConfig, sample, warp_logits
+from minillm.eval.generation import SamplingConfig, sample, token_entropy, warp_logits
 
 EOS, PAD, VOCAB = 1, 1, 37
 
@@ -131,6 +131,32 @@ def test_recorded_logprobs_equal_a_full_forward_over_the_samples(model, teacher,
         expected = logits[:, ids.shape[1] - 1:-1].log_softmax(-1).gather(2, out.tokens[:, :, None]).squeeze(2)
         torch.testing.assert_close(recorded[response_mask], expected[response_mask], rtol=1e-4, atol=1e-4)
         assert (recorded[~response_mask] == 0).all()
+
+
+def test_token_entropy_closed_forms():
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0], [5.0, float("-inf"), float("-inf"), float("-inf")],
+                           [1.0, 2.0, 3.0, -1.0]])
+    expected = torch.distributions.Categorical(logits=logits[2]).entropy()
+    torch.testing.assert_close(token_entropy(logits), torch.stack([torch.log(torch.tensor(4.0)), torch.tensor(0.0),
+                                                                   expected]))
+
+
+def test_recorded_entropy_is_the_models_own_at_each_sampled_token(model):
+    """The entropy recorded while sampling equals that of a full forward over the samples, and
+    recording it changes no token."""
+    ids, mask = left_padded(PROMPTS)
+    config = SamplingConfig(max_new_tokens=10, temperature=1.5)  # recorded at temperature 1, whatever the sampling
+    out = sample(model, ids, mask, config, EOS, PAD, record_entropy=True, generator=torch.Generator().manual_seed(4))
+    plain = sample(model, ids, mask, config, EOS, PAD, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out.tokens, plain.tokens) and plain.entropy is None
+    response_mask = torch.arange(10)[None, :] < out.lengths[:, None]
+    full_ids = torch.cat([ids, out.tokens], 1)
+    full_mask = torch.cat([mask, response_mask.long()], 1)
+    positions = (full_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=full_ids, attention_mask=full_mask, position_ids=positions).logits
+    expected = token_entropy(logits[:, ids.shape[1] - 1:-1])
+    torch.testing.assert_close(out.entropy[response_mask], expected[response_mask], rtol=1e-4, atol=1e-4)
+    assert (out.entropy[~response_mask] == 0).all()
 
 
 def test_without_mixing_the_teacher_does_not_change_the_samples(model, teacher):

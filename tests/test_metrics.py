@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rouge_score import rouge_scorer
 
-from minillm.metrics import (answer_accuracies, answer_accuracy, answer_correct, answer_diversity, compute_metrics,
-                             has_answer_marker, normalize_answer)
+from minillm.metrics import (answer_accuracies, answer_accuracy, answer_correct, answer_diversity, answer_validity,
+                             compute_metrics, fact_scores, has_answer_marker, normalize_answer, stated_facts)
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
@@ -133,3 +133,72 @@ def test_answer_diversity_by_hand():
         answer_diversity([["red"]], references)
     with pytest.raises(ValueError, match="no references"):
         answer_diversity([["x"]], [[]])
+
+
+def test_answer_validity_by_hand():
+    references = [["red", "blue", "green"], ["cat", "dog"]]
+    predictions_per_seed = [["Red.", "cat"], ["blue", "cat"], ["pink", "a bird"]]
+    # Valid: red, blue (row 0), cat, cat (row 1) = 4 of 6; distinct valid: {red, blue} = 2, {cat} = 1.
+    assert answer_validity(predictions_per_seed, references) == {"validity": 66.6667, "distinct_valid_per_prompt": 1.5}
+    # Babbling a new wrong answer per seed is diverse (answer_diversity) but never valid.
+    babble = [["pink", "bird"], ["grey", "fish"], ["gold", "cow"]]
+    assert answer_diversity(babble, references)["distinct_per_prompt"] == 3.0
+    assert answer_validity(babble, references) == {"validity": 0.0, "distinct_valid_per_prompt": 0.0}
+    with pytest.raises(ValueError, match="every seed needs 2 predictions"):
+        answer_validity([["red"]], references)
+
+
+# A toy world: two animals, their facts, and the phrases a stated fact is read from.
+SUBJECTS = ["fox", "wolf", "rabbit"]
+FACTS = ["small", "large", "forest", "grass", "grassland", "rabbits", "red fur", "thick red fur", "4 legs", "10 legs"]
+
+
+def check(reference: list[list[str]], subject: str | None = "fox") -> dict:
+    return {"reference": reference, "true": {"fox": ["small", "forest", "rabbits", "red fur", "4 legs"],
+                                             "wolf": ["large", "forest", "4 legs"]},
+            "subjects": SUBJECTS, "facts": FACTS, "subject": subject}
+
+
+def test_stated_facts_reads_subject_then_facts():
+    text = "The fox is small. It eats rabbits and lives in the forest. A wolf is large and has 4 legs."
+    assert stated_facts(text, SUBJECTS, FACTS, "fox") == {
+        ("fox", "small"), ("fox", "rabbits"), ("fox", "forest"), ("wolf", "large"), ("wolf", "4 legs")}
+    # whole words, longest phrase first, case-insensitive; before any subject: the default one
+    assert stated_facts("Thick red fur in the GRASSLAND, 10 legs", SUBJECTS, FACTS, None) == {
+        (None, "thick red fur"), (None, "grassland"), (None, "10 legs")}
+    with pytest.raises(ValueError, match="both a subject and a fact"):
+        stated_facts("x", ["fox"], ["fox"])
+
+
+def test_fact_scores_by_hand():
+    reference = [["fox", "small"], ["fox", "forest"]]
+    rows = {
+        "the reference": ("The fox is small. It lives in the forest.", (100.0, 100.0)),
+        "one right, one wrong": ("The fox is large. It lives in the forest.", (50.0, 50.0)),
+        "a true extra fact": ("The fox is small, lives in the forest and has 4 legs.", (100.0, 100.0)),
+        "another animal's facts": ("The wolf is large. It lives in the forest.", (100.0, 0.0)),
+        "nothing stated (echo)": ("Describe the fox's size and home.", (0.0, 0.0)),
+        "before any subject, no default": ("Small, forest.", (0.0, 0.0)),
+    }
+    for name, (text, (precision, recall)) in rows.items():
+        subject = None if name.startswith("before") else "fox"
+        scores = fact_scores([text], [check(reference, subject)])
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        assert scores == {"fact_precision": precision, "fact_recall": recall, "fact_f1": round(f1, 4)}, name
+    # means over rows
+    both = fact_scores(["The fox is small. It lives in the forest.", "The fox is large."],
+                       [check(reference), check(reference)])
+    assert both == {"fact_precision": 50.0, "fact_recall": 50.0, "fact_f1": 50.0}
+    with pytest.raises(ValueError, match="lacks"):
+        fact_scores(["x"], [{"reference": reference}])
+    with pytest.raises(ValueError, match="2 predictions but 1"):
+        fact_scores(["x", "y"], [check(reference)])
+
+
+def test_fact_recall_takes_the_best_of_the_answers_a_question_allows():
+    """"How does a fox differ from a wolf?" is answered in full by their sizes or by their homes."""
+    by_size, by_home = [["fox", "small"], ["wolf", "large"]], [["fox", "forest"], ["wolf", "forest"]]
+    allowed = {**check(by_size), "allowed": [by_size, by_home]}
+    assert fact_scores(["The fox lives in the forest, the wolf in the forest."], [allowed])["fact_recall"] == 100.0
+    assert fact_scores(["The fox lives in the forest, the wolf in the forest."], [check(by_size)])["fact_recall"] == 0.0
+    assert fact_scores(["The fox is small and lives in the forest."], [allowed])["fact_recall"] == 50.0

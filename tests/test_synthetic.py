@@ -21,11 +21,13 @@ from minillm.data.synthetic import (
     MULTI_ANSWER_FAMILIES,
     REASONING_FAMILIES,
     SIZE_ORDER,
+    composition_key,
     generate_rows,
     prompt_key,
+    write_default_dataset,
 )
 from minillm.data.templates import build_prompt
-from minillm.metrics import answer_correct
+from minillm.metrics import answer_correct, fact_scores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,9 +51,10 @@ def _largest(animals: list[str], rank) -> str:
 
 
 def _size(animal: str) -> int:
-    return SIZE_ORDER.index(ANIMALS[animal][0])
+    return SIZE_ORDER.index(ANIMALS[animal].size)
 
 
+FACT_FAMILIES = ("describe", "compare", "extract")
 ANSWER_FROM_QUESTION = {"biggest": lambda row: _largest(_listed(row), _size),
                         "more_legs": lambda row: _largest(_listed(row), LEGS.get)}
 
@@ -69,7 +72,9 @@ def test_every_reasoning_family_has_an_answer_check():
 def test_family_rows_are_valid(family):
     for row in generate_rows(80, seed=3, families=[family]):
         fields = {"instruction", "input", "output", "category", "rationale", "answer"}
-        assert set(row) == fields | ({"valid_outputs"} if family in MULTI_ANSWER_FAMILIES else set())
+        generator_fields = ({"valid_outputs"} if family in MULTI_ANSWER_FAMILIES else set()) | (
+            {"facts"} if family in FACT_FAMILIES else set())
+        assert set(row) == fields | generator_fields
         assert row["category"] == family and row["instruction"] and row["output"]
         assert 4 <= len(row["output"].split()) <= 40
         assert "\n" not in "".join(row[field] for field in fields)
@@ -96,12 +101,15 @@ def test_both_prompt_templates_occur():
     assert {bool(row["input"]) for row in generate_rows(60, seed=0)} == {True, False}
 
 
-def test_distinct_from_excludes_known_prompts_and_repeats():
+def test_distinct_from_excludes_known_compositions_and_repeats():
     single_answer = [family for family in FAMILIES if family not in MULTI_ANSWER_FAMILIES]
-    known = {prompt_key(row) for row in generate_rows(200, seed=0)}
+    known = {composition_key(row) for row in generate_rows(200, seed=0)}
     rows = generate_rows(100, seed=1, families=single_answer, distinct_from=known)
-    keys = [prompt_key(row) for row in rows]
+    keys = [composition_key(row) for row in rows]
     assert len(set(keys)) == len(keys) and not set(keys) & known
+    # a reasoning row's composition is the set of animals it names, whatever their order or wording
+    reasoning = [row for row in rows if row["category"] in REASONING_FAMILIES]
+    assert all(composition_key(row) == (row["category"], frozenset(_listed(row))) for row in reasoning)
 
 
 def test_unknown_family_is_rejected():
@@ -139,6 +147,55 @@ def test_dataset_splits_and_no_test_leak(built):
     assert len(test_keys) == len(single) and not test_keys & {prompt_key(row) for row in raw}
     multi = [row for row in test if row["category"] in MULTI_ANSWER_FAMILIES]
     assert multi and all(isinstance(row["output"], list) and len(row["output"]) >= 2 for row in multi)
+
+
+def _assert_held_out(train: list[dict], held_out: list[dict]) -> None:
+    """No held-out reasoning row names the same SET of animals as a training row of its family."""
+    for family in REASONING_FAMILIES:
+        seen = {frozenset(_listed(row)) for row in train if row["category"] == family}
+        rows = [row for row in held_out if row["category"] == family]
+        assert rows and not [row["instruction"] for row in rows if frozenset(_listed(row)) in seen]
+
+
+def test_reasoning_test_questions_are_compositions_unseen_in_training(built):
+    _, _, paths = built
+    raw, test = _jsonl(paths["data"] / "raw.jsonl"), _jsonl(paths["data"] / "valid.jsonl")
+    dev, train = raw[:SIZES["n_dev"]], raw[SIZES["n_dev"]:]
+    _assert_held_out(train, test)
+    _assert_held_out(train, dev)
+    _assert_held_out(dev, test)
+
+
+def test_default_dataset_tests_unseen_compositions_of_facts_seen_in_training(tmp_path):
+    """At the default sizes: ≥ 500 reasoning test rows, none naming a training row's set of animals
+    (of its family), and every fact a test rationale recalls is stated in some training row."""
+    paths = write_default_dataset(tmp_path)
+    raw, test = _jsonl(paths["raw"]), _jsonl(paths["valid"])
+    dev, train = raw[:200], raw[200:]
+    assert len(train) == 3000 and sum(row["category"] in REASONING_FAMILIES for row in test) >= 500
+    _assert_held_out(train, test)
+    _assert_held_out(train + test, dev)
+    stated = {sentence for row in train for sentence in re.findall(r"[^.]+\.", row["output"])}
+    recalled = {sentence for row in test for sentence in re.findall(r"[^.]+\.", row["rationale"])}
+    assert recalled and not {sentence.strip() for sentence in recalled} - {sentence.strip() for sentence in stated}
+
+
+def test_eval_rows_carry_what_scoring_needs(built):
+    """Label references, answer options and the world's facts travel in the test rows, so
+    evaluation needs no generator; the gold output of a fact-stating row states exactly its facts."""
+    _, _, paths = built
+    test = _jsonl(paths["data"] / "valid.jsonl")
+    for row in test:
+        if row["category"] in REASONING_FAMILIES:
+            assert row["label_output"] == f"The answer is {row['answer']}."
+            assert row["choices"] == _listed(row) and row["answer"] in row["choices"]
+        else:
+            assert row["label_output"] == row["output"] and "choices" not in row
+        assert ("facts" in row) == (row["category"] in FACT_FAMILIES)
+    checked = [row for row in test if "facts" in row]
+    assert {row["category"] for row in checked} == set(FACT_FAMILIES)
+    gold = fact_scores([row["output"] for row in checked], [row["facts"] for row in checked])
+    assert gold == {"fact_precision": 100.0, "fact_recall": 100.0, "fact_f1": 100.0}
 
 
 def test_pretraining_corpus_holds_no_task_text(built):
@@ -204,3 +261,17 @@ def test_random_model_tool_draws_a_seeded_init_of_any_config(built, tmp_path):
     assert weights["a"].shape[0] == len(tokenizer)
     assert make.main(["--config", str(paths["student"]), "--tokenizer", str(paths["tokenizer"]),
                       "--out", str(outs["a"])]) == 1  # an existing folder is refused
+
+
+def test_know_nothing_answers_state_no_fact_and_answer_nothing_right(built):
+    """tools/check_metrics.py's answers that ignore the question: the template (world phrases
+    blanked) and the echoed question state no fact and answer no reasoning row; gold scores 100."""
+    _, _, paths = built
+    checker = load_tool("check_metrics")
+    eval_set = checker.load_eval_set(paths["data"].parent, paths["data"].name)
+    scores = {name: checker.score(eval_set, texts) for name, texts in checker.trivial_answers(eval_set).items()}
+    gold = scores.pop("gold output")
+    assert (gold["fact_f1_mean"], gold["accuracy_strict"], gold["validity_mean"], gold["rougeL_mean"]) == (100,) * 4
+    for name in ("template (world phrases blanked)", "question echoed"):
+        assert (scores[name]["fact_f1_mean"], scores[name]["accuracy_strict"], scores[name]["validity_mean"]) == (0,) * 3
+    assert scores["template (world phrases blanked)"]["rougeL_mean"] > 50  # Rouge-L rewards the form alone

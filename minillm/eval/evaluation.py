@@ -25,7 +25,9 @@ from minillm.metrics import (
     answer_accuracies,
     answer_accuracy,
     answer_diversity,
+    answer_validity,
     compute_metrics,
+    fact_scores,
 )
 from minillm.statistics import mean_and_std
 
@@ -52,6 +54,22 @@ class EvalSet:
         """Each row's task family (its `category`), None when the row has none."""
         return [row.get("category") for row in self.rows]
 
+    @property
+    def label_references(self) -> list | None:
+        """The step-by-step label task's reference per row (`label_output`, else the row's
+        `output`), or None when no row has a `label_output`."""
+        if not any("label_output" in row for row in self.rows):
+            return None
+        return [row.get("label_output", row["output"]) for row in self.rows]
+
+    @property
+    def fact_checks(self) -> list[dict | None] | None:
+        """Each row's fact check (`facts`, minillm.metrics.fact_scores), None for a row without
+        one; None when no row has one."""
+        if not any("facts" in row for row in self.rows):
+            return None
+        return [row.get("facts") for row in self.rows]
+
 
 def score_generations(texts: list[str], references: list, answers: Sequence[str] = ()) -> dict[str, float]:
     """Rouge-L and exact match against the references; with any non-empty answer also
@@ -74,43 +92,105 @@ def seeded_statistics(metric: str, per_seed: Sequence[float]) -> dict:
     return {f"{metric}_per_seed": list(per_seed), f"{metric}_mean": round(mean, 4), f"{metric}_std": round(std, 4)}
 
 
-def _subset_results(rows: list[int], references: list, answers: Sequence[str], sampled: list[list[str]],
-                    accuracy_texts: list[str] | None) -> dict:
-    """The results of the rows `rows` (indices): Rouge-L and exact match per generation seed;
-    with answers, strict and flexible accuracy (of `accuracy_texts`, the greedy answers, or per
-    seed when None); with list references, the diversity over the seeds."""
-    def pick(values: list) -> list:
+@dataclass(frozen=True)
+class _SetTexts:
+    """What summarize_set scores: per row the references, answers and optional label references
+    and fact checks; per seed and row the sampled texts (and optionally their summed token
+    entropies and lengths); per row the greedy texts, or None."""
+    references: list
+    answers: Sequence[str]
+    sampled: list[list[str]]
+    greedy: list[str] | None
+    label_references: list | None
+    fact_checks: Sequence[dict | None] | None
+    entropies: list[list[float]] | None
+    lengths: list[list[int]] | None
+
+
+def _decoding_metrics(texts: list[str], rows: list[int], scored: _SetTexts) -> dict[str, float]:
+    """The text metrics of one decoding (`texts`, every row) on the rows `rows`: Rouge-L and exact
+    match against the references and, when given, against the label references; fact precision,
+    recall and F1 over the rows with a fact check; validity over the multi-answer rows."""
+    def pick(values: Sequence) -> list:
         return [values[i] for i in rows]
 
-    scored = [compute_metrics(pick(texts), pick(references)) for texts in sampled]
+    metrics = compute_metrics(pick(texts), pick(scored.references))
+    if scored.label_references is not None:
+        metrics |= {f"{name}_label": value
+                    for name, value in compute_metrics(pick(texts), pick(scored.label_references)).items()}
+    checked = [i for i in rows if scored.fact_checks is not None and scored.fact_checks[i] is not None]
+    if checked:
+        metrics |= fact_scores([texts[i] for i in checked], [scored.fact_checks[i] for i in checked])
+    multi_answer = [i for i in rows if isinstance(scored.references[i], list)]
+    if multi_answer:
+        metrics["validity"] = answer_validity([[texts[i] for i in multi_answer]],
+                                              [scored.references[i] for i in multi_answer])["validity"]
+    return metrics
+
+
+def _subset_results(rows: list[int], scored: _SetTexts) -> dict:
+    """The results of the rows `rows` (indices): each text metric (`_decoding_metrics`) per
+    generation seed and, with greedy texts, from them (`<metric>_greedy`); with entropies, the
+    mean per-token entropy per seed; with answers, strict and flexible accuracy (of the greedy
+    texts, or per seed when there are none); with list references, diversity over the seeds."""
+    per_seed = [_decoding_metrics(texts, rows, scored) for texts in scored.sampled]
     entry = {"rows": len(rows)}
-    for metric in ("rougeL", "exact_match"):
-        entry |= seeded_statistics(metric, [metrics[metric] for metrics in scored])
-    answered = [i for i in rows if answers[i].strip()]
+    checked = [i for i in rows if scored.fact_checks is not None and scored.fact_checks[i] is not None]
+    if checked:
+        entry["fact_rows"] = len(checked)
+    for metric in per_seed[0]:
+        entry |= seeded_statistics(metric, [metrics[metric] for metrics in per_seed])
+    if scored.greedy is not None:
+        entry |= {f"{metric}_greedy": value for metric, value in _decoding_metrics(scored.greedy, rows, scored).items()}
+    if scored.entropies is not None:
+        entry |= seeded_statistics("entropy", [mean_token_entropy([entropies[i] for i in rows], [lengths[i] for i in rows])
+                                               for entropies, lengths in zip(scored.entropies, scored.lengths)])
+    answered = [i for i in rows if scored.answers[i].strip()]
     if answered:
         entry["answer_rows"] = len(answered)
-        gold = [answers[i] for i in answered]
-        if accuracy_texts is not None:
-            entry |= answer_accuracies([accuracy_texts[i] for i in answered], gold)
+        gold = [scored.answers[i] for i in answered]
+        if scored.greedy is not None:
+            entry |= answer_accuracies([scored.greedy[i] for i in answered], gold)
         else:
-            per_seed = [answer_accuracies([texts[i] for i in answered], gold) for texts in sampled]
-            for metric in per_seed[0]:
-                statistics = seeded_statistics(metric, [accuracies[metric] for accuracies in per_seed])
+            per_seed_accuracy = [answer_accuracies([texts[i] for i in answered], gold) for texts in scored.sampled]
+            for metric in per_seed_accuracy[0]:
+                statistics = seeded_statistics(metric, [accuracies[metric] for accuracies in per_seed_accuracy])
                 entry |= statistics | {metric: statistics[f"{metric}_mean"]}
-    multi_answer = [i for i in rows if isinstance(references[i], list)]
+    multi_answer = [i for i in rows if isinstance(scored.references[i], list)]
     if multi_answer:
         entry["multi_answer_rows"] = len(multi_answer)
-        entry |= answer_diversity([[texts[i] for i in multi_answer] for texts in sampled],
-                                  [references[i] for i in multi_answer])
+        seeds_texts = [[texts[i] for i in multi_answer] for texts in scored.sampled]
+        golds = [scored.references[i] for i in multi_answer]
+        entry |= answer_diversity(seeds_texts, golds)
+        entry["distinct_valid_per_prompt"] = answer_validity(seeds_texts, golds)["distinct_valid_per_prompt"]
     return entry
 
 
+def mean_token_entropy(entropy_sums: Sequence[float], lengths: Sequence[int]) -> float:
+    """Mean entropy per generated token (nats, 4 places) of responses given their summed token
+    entropies and lengths: every token weighs the same, so long responses count more."""
+    if len(entropy_sums) != len(lengths):
+        raise ValueError(f"{len(entropy_sums)} entropy sums but {len(lengths)} lengths")
+    tokens = sum(lengths)
+    if tokens <= 0:
+        raise ValueError("no generated tokens to average the entropy over")
+    return round(sum(entropy_sums) / tokens, 4)
+
+
 def summarize_set(references: list, answers: Sequence[str], families: Sequence[str | None],
-                  sampled: list[list[str]], greedy: list[str] | None) -> dict:
+                  sampled: list[list[str]], greedy: list[str] | None, *, label_references: list | None = None,
+                  fact_checks: Sequence[dict | None] | None = None, entropies: list[list[float]] | None = None,
+                  lengths: list[list[int]] | None = None) -> dict:
     """One eval set's summary.json entry (keys in evaluate.py's docstring) from the sampled
-    texts (`sampled[seed][row]`) and, for accuracy, the greedy texts (None: accuracy from the
-    samples, per seed). Rows with a family (`category`) also get per-family entries."""
-    entry = _subset_results(list(range(len(references))), references, answers, sampled, greedy)
+    texts (`sampled[seed][row]`) and the greedy ones (None: none were decoded; accuracy then comes
+    from the samples, per seed). Optional, per row: `label_references` (the step-by-step label
+    task's references), `fact_checks` (None for rows without one); per seed and row: `entropies`
+    (summed token entropy of each sample) with `lengths` (its tokens). Rows with a family
+    (`category`) also get per-family entries."""
+    if (entropies is None) != (lengths is None):
+        raise ValueError("entropies and lengths come together")
+    scored = _SetTexts(references, answers, sampled, greedy, label_references, fact_checks, entropies, lengths)
+    entry = _subset_results(list(range(len(references))), scored)
     if "answer_rows" in entry:
         entry["accuracy_decoding"] = "greedy" if greedy is not None else "sampled"
     by_family: dict[str, list[int]] = {}
@@ -118,8 +198,7 @@ def summarize_set(references: list, answers: Sequence[str], families: Sequence[s
         if family:
             by_family.setdefault(family, []).append(index)
     if by_family:
-        entry["families"] = {family: _subset_results(rows, references, answers, sampled, greedy)
-                             for family, rows in by_family.items()}
+        entry["families"] = {family: _subset_results(rows, scored) for family, rows in by_family.items()}
     return entry
 
 
@@ -190,20 +269,23 @@ def decode_responses(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor, eos
 @dataclass
 class Generations:
     """One sampled response per prompt, in prompt order. With a teacher: per response, its
-    length and the summed log-probabilities of its tokens under the student and the teacher."""
+    length and the summed log-probabilities of its tokens under the student and the teacher. With
+    record_entropy: per response, the summed entropy of the model's distribution at its tokens."""
     texts: list[str]
     lengths: list[int]
     student_logprobs: list[float] | None = None
     teacher_logprobs: list[float] | None = None
+    entropies: list[float] | None = None
 
 
 @torch.no_grad()
 def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarray], config: SamplingConfig,
                    *, seed: int, dist_info: DistInfo, max_prompt_length: int, batch_tokens: int,
                    sync_ranks: bool = False, logger: RunLogger | None = None, desc: str = "generate",
-                   teacher: torch.nn.Module | None = None) -> Generations:
+                   teacher: torch.nn.Module | None = None, record_entropy: bool = False) -> Generations:
     """Sample one response per prompt (token arrays) from `model`; every rank returns them all.
-    A `teacher` only scores the samples (for reverse-KL and reward estimates), it never mixes."""
+    A `teacher` only scores the samples (for reverse-KL and reward estimates), it never mixes.
+    record_entropy: also each response's summed per-token entropy (`Generations.entropies`)."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     indices, real = shard_for_rank(len(prompts), dist_info.rank, dist_info.world_size)
     order = sorted(range(len(indices)), key=lambda k: -min(len(prompts[indices[k]]), max_prompt_length))
@@ -225,13 +307,15 @@ def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarr
         batch = collate_prompts([prompts[indices[k]] for k in chunk], pad, max_prompt_length)
         out = sample(model, batch["input_ids"].to(dist_info.device), batch["attention_mask"].to(dist_info.device),
                      config, eos, pad, generator=generator, sync_ranks=sync_ranks, teacher=teacher,
-                     record_logprobs=teacher is not None)
+                     record_logprobs=teacher is not None, record_entropy=record_entropy)
         texts = decode_responses(tokenizer, out.tokens.cpu(), out.lengths.cpu(), eos)
         scores = ([out.student_logprobs.sum(1).tolist(), out.teacher_logprobs.sum(1).tolist()]
                   if teacher is not None else [[None] * len(chunk)] * 2)
-        for k, text, length, student_lp, teacher_lp in zip(chunk, texts, out.lengths.tolist(), *scores):
+        entropies = out.entropy.sum(1).tolist() if record_entropy else [None] * len(chunk)
+        for k, text, length, student_lp, teacher_lp, entropy in zip(chunk, texts, out.lengths.tolist(), *scores,
+                                                                    entropies):
             if real[k]:
-                local[indices[k]] = (text, length, student_lp, teacher_lp)
+                local[indices[k]] = (text, length, student_lp, teacher_lp, entropy)
         start += len(chunk)
         if logger is not None:
             logger.advance(len(chunk))
@@ -239,10 +323,11 @@ def generate_texts(model: torch.nn.Module, tokenizer, prompts: Sequence[np.ndarr
         logger.close_progress()
     for m, mode in zip(models, modes):
         m.train(mode)
-    texts, lengths, student_lps, teacher_lps = zip(*_gather_by_index(local, len(prompts))) if prompts else ([],) * 4
-    if teacher is None:
-        return Generations(list(texts), list(lengths))
-    return Generations(list(texts), list(lengths), list(student_lps), list(teacher_lps))
+    texts, lengths, student_lps, teacher_lps, entropies = (zip(*_gather_by_index(local, len(prompts))) if prompts
+                                                           else ([],) * 5)
+    return Generations(list(texts), list(lengths), list(student_lps) if teacher is not None else None,
+                       list(teacher_lps) if teacher is not None else None,
+                       list(entropies) if record_entropy else None)
 
 
 def _gather_by_index(local: dict[int, tuple], total: int) -> list[tuple]:

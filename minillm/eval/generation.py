@@ -65,6 +65,16 @@ class SampleOutput:
     # temperature 1, [B, T] float32, 0 after a row's end.
     student_logprobs: torch.Tensor | None = None
     teacher_logprobs: torch.Tensor | None = None
+    # With record_entropy: the entropy (nats) of the student's own next-token distribution (its raw
+    # logits, temperature 1, no filtering) at each generated position, [B, T] float32, 0 after a row's end.
+    entropy: torch.Tensor | None = None
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of softmax(logits) over the last dimension: [..., V] -> [...]. Masked
+    logits (-inf) count as probability 0."""
+    log_probs = logits.float().log_softmax(-1)
+    return -(log_probs.exp() * log_probs.nan_to_num(neginf=0.0)).sum(-1)
 
 
 def warp_logits(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
@@ -169,7 +179,7 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
            config: SamplingConfig, eos_token_id: int, pad_token_id: int,
            generator: torch.Generator | None = None, sync_ranks: bool = False,
            teacher: torch.nn.Module | None = None, teacher_mix: float = 0.0,
-           record_logprobs: bool = False,
+           record_logprobs: bool = False, record_entropy: bool = False,
            keep_teacher_logits: Callable[[torch.Tensor, int, torch.Tensor], None] | None = None) -> SampleOutput:
     """Sample continuations of left-padded prompts (input_ids, attention_mask: [B, P]).
 
@@ -178,6 +188,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     the teacher must share the tokenizer; vocabularies are compared over the shared columns).
     record_logprobs: return both models' log-probabilities of the drawn tokens (the teacher's
     only when one is given).
+    record_entropy: return the entropy of the student's own distribution at every drawn token
+    (`token_entropy` of its raw logits: how sharp the model is where it sampled).
     keep_teacher_logits(rows, t, logits): called at every step t with the teacher's raw
     next-token logits [b, V_t] of the rows still in the batch (`rows` [b]: their indices in
     input_ids), so MiniLLM can reuse them instead of running the teacher again.
@@ -192,6 +204,7 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     rows = torch.arange(batch, device=device)  # original row index of each row still in the cache
     recorded = {name: torch.zeros((batch, steps), device=device)
                 for name in ("student", "teacher")[: 2 if teacher is not None else 1]} if record_logprobs else {}
+    entropy = torch.zeros((batch, steps), device=device) if record_entropy else None
     no_repeat = (NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size)
                  if config.no_repeat_ngram_size > 0 else None)
     history = input_ids
@@ -221,6 +234,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
         for name, store in recorded.items():
             picked = step_logits[name].log_softmax(-1).gather(1, drawn[:, None]).squeeze(1)
             store[rows, t] = torch.where(live, picked, 0.0)
+        if entropy is not None:
+            entropy[rows, t] = torch.where(live, token_entropy(step_logits["student"]), 0.0)
         just_done = (drawn == eos_token_id) & live
         lengths[rows[just_done]] = t + 1
         finished[rows[just_done]] = True
@@ -236,7 +251,7 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
             if no_repeat is not None:
                 history = history[keep]
         logits = [stepper.step(drawn) for stepper in steppers]
-    return SampleOutput(tokens, lengths, recorded.get("student"), recorded.get("teacher"))
+    return SampleOutput(tokens, lengths, recorded.get("student"), recorded.get("teacher"), entropy)
 
 
 def _all_finished(finished: torch.Tensor, sync_ranks: bool) -> bool:
