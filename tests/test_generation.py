@@ -195,7 +195,7 @@ def test_static_cache_draws_the_same_tokens_as_the_eager_loop(request, case):
             outs[decode] = sample(student, ids, mask, SamplingConfig(max_new_tokens=steps, decode=decode, **settings),
                                   EOS, PAD, teacher=teacher, teacher_mix=0.2 if teacher else 0.0,
                                   record_logprobs=True, generator=torch.Generator().manual_seed(seed),
-                                  sync_ranks=sync, keep_teacher_logits=(lambda rows, t, x, into=kept[decode]:
+                                  sync_ranks=sync, keep_teacher_logits=(lambda rows, steps, x, into=kept[decode]:
                                                                         into.append((rows, x))) if teacher else None)
         assert_same_samples(outs["eager"], outs["static"])
         for (rows, logits), (static_rows, static_logits) in zip(kept["eager"], kept["static"], strict=True):

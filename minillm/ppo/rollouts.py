@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import collate_prompts
-from minillm.eval.generation import SamplingConfig, sample
+from minillm.eval.generation import KeepTeacherLogits, SamplingConfig, sample
 from minillm.losses import top_k_with_tail
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo
@@ -100,24 +100,24 @@ class KeptTeacher:
     top-k ids [N, T, k] (int32) and bucket log-probs [N, T, k + 1] (`top_k_with_tail`)."""
 
     def __init__(self, rows: int, steps: int, vocab_size: int, k: int, dtype: torch.dtype, device: torch.device):
-        self.vocab_size, self.k = vocab_size, k
+        self.vocab_size, self.k, self.device = vocab_size, k, device
         if k >= vocab_size:
             self.tensors = {"teacher_logits": torch.zeros(rows, steps, vocab_size, dtype=dtype, device=device)}
         else:
             self.tensors = {"teacher_ids": torch.zeros(rows, steps, k, dtype=torch.int32, device=device),
                             "teacher_log_probs": torch.zeros(rows, steps, k + 1, device=device)}
 
-    def recorder(self, first_row: int) -> Callable[[torch.Tensor, int, torch.Tensor], None]:
+    def recorder(self, first_row: int) -> KeepTeacherLogits:
         """`sample`'s keep_teacher_logits for the sampling batch that starts at row `first_row`."""
-        def record(rows: torch.Tensor, t: int, logits: torch.Tensor) -> None:
-            logits = logits[:, :self.vocab_size]
-            rows = rows + first_row
+        def record(rows: torch.Tensor, steps: slice, logits: torch.Tensor) -> None:
+            logits = logits[..., :self.vocab_size]
+            rows = (rows + first_row).to(self.device)
             if "teacher_logits" in self.tensors:
-                self.tensors["teacher_logits"][rows, t] = logits
+                self.tensors["teacher_logits"][rows, steps] = logits.to(self.device)
             else:
                 ids, log_probs = top_k_with_tail(logits.float().log_softmax(-1), self.k)
-                self.tensors["teacher_ids"][rows, t] = ids.int()
-                self.tensors["teacher_log_probs"][rows, t] = log_probs
+                self.tensors["teacher_ids"][rows, steps] = ids.int().to(self.device)
+                self.tensors["teacher_log_probs"][rows, steps] = log_probs.to(self.device)
         return record
 
 
