@@ -7,14 +7,15 @@ Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 
 γ = 0.95, lr 5e-6 constant after 100 warm-up steps, 5000 steps. See scripts/lib/minillm.sh and minillm/recipes.py.
 `--recipe opd` is on-policy distillation with the same step (scripts/opd/opd_base.sh).
 Paying the teacher once: `--teacher-cache DIR` (tools/cache_teacher.py on the corpus) for the
-pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
+pretraining KD term; the single-step term reuses the sampler's teacher logits by default when they
+fit (`--teacher-logits-budget`; 0 = a teacher forward per mini-batch).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
 from minillm import args as cli
-from minillm.ppo.rollouts import describe_teacher_logits_plan
+from minillm.ppo.rollouts import default_teacher_logits_budget, describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
 from minillm.train.loop import TrainingLoop, finish_run
 from minillm.train.objectives import KDObjective
@@ -34,12 +35,16 @@ def main(argv: list[str] | None = None) -> None:
     # With --teacher-cache the corpus's KD term reads the cache (teacher=None) instead of a teacher forward.
     corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.kd_ratio, args.kd_loss, vocab_size,
                                    args.kd_temperature, args.kd_chunk_size, cli.kd_params(args))
-    config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
+    config = cli.on_policy_config(args)
+    rollouts_per_rank = config.num_rollouts // setup.dist.world_size
+    budget = args.teacher_logits_budget
+    if budget is None:  # the sampler's logits when the full vocabulary fits (exact), else a teacher forward
+        budget = default_teacher_logits_budget(rollouts_per_rank, config.max_new_tokens, vocab_size, teacher.dtype)
+    config = replace(config, teacher_logits_budget_mib=budget)
     try:
-        if config.single_step_reg and config.teacher_logits_budget_mib:  # a budget too small is refused here
-            setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,
-                                                        config.num_rollouts // setup.dist.world_size,
-                                                        config.max_new_tokens, vocab_size, teacher.dtype))
+        if config.single_step_reg:  # a budget too small is refused here
+            setup.log.info(describe_teacher_logits_plan(budget, rollouts_per_rank, config.max_new_tokens, vocab_size,
+                                                        teacher.dtype))
         method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
                               cli.validation_config(args), pretraining_term(args, setup, corpus_objective))
     except ValueError as err:
