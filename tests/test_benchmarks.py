@@ -29,3 +29,4 @@ def test_bench_methods_runs_at_toy_shapes(tmp_path):
     methods = json.loads(out.read_text())["methods"]
     assert {"sft", "kd", "kd_cached", "minillm"} <= set(methods)
     assert methods["sft"]["ratio_to_sft"] == 1.0 and "ms_per_rollout" in methods["minillm"]
+    assert all(figures["floor_ms_per_sample"] > 0 and figures["ratio_to_floor"] > 0 for figures in methods.values())
