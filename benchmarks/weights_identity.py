@@ -10,6 +10,7 @@ and then identical evaluations. The runs (one process, one torch thread, ZeRO-1 
            2 PPO epochs of mini-batches of 16, pretraining term with KD to the teacher
   opd      train_minillm.py --recipe opd: 3 steps of 16 rollouts (α 0), pretraining term
   gkd      train_kd.py --gkd-lambda 0.5 (JSD β 0.5, kd-ratio 1): 4 steps of 16, corpus term
+  sft, kd  train_sft.py; train_kd.py (forward KL, kd-ratio 0.5): 4 steps of 16
 each evaluated at its last step on 16 validation prompts (sampled Rouge-L, validation loss).
 `--also NAME RUN "FLAGS"` adds RUN again under NAME with extra FLAGS (e.g. a flag that selects
 another code path of the same checkout).
@@ -50,6 +51,11 @@ def runs(tiny: Path) -> dict[str, list[str]]:
                                 "16", "--micro-batch-size", "16", "--ppo-epochs", "2", "--rollout-batch-size", "16"],
         "opd": on_policy + ["--recipe", "opd", "--total-steps", "3", "--eval-interval", "3", "--batch-size", "16",
                             "--micro-batch-size", "16", "--rollout-batch-size", "16", "--teacher-mix-alpha", "0"],
+        "sft": ["train_sft.py", "--model-path", str(student), "--data-dir", str(full), "--total-steps", "4",
+                "--eval-interval", "4", "--batch-size", "16", "--micro-batch-size", "16"],
+        "kd": ["train_kd.py", "--model-path", str(student), "--teacher-model-path", str(teacher), "--data-dir",
+               str(full), "--kd-ratio", "0.5", "--total-steps", "4", "--eval-interval", "4", "--batch-size", "16",
+               "--micro-batch-size", "16"],
         "gkd": ["train_kd.py", "--model-path", str(student), "--teacher-model-path", str(teacher), "--data-dir",
                 str(full), "--kd-ratio", "1", "--kd-loss", "js_divergence", "--jsd-beta", "0.5", "--gkd-lambda", "0.5",
                 "--total-steps", "4", "--eval-interval", "4", "--batch-size", "16", "--micro-batch-size", "16",
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--code", type=Path, default=REPO_ROOT, help="the checkout to run (default: this one)")
     parser.add_argument("--tiny", type=Path, required=True, help="the tiny data root (see above)")
     parser.add_argument("--out", type=Path, required=True, help="run folders go here (overwritten)")
-    parser.add_argument("--runs", nargs="+", default=["minillm", "opd", "gkd"])
+    parser.add_argument("--runs", nargs="+", default=["sft", "kd", "minillm", "opd", "gkd"])
     parser.add_argument("--also", nargs=3, action="append", default=[], metavar=("NAME", "RUN", "FLAGS"))
     args = parser.parse_args(argv)
     commands = runs(args.tiny.resolve())
