@@ -18,15 +18,19 @@ evaluation and checkpoint saving off on both sides. Both sides draw batches from
 processed training split; each side shuffles with its own sampler). The teacher is the tiny
 teacher fine-tuned briefly (`--teacher-steps`), enough for timing (not for quality).
 
-Timing: each run is a fresh process (`--child`); the time of a step is the interval between the
-ends of consecutive optimizer steps (everything the loop does: batch assembly, sampling, forward,
-backward, update, logging), so the first step (start-up, warm-up) never counts, and `--warmup`
-more are dropped. A run's figure is the median step interval / batch: ms per optimizer sample.
-GKD's steps are on-policy (the student samples) or not with probability λ on both sides (each
-side's own seeded draw): its figure is λ · median(on-policy) + (1 − λ) · median(off-policy), the
-expected time of a step. Rounds alternate ours / TRL `--rounds` times; a round's ratio is ours /
-TRL, and the report gives their min / median / max, plus each side's peak resident memory
-(`ru_maxrss` of the run's process). On a shared machine only the paired ratios mean anything.
+Timing: a round starts one process per side (`--child`); once both are set up they take their
+optimizer steps in turn, ours first, each step starting when the other side's has ended (pipes to
+this process pass the turn), so the two never run at once and load from other processes drifts
+over both alike. A step is timed from its start to its end as each loop defines them: ours, all of
+`train_step` (batch assembly, sampling, forward, backward, update); TRL, from the `on_step_begin`
+to the `on_step_end` callback (sampling, forward, backward, update; its dataloader collates the
+batch before that, so TRL's collation is not counted). The first `--warmup` steps are left out; a
+run's figure is its median step / batch: ms per optimizer sample. GKD's steps are on-policy (the
+student samples) or not with probability λ on both sides (each side's own seeded draw): its figure
+is λ · median(on-policy) + (1 − λ) · median(off-policy), the expected time of a step. `--rounds`
+rounds; a round's ratio is ours / TRL, and the report gives their min / median / max, plus each
+side's peak resident memory (`ru_maxrss` of its process). On a shared machine only the paired
+ratios mean anything.
 
 JSON (`--out`): {"machine", "settings", "pairs": {method: {"ratio" (median), "ratios", "ours_ms",
 "trl_ms" (per round), "ours_peak_rss_mib", "trl_peak_rss_mib" (median over rounds)}}}.
@@ -98,36 +102,48 @@ def prepare(work: Path, preset: dict, teacher_steps: int) -> dict[str, str]:
 # -- one run (a child process) --------------------------------------------------------------------
 
 class StepClock:
-    """The ends of optimizer steps, each with the kind of step that ended."""
+    """Each optimizer step's duration and kind. With a baton (two pipe ends to the parent) every
+    step waits for the parent's go before it starts and reports when it ends, so the parent runs
+    the two sides' steps in turn (see `run_pair`)."""
 
-    def __init__(self):
-        self.ends: list[float] = []
+    def __init__(self, baton: tuple[int, int] | None):
+        self.baton = baton
+        self.durations: list[float] = []
         self.kinds: list[str] = []
+        self.started = 0.0
 
-    def mark(self, kind: str) -> None:
-        self.ends.append(time.perf_counter())
+    def begin(self) -> None:
+        if self.baton is not None:
+            os.write(self.baton[1], b"r")  # ready for a step
+            if os.read(self.baton[0], 1) != b"g":
+                raise SystemExit("the benchmark's parent went away")
+        self.started = time.perf_counter()
+
+    def end(self, kind: str) -> None:
+        self.durations.append(time.perf_counter() - self.started)
         self.kinds.append(kind)
+        if self.baton is not None:
+            os.write(self.baton[1], b"d")  # done: the other side's turn
 
     def result(self) -> dict:
-        intervals = [b - a for a, b in zip(self.ends, self.ends[1:])]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        return {"intervals": intervals, "kinds": self.kinds[1:], "peak_rss_mib": peak}
+        return {"durations": self.durations, "kinds": self.kinds, "peak_rss_mib": peak}
 
 
-def run_ours(method: str, inputs: dict, preset: dict, steps: int, save: str) -> dict:
+def run_ours(method: str, inputs: dict, preset: dict, steps: int, save: str, clock: StepClock) -> None:
     """Our entrypoint in this process, its steps timed; evaluation and saving switched off."""
     from minillm.ppo.step import OnPolicyStep
     from minillm.train import loop
     from minillm.train.response_source import STUDENT
     from minillm.train.token_step import TokenStep
 
-    clock = StepClock()
     for cls in (TokenStep, OnPolicyStep):
         def timed(self, step, counters, _original=cls.train_step):
+            clock.begin()
             result = _original(self, step, counters)
             responses = getattr(self, "responses", None)
             on_policy = isinstance(self, OnPolicyStep) or (responses is not None and responses.kind(step) == STUDENT)
-            clock.mark(ON_POLICY if on_policy else OFF_POLICY)
+            clock.end(ON_POLICY if on_policy else OFF_POLICY)
             return result
         cls.train_step = timed
     loop.TrainingLoop._evaluate_and_save = lambda self, step: None
@@ -151,10 +167,9 @@ def run_ours(method: str, inputs: dict, preset: dict, steps: int, save: str) -> 
         import train_minillm as entrypoint
         argv = ["--data-dir", inputs["prompt"], *teacher, "--recipe", "opd", "--rollout-batch-size", str(preset["batch"])]
     entrypoint.main(argv + common)
-    return clock.result()
 
 
-def run_trl(method: str, inputs: dict, preset: dict, steps: int, save: str) -> dict:
+def run_trl(method: str, inputs: dict, preset: dict, steps: int, save: str, clock: StepClock) -> None:
     import random
 
     import torch
@@ -165,12 +180,14 @@ def run_trl(method: str, inputs: dict, preset: dict, steps: int, save: str) -> d
 
     from minillm.data.datasets import TokenDataset
 
-    clock = StepClock()
     sampled = {"now": False}
 
     class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            clock.begin()
+
         def on_step_end(self, args, state, control, **kwargs):
-            clock.mark(ON_POLICY if sampled["now"] or method == "opd" else OFF_POLICY)
+            clock.end(ON_POLICY if sampled["now"] or method == "opd" else OFF_POLICY)
             sampled["now"] = False
 
     original = GKDTrainer.generate_on_policy_outputs
@@ -222,27 +239,27 @@ def run_trl(method: str, inputs: dict, preset: dict, steps: int, save: str) -> d
             trainer = GKDTrainer(model=student, teacher_model=teacher, args=config, train_dataset=rows,
                                  processing_class=tokenizer, callbacks=[Clock()])
     trainer.train()
-    return clock.result()
 
 
 def child(side: str, method: str, spec: str) -> None:
     import torch
     torch.set_num_threads(1)
     settings = json.loads(spec)
+    clock = StepClock(tuple(settings["baton"]) if settings.get("baton") else None)
     with tempfile.TemporaryDirectory() as save:
         runner = run_ours if side == "ours" else run_trl
-        result = runner(method, settings["inputs"], settings["preset"], settings["steps"], save + "/run")
-    print("RESULT " + json.dumps(result), flush=True)
+        runner(method, settings["inputs"], settings["preset"], settings["steps"], save + "/run", clock)
+    Path(settings["result"]).write_text(json.dumps(clock.result()))
 
 
 # -- the comparison -------------------------------------------------------------------------------
 
 def ms_per_sample(result: dict, method: str, warmup: int, batch: int) -> float:
-    """Median step interval after `warmup` steps, per sample; GKD weighted by λ (see above)."""
-    intervals, kinds = result["intervals"][warmup:], result["kinds"][warmup:]
+    """Median step duration after `warmup` steps, per sample; GKD weighted by λ (see above)."""
+    durations, kinds = result["durations"][warmup:], result["kinds"][warmup:]
     if method != "gkd":
-        return 1000 * statistics.median(intervals) / batch
-    by_kind = {kind: [t for t, k in zip(intervals, kinds) if k == kind] for kind in (ON_POLICY, OFF_POLICY)}
+        return 1000 * statistics.median(durations) / batch
+    by_kind = {kind: [t for t, k in zip(durations, kinds) if k == kind] for kind in (ON_POLICY, OFF_POLICY)}
     missing = [kind for kind, values in by_kind.items() if not values]
     if missing:
         raise SystemExit(f"error: a GKD run had no {missing[0]} step after the warm-up: raise --steps")
@@ -250,18 +267,47 @@ def ms_per_sample(result: dict, method: str, warmup: int, batch: int) -> float:
     return 1000 * (GKD_LAMBDA * on + (1 - GKD_LAMBDA) * off) / batch
 
 
-def run_side(side: str, method: str, settings: dict, log: Path) -> dict:
+def run_pair(method: str, settings: dict, log: Path) -> dict[str, dict]:
+    """One round: both sides start and set up, then take their optimizer steps in turn, ours first,
+    each step waiting for the other side's to end, so that load from other processes drifts over
+    both alike and the two never run at once. Their output is appended to `log`."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "WANDB_DISABLED": "true"}
-    result = subprocess.run([sys.executable, __file__, "--child", side, method, json.dumps(settings)], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True)
-    with log.open("a") as out:
-        out.write(f"==== {side} {method}\n{result.stdout}\n{result.stderr}\n")
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode or not lines:
-        raise SystemExit(f"error: the {side} {method} run failed (exit {result.returncode}); its output is in {log}")
-    return json.loads(lines[-1][len("RESULT "):])
+           "WANDB_DISABLED": "true", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    sides, channels, processes = ("ours", "trl"), {}, {}
+    with tempfile.TemporaryDirectory() as scratch, log.open("a") as out:
+        for side in sides:
+            to_child, from_child = os.pipe(), os.pipe()
+            spec = {**settings, "baton": [to_child[0], from_child[1]], "result": f"{scratch}/{side}.json"}
+            out.write(f"==== {side} {method}\n")
+            out.flush()
+            processes[side] = subprocess.Popen([sys.executable, __file__, "--child", side, method, json.dumps(spec)],
+                                               cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                               pass_fds=(to_child[0], from_child[1]))
+            os.close(to_child[0])
+            os.close(from_child[1])
+            channels[side] = (from_child[0], to_child[1])  # (the child's messages, the parent's go)
+        try:
+            ready = {side: os.read(channels[side][0], 1) == b"r" for side in sides}  # b"" if it died
+            while any(ready.values()):
+                for side in sides:
+                    if ready[side]:
+                        os.write(channels[side][1], b"g")
+                        finished_step = os.read(channels[side][0], 1) == b"d"
+                        ready[side] = finished_step and os.read(channels[side][0], 1) == b"r"  # b"": no more steps
+        finally:
+            for side in sides:
+                for fd in channels[side]:
+                    os.close(fd)
+                processes[side].wait()
+        results = {}
+        for side in sides:
+            path = Path(f"{scratch}/{side}.json")
+            if processes[side].returncode or not path.exists():
+                raise SystemExit(f"error: the {side} {method} run failed (exit {processes[side].returncode}); "
+                                 f"its output is in {log}")
+            results[side] = json.loads(path.read_text())
+    return results
 
 
 def compare(args: argparse.Namespace) -> dict:
@@ -273,7 +319,7 @@ def compare(args: argparse.Namespace) -> dict:
         settings = {"inputs": inputs, "preset": preset, "steps": args.steps or STEPS[method]}
         ours, trl, ratios, rss = [], [], [], {"ours": [], "trl": []}
         for round_ in range(args.rounds):
-            results = {side: run_side(side, method, settings, log) for side in ("ours", "trl")}
+            results = run_pair(method, settings, log)
             ours.append(ms_per_sample(results["ours"], method, args.warmup, preset["batch"]))
             trl.append(ms_per_sample(results["trl"], method, args.warmup, preset["batch"]))
             ratios.append(ours[-1] / trl[-1])
@@ -328,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--rounds", type=int, default=3, help="alternated ours / TRL pairs of runs (default 3)")
     parser.add_argument("--steps", type=int, default=0, help=f"optimizer steps per run (default per method: {STEPS})")
-    parser.add_argument("--warmup", type=int, default=2, help="step intervals dropped after the first step (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the figures (default 2)")
     parser.add_argument("--teacher-steps", type=int, default=40, help="the tiny teacher's fine-tuning steps (default 40)")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "results/bench/peers-work",
                         help="the tiny checkpoints, data and logs (made once; default %(default)s)")
@@ -338,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("need --rounds ≥ 1, --warmup ≥ 0, --steps ≥ 0")
     steps = args.steps or min(STEPS[m] for m in args.methods)
     if steps < args.warmup + 3:
-        parser.error(f"--steps ({steps}) must leave at least 2 timed intervals after --warmup ({args.warmup})")
+        parser.error(f"--steps ({steps}) must leave at least 3 timed steps after --warmup ({args.warmup})")
     reason = trl_missing()
     if reason:
         raise SystemExit(f"error: {reason}")

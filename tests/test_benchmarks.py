@@ -38,12 +38,12 @@ def test_bench_methods_runs_at_toy_shapes(tmp_path):
 
 def test_bench_peers_figures_drop_the_warm_up_and_weight_gkd_steps_by_lambda():
     on, off = bench_peers.ON_POLICY, bench_peers.OFF_POLICY
-    run = {"intervals": [9.6, 3.2, 6.4, 3.2, 6.4, 3.2], "kinds": [on, off, on, off, on, off]}
+    run = {"durations": [9.6, 3.2, 6.4, 3.2, 6.4, 3.2], "kinds": [on, off, on, off, on, off]}
     assert bench_peers.ms_per_sample(run, "sft", warmup=1, batch=32) == pytest.approx(1000 * 3.2 / 32)
     # λ 0.5: half the median on-policy step (6.4 s) and half the median off-policy one (3.2 s)
     assert bench_peers.ms_per_sample(run, "gkd", warmup=1, batch=32) == pytest.approx(1000 * 4.8 / 32)
     with pytest.raises(SystemExit, match="no on-policy step after the warm-up"):
-        bench_peers.ms_per_sample({"intervals": [1.0, 2.0], "kinds": [off, off]}, "gkd", warmup=0, batch=32)
+        bench_peers.ms_per_sample({"durations": [1.0, 2.0], "kinds": [off, off]}, "gkd", warmup=0, batch=32)
 
 
 def test_bench_peers_says_how_to_install_trl_when_it_is_missing(monkeypatch):
