@@ -32,8 +32,9 @@ rounds; a round's ratio is ours / TRL, and the report gives their min / median /
 side's peak resident memory (`ru_maxrss` of its process). On a shared machine only the paired
 ratios mean anything.
 
-JSON (`--out`): {"machine", "settings", "pairs": {method: {"ratio" (median), "ratios", "ours_ms",
-"trl_ms" (per round), "ours_peak_rss_mib", "trl_peak_rss_mib" (median over rounds)}}}.
+JSON (`--out`): {"machine", "settings", "pairs": {method: {"ratio" (median), "ratio_min", "ratio_max",
+"ratios", "ours_ms", "trl_ms" (per round), "ours_peak_rss_mib", "trl_peak_rss_mib" (median over
+rounds), "runs" (per round and side: every step's "durations" and "kinds", "peak_rss_mib")}}}.
 """
 from __future__ import annotations
 
@@ -317,9 +318,10 @@ def compare(args: argparse.Namespace) -> dict:
     pairs = {}
     for method in args.methods:
         settings = {"inputs": inputs, "preset": preset, "steps": args.steps or STEPS[method]}
-        ours, trl, ratios, rss = [], [], [], {"ours": [], "trl": []}
+        ours, trl, ratios, rss, runs = [], [], [], {"ours": [], "trl": []}, []
         for round_ in range(args.rounds):
             results = run_pair(method, settings, log)
+            runs.append(results)
             ours.append(ms_per_sample(results["ours"], method, args.warmup, preset["batch"]))
             trl.append(ms_per_sample(results["trl"], method, args.warmup, preset["batch"]))
             ratios.append(ours[-1] / trl[-1])
@@ -330,7 +332,7 @@ def compare(args: argparse.Namespace) -> dict:
         pairs[method] = {"ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
                          "ratios": ratios, "ours_ms": ours, "trl_ms": trl,
                          "ours_peak_rss_mib": statistics.median(rss["ours"]),
-                         "trl_peak_rss_mib": statistics.median(rss["trl"])}
+                         "trl_peak_rss_mib": statistics.median(rss["trl"]), "runs": runs}
     import torch
     import transformers
     import trl
