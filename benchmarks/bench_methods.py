@@ -12,10 +12,13 @@ in bench_minillm.py). A token-level step is collate_sft → objective → backwa
 cycle: `--num-rollouts` rollouts sampled in batches of `--rollout-batch` with the teacher mixed in
 (α = 0.2) and its logits kept (`--teacher-logits-budget`), then `--ppo-epochs` passes of
 mini-batches of `--batch` rollouts, each step also training on `--batch` pretraining chunks with
-the cached KD term; `minillm_recomputed` is the same cycle the default way (a teacher forward per
-mini-batch and per corpus batch). Per optimizer sample = cycle / (ppo_epochs × num_rollouts).
-Figures: median of `--repeats` rounds after one warm-up; each round times every method once, so
-that other processes' load on a shared machine falls on all methods alike.
+the cached KD term; `minillm_recomputed` is the same cycle on the recomputed path (a teacher
+forward per mini-batch, `--teacher-logits-budget 0`, and per corpus batch, no `--teacher-cache`).
+Per optimizer sample = cycle / (ppo_epochs × num_rollouts).
+Beside each method, its floor: the same work as bare torch calls at the same shapes (see "the
+floor" below), and the method's ratio to it.
+Figures: median of `--repeats` rounds after one warm-up; each round times every method and floor
+once, so that other processes' load on a shared machine falls on all of them alike.
 """
 from __future__ import annotations
 
