@@ -14,9 +14,11 @@ Pairs (ours ↔ TRL):
 Workload (the tiny preset's): the checkpoints and data of tools/make_tiny_default.py, processed at
 max length 128 and prompt ≤ 80 (48 new tokens), batch 32 (one micro-batch), fp32 on CPU, dropout
 as each pair's recipe sets it (SFT: the config's 0.1 on both; the others 0), lr 5e-4 constant,
-evaluation and checkpoint saving off on both sides. Both sides draw batches from the same rows (the
-processed training split; each side shuffles with its own sampler). The teacher is the tiny
-teacher fine-tuned briefly (`--teacher-steps`), enough for timing (not for quality).
+evaluation and checkpoint saving off on both sides, and no gradient checkpointing on either (TRL's
+configs turn it on by default: `--trl-gradient-checkpointing` keeps TRL's default). Both sides draw
+batches from the same rows (the processed training split; each side shuffles with its own sampler).
+The teacher is the tiny teacher fine-tuned briefly (`--teacher-steps`), enough for timing (not for
+quality).
 
 Timing: a round starts one process per side (`--child`); once both are set up they take their
 optimizer steps in turn, ours first, each step starting when the other side's has ended (pipes to
@@ -206,8 +208,8 @@ def run_trl(method: str, inputs: dict, preset: dict, steps: int, save: str, cloc
     common = dict(output_dir=save, per_device_train_batch_size=preset["batch"], gradient_accumulation_steps=1,
                   learning_rate=preset["lr"], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.01,
                   max_grad_norm=1.0, max_steps=steps, use_cpu=True, bf16=False, fp16=False,
-                  gradient_checkpointing=False, eval_strategy="no", save_strategy="no", report_to="none",
-                  logging_steps=steps, disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False,
+                  gradient_checkpointing=preset["trl_gradient_checkpointing"], eval_strategy="no",
+                  save_strategy="no", report_to="none", logging_steps=steps, disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False,
                   seed=SEED, optim="adamw_torch")
     random.seed(SEED)
     if method == "opd":
@@ -317,7 +319,8 @@ def compare(args: argparse.Namespace) -> dict:
     log = args.work / "runs.log"
     pairs = {}
     for method in args.methods:
-        settings = {"inputs": inputs, "preset": preset, "steps": args.steps or STEPS[method]}
+        settings = {"inputs": inputs, "preset": {**preset, "trl_gradient_checkpointing": args.trl_gradient_checkpointing},
+                    "steps": args.steps or STEPS[method]}
         ours, trl, ratios, rss, runs = [], [], [], {"ours": [], "trl": []}, []
         for round_ in range(args.rounds):
             results = run_pair(method, settings, log)
@@ -340,7 +343,8 @@ def compare(args: argparse.Namespace) -> dict:
                        f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}",
             "settings": {"preset": args.preset, **preset, "rounds": args.rounds, "warmup": args.warmup,
                          "steps": {m: args.steps or STEPS[m] for m in args.methods}, "gkd_lambda": GKD_LAMBDA,
-                         "gkd_beta": GKD_BETA, "threads": 1, "dtype": "fp32"},
+                         "gkd_beta": GKD_BETA, "threads": 1, "dtype": "fp32",
+                         "trl_gradient_checkpointing": args.trl_gradient_checkpointing},
             "pairs": pairs}
 
 
@@ -378,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=0, help=f"optimizer steps per run (default per method: {STEPS})")
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the figures (default 2)")
     parser.add_argument("--teacher-steps", type=int, default=40, help="the tiny teacher's fine-tuning steps (default 40)")
+    parser.add_argument("--trl-gradient-checkpointing", action="store_true",
+                        help="TRL's own default (its configs turn it on); off unless given, so that both sides do "
+                             "the same work (ours does not recompute the forward in the backward)")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "results/bench/peers-work",
                         help="the tiny checkpoints, data and logs (made once; default %(default)s)")
     parser.add_argument("--out", type=Path, help="JSON report")
