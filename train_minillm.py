@@ -9,7 +9,8 @@ Defaults are the paper's: 256 rollouts per collection, 4 PPO epochs, mini-batch 
 `--recipe opd --cross-tokenizer aligned --teacher-tokenizer T`: a teacher with ANOTHER tokenizer scores
 the student's finished samples as text (minillm.ppo.cross_tokenizer; docs/cross-tokenizer.md).
 Paying the teacher once: `--teacher-cache DIR` (tools/cache_teacher.py on the corpus) for the
-pretraining KD term, `--teacher-logits-budget MIB` for the single-step term.
+pretraining KD term; the single-step term reuses the sampler's teacher logits by default when they
+fit (`--teacher-logits-budget`; 0 = a teacher forward per mini-batch).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from minillm.data.cross_tokenizer import TextCodec
 from minillm.losses import resolve_divergence_params
 from minillm.modeling import max_positions
 from minillm.ppo.cross_tokenizer import CrossTokenizerRolloutScorer
-from minillm.ppo.rollouts import describe_teacher_logits_plan
+from minillm.ppo.rollouts import default_teacher_logits_budget, describe_teacher_logits_plan
 from minillm.ppo.step import OnPolicyStep
 from minillm.recipes import MINILLM
 from minillm.train.loop import TrainingLoop, finish_run
@@ -61,12 +62,18 @@ def main(argv: list[str] | None = None) -> None:
     corpus_objective = KDObjective(None if args.teacher_cache else teacher, args.ptx_kd_ratio, args.ptx_kd_loss,
                                    vocab_size, args.kd_temperature, args.kd_chunk_size,
                                    resolve_divergence_params(args.ptx_kd_loss, {}))
-    config = replace(cli.on_policy_config(args), teacher_logits_budget_mib=args.teacher_logits_budget)
+    config = cli.on_policy_config(args)
+    rollouts_per_rank = config.num_rollouts // setup.dist.world_size
+    budget = args.teacher_logits_budget
+    if budget is None:  # the sampler's logits when the full vocabulary fits (exact), else a teacher forward;
+        # a teacher with another tokenizer has no logits over the student's tokens to keep
+        budget = 0.0 if teacher_terms is not None or not config.single_step_reg else default_teacher_logits_budget(
+            rollouts_per_rank, config.max_new_tokens, vocab_size, teacher.dtype)
+    config = replace(config, teacher_logits_budget_mib=budget)
     try:
-        if config.single_step_reg and config.teacher_logits_budget_mib:  # a budget too small is refused here
-            setup.log.info(describe_teacher_logits_plan(config.teacher_logits_budget_mib,
-                                                        config.num_rollouts // setup.dist.world_size,
-                                                        config.max_new_tokens, vocab_size, teacher.dtype))
+        if config.single_step_reg:  # a budget too small is refused here
+            setup.log.info(describe_teacher_logits_plan(budget, rollouts_per_rank, config.max_new_tokens, vocab_size,
+                                                        teacher.dtype))
         method = OnPolicyStep(setup, config, teacher, vocab_size, setup.train_set,
                               cli.validation_config(args),
                               pretraining_term(cli.corpus_config(args), teacher_config, setup, corpus_objective),

@@ -459,10 +459,12 @@ def add_teacher_cache_args(parser: argparse.ArgumentParser) -> None:
 def add_teacher_logits_args(parser: argparse.ArgumentParser) -> None:
     """MiniLLM: keep the teacher logits the sampler computes, for the single-step term."""
     group = parser.add_argument_group("teacher logits reuse")
-    group.add_argument("--teacher-logits-budget", type=_non_negative_float, default=0.0, metavar="MIB",
+    group.add_argument("--teacher-logits-budget", type=_non_negative_float, default=None, metavar="MIB",
                        help="keep the teacher's next-token logits from sampling (per rank, MiB) and use them for the "
                             "single-step term instead of a teacher forward per mini-batch: the full vocabulary when "
-                            "it fits, else the top k tokens + tail that fit (logged); 0 = off (a forward per step)")
+                            "it fits, else the top k tokens + tail that fit (an approximation; logged); 0 = off (a "
+                            "forward per mini-batch, the recomputed path). Unset: the full vocabulary when it fits "
+                            "in 1024 MiB (exact up to float rounding), else off")
 
 
 def _non_negative_float(text: str) -> float:

@@ -23,10 +23,13 @@ def cross_entropy_rows(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     """Per sequence, Σ over positions with labels != -100 of -log softmax(logits)[label].
 
     logits: [B, T, V] (any float dtype; the math runs in fp32), labels: [B, T] → [B].
+    Only the labelled positions' log-softmax is computed (prompts and padding are most of a
+    batch); each value, the row sums and the gradient are those of the full computation.
     """
-    per_token = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
-                                reduction="none")
-    return per_token.view(labels.shape).sum(1)
+    labelled = labels != IGNORE_INDEX
+    per_token = F.cross_entropy(logits[labelled].float(), labels[labelled], reduction="none")
+    return torch.zeros(labels.shape, dtype=per_token.dtype, device=per_token.device).masked_scatter(
+        labelled, per_token).sum(1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from world import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_peers  # noqa: E402
 
 
 def test_bench_minillm_runs_at_toy_shapes(tmp_path):
@@ -29,3 +33,19 @@ def test_bench_methods_runs_at_toy_shapes(tmp_path):
     methods = json.loads(out.read_text())["methods"]
     assert {"sft", "kd", "kd_cached", "minillm"} <= set(methods)
     assert methods["sft"]["ratio_to_sft"] == 1.0 and "ms_per_rollout" in methods["minillm"]
+    assert all(figures["floor_ms_per_sample"] > 0 and figures["ratio_to_floor"] > 0 for figures in methods.values())
+
+
+def test_bench_peers_figures_drop_the_warm_up_and_weight_gkd_steps_by_lambda():
+    on, off = bench_peers.ON_POLICY, bench_peers.OFF_POLICY
+    run = {"durations": [9.6, 3.2, 6.4, 3.2, 6.4, 3.2], "kinds": [on, off, on, off, on, off]}
+    assert bench_peers.ms_per_sample(run, "sft", warmup=1, batch=32) == pytest.approx(1000 * 3.2 / 32)
+    # λ 0.5: half the median on-policy step (6.4 s) and half the median off-policy one (3.2 s)
+    assert bench_peers.ms_per_sample(run, "gkd", warmup=1, batch=32) == pytest.approx(1000 * 4.8 / 32)
+    with pytest.raises(SystemExit, match="no on-policy step after the warm-up"):
+        bench_peers.ms_per_sample({"durations": [1.0, 2.0], "kinds": [off, off]}, "gkd", warmup=0, batch=32)
+
+
+def test_bench_peers_says_how_to_install_trl_when_it_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # import trl raises ImportError
+    assert 'pip install -e ".[peers]"' in bench_peers.trl_missing()

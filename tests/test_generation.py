@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 import minillm.args as cli
-from minillm.eval.generation import SamplingConfig, sample, token_entropy, warp_logits
+from minillm.eval import generation
+from minillm.eval.generation import SamplingConfig, sample, score_with_teacher, token_entropy, warp_logits
 
 EOS, PAD, VOCAB = 1, 1, 37
 
@@ -167,6 +168,72 @@ def test_without_mixing_the_teacher_does_not_change_the_samples(model, teacher):
     assert torch.equal(alone.tokens, paired.tokens)
 
 
+def test_without_mixing_the_teacher_runs_once_over_the_finished_rows(model, teacher):
+    """α = 0: the student samples alone and the teacher scores its samples in ONE forward, whose
+    log-probabilities and kept logits are a full forward's over [prompt | response] exactly."""
+    ids, mask = left_padded(PROMPTS)
+    calls, kept = [], []
+    handle = teacher.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        out = sample(model, ids, mask, SamplingConfig(max_new_tokens=10), EOS, PAD, teacher=teacher, teacher_mix=0.0,
+                     record_logprobs=True, generator=torch.Generator().manual_seed(4),
+                     keep_teacher_logits=lambda rows, steps, logits: kept.append((rows, steps, logits)))
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and len(kept) == 1
+    width = int(out.lengths.max())
+    rows, steps, logits = kept[0]
+    assert rows.tolist() == [0, 1, 2] and steps == slice(0, width) and logits.shape == (3, width, VOCAB + 3)
+    response_mask = torch.arange(width)[None, :] < out.lengths[:, None]
+    full_mask = torch.cat([mask, response_mask.long()], 1)
+    reference = teacher(input_ids=torch.cat([ids, out.tokens[:, :width]], 1), attention_mask=full_mask,
+                        position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0)).logits[:, ids.shape[1] - 1:-1]
+    torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-5)
+    expected = reference[..., :VOCAB].log_softmax(-1).gather(2, out.tokens[:, :width, None]).squeeze(2)
+    torch.testing.assert_close(out.teacher_logprobs[:, :width][response_mask], expected[response_mask],
+                               rtol=1e-5, atol=1e-5)
+    assert (out.teacher_logprobs[:, :width][~response_mask] == 0).all() and (out.teacher_logprobs[:, width:] == 0).all()
+
+
+def test_scoring_in_several_passes_equals_one_pass(model, teacher, monkeypatch):
+    ids, mask = left_padded(PROMPTS)
+    out = sample(model, ids, mask, SamplingConfig(max_new_tokens=10), EOS, PAD, generator=torch.Generator().manual_seed(6))
+    whole = score_with_teacher(teacher, ids, mask, out.tokens, out.lengths, VOCAB)
+    monkeypatch.setattr(generation, "SCORING_LOGITS_PER_PASS", 1)  # one row per pass
+    torch.testing.assert_close(score_with_teacher(teacher, ids, mask, out.tokens, out.lengths, VOCAB), whole,
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("student_name", "mix"), [("model", 0.2), ("llama", 0.0)])
+def test_the_preallocated_cache_computes_what_the_concatenated_cache_computes(request, teacher, monkeypatch,
+                                                                              student_name, mix):
+    """The reference loop: the same sampler over HF's DynamicCache (grown by concatenation at every
+    step). Bit for bit the same tokens, log-probabilities and kept teacher logits, with rows ending
+    (and dropped from the cache) at different steps."""
+    student = request.getfixturevalue(student_name)
+    ids, mask = left_padded(PROMPTS + [[6]])
+
+    def run(seed):
+        kept = []
+        out = sample(student, ids, mask, SamplingConfig(max_new_tokens=24), EOS, PAD, teacher=teacher, teacher_mix=mix,
+                     record_logprobs=True, generator=torch.Generator().manual_seed(seed),
+                     keep_teacher_logits=lambda rows, steps, x: kept.append((rows, steps, x)))
+        return out, kept
+
+    early = 0
+    for seed in range(3):
+        preallocated, kept = run(seed)
+        with monkeypatch.context() as patch:
+            patch.setattr(generation, "preallocated_cache", lambda net, capacity: DynamicCache(config=net.config))
+            concatenated, reference_kept = run(seed)
+        for name in ("tokens", "lengths", "student_logprobs", "teacher_logprobs"):
+            assert torch.equal(getattr(preallocated, name), getattr(concatenated, name)), name
+        for (rows, steps, x), (reference_rows, reference_steps, y) in zip(kept, reference_kept, strict=True):
+            assert torch.equal(rows, reference_rows) and steps == reference_steps and torch.equal(x, y)
+        early += int((preallocated.lengths < 24).sum())
+    assert early > 0  # rows were dropped from the cache mid-way
+
+
 def test_full_mixing_samples_from_the_teacher(model, teacher):
     """With α = 1 and a teacher that is certain, every drawn token is the teacher's choice."""
     ids, mask = left_padded(PROMPTS)
@@ -221,7 +288,7 @@ def test_static_cache_draws_the_same_tokens_as_the_eager_loop(request, case):
             outs[decode] = sample(student, ids, mask, SamplingConfig(max_new_tokens=steps, decode=decode, **settings),
                                   EOS, PAD, teacher=teacher, teacher_mix=0.2 if teacher else 0.0,
                                   record_logprobs=True, generator=torch.Generator().manual_seed(seed),
-                                  sync_ranks=sync, keep_teacher_logits=(lambda rows, t, x, into=kept[decode]:
+                                  sync_ranks=sync, keep_teacher_logits=(lambda rows, steps, x, into=kept[decode]:
                                                                         into.append((rows, x))) if teacher else None)
         assert_same_samples(outs["eager"], outs["static"])
         for (rows, logits), (static_rows, static_logits) in zip(kept["eager"], kept["static"], strict=True):

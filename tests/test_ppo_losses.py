@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minillm.ppo import losses
-from minillm.ppo.rollouts import Rollouts, whiten_minibatch
+from minillm.ppo.rollouts import Rollouts, scored_logprobs, whiten_minibatch
 
 
 def _prefix_mask(lengths: list[int], T: int) -> torch.Tensor:
@@ -217,3 +217,18 @@ def test_prompt_share_repeats_each_drawn_prompt_side_by_side(world_size: int) ->
     assert sorted(drawn.tolist()) == sorted(sampler.global_indices(2).tolist()) and len(set(drawn.tolist())) == 4
     plain = GlobalBatchSampler(num_items=10, global_batch=16 // 4, seed=3)
     assert np.array_equal(prompt_share(plain, 2, 0, 1, 4, 1), plain.micro_batches(2, 0, 1, 4)[0])
+
+
+def test_scored_logprobs_are_the_full_log_softmax_at_the_masked_positions_and_zero_elsewhere() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11, requires_grad=True)
+    tokens = torch.randint(0, 11, (3, 5))
+    mask = (torch.arange(5)[None, :] < torch.tensor([[5], [2], [0]])).float()
+    picked = scored_logprobs(logits, tokens, mask)
+    full = logits.log_softmax(-1).gather(2, tokens[:, :, None]).squeeze(2)
+    assert torch.equal(picked, torch.where(mask.bool(), full, 0.0))
+    weights = torch.randn(3, 5)
+    grad, = torch.autograd.grad((picked * weights).sum(), logits)
+    expected, = torch.autograd.grad((torch.where(mask.bool(), full, 0.0) * weights).sum(), logits)
+    torch.testing.assert_close(grad, expected)
+    assert (grad[2] == 0).all()  # a row with no scored token gets no gradient

@@ -33,7 +33,14 @@ from minillm.losses import (
 )
 from minillm.modeling import load_tokenizer
 from minillm.ppo import losses as ppo
-from minillm.ppo.rollouts import collate_rollouts, collect, teacher_logits_top_k
+from minillm.ppo.rollouts import (
+    DEFAULT_TEACHER_LOGITS_MIB,
+    collate_rollouts,
+    collect,
+    default_teacher_logits_budget,
+    describe_teacher_logits_plan,
+    teacher_logits_top_k,
+)
 from minillm.ppo.step import OnPolicyStep
 from minillm.train.objectives import KDObjective
 
@@ -251,16 +258,18 @@ def test_train_kd_reads_the_cache_and_never_loads_the_teacher(cache_world, tmp_p
 
 # -- MiniLLM: the sampler's teacher logits -----------------------------------------------------
 
-def test_the_single_step_term_on_kept_teacher_logits_equals_the_recomputed_one():
+@pytest.mark.parametrize("teacher_mix", [0.2, 0.0])
+def test_the_single_step_term_on_kept_teacher_logits_equals_the_recomputed_one(teacher_mix):
     """Same rollouts, same student: the loss and gradient with the sampler's kept teacher logits
-    equal those with a teacher forward per mini-batch, within float tolerance."""
+    (stepped alongside the student, or from the one scoring pass without mixing) equal those with
+    a teacher forward per mini-batch, within float tolerance."""
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=40, n_layer=1, n_head=2, n_embd=16, n_positions=64, bos_token_id=None,
                         eos_token_id=None, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # MiniLLM: no dropout
     student, teacher = GPT2LMHeadModel(config), GPT2LMHeadModel(GPT2Config(**{**config.to_dict(), "n_layer": 2}))
     teacher.eval().requires_grad_(False)
     prompts = [np.random.default_rng(i).integers(0, 39, 3 + i) for i in range(6)]
-    rollouts = collect(student, teacher, prompts, config=SamplingConfig(max_new_tokens=7), teacher_mix=0.2,
+    rollouts = collect(student, teacher, prompts, config=SamplingConfig(max_new_tokens=7), teacher_mix=teacher_mix,
                        reward_scaling=0.5, reward_clip=100.0, gamma=0.95, length_norm=True, eos_token_id=39,
                        pad_token_id=39, max_prompt_length=16, batch_size=4, generator=torch.Generator().manual_seed(0),
                        device=torch.device("cpu"), sync_ranks=False, teacher_logits_budget_mib=1.0, vocab_size=39)
@@ -276,6 +285,14 @@ def test_the_single_step_term_on_kept_teacher_logits_equals_the_recomputed_one()
         results.append((parts["reg_loss"], loss.detach(), grad))
     for kept_value, recomputed in zip(*results):
         assert torch.allclose(kept_value, recomputed, rtol=1e-5, atol=1e-7)
+
+
+def test_by_default_the_logits_are_kept_only_when_the_full_vocabulary_fits():
+    # 256 rollouts × 256 tokens × 50257 columns: 6.1 GiB in bf16 → a teacher forward; a tenth of it is kept
+    assert default_teacher_logits_budget(256, 256, 50257, torch.bfloat16) == 0
+    assert default_teacher_logits_budget(32, 256, 50257, torch.bfloat16) == DEFAULT_TEACHER_LOGITS_MIB
+    assert teacher_logits_top_k(DEFAULT_TEACHER_LOGITS_MIB, 32, 256, 50257, torch.bfloat16) == 50257  # never top-k
+    assert "a teacher forward per mini-batch" in describe_teacher_logits_plan(0, 256, 256, 50257, torch.bfloat16)
 
 
 def test_the_budget_decides_between_full_logits_and_top_k():

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from minillm.data.datasets import collate_prompts
-from minillm.eval.generation import SamplingConfig, sample
+from minillm.eval.generation import KeepTeacherLogits, SamplingConfig, sample
 from minillm.losses import top_k_with_tail
 from minillm.modeling import position_ids_from_mask
 from minillm.ppo import losses as ppo
@@ -81,11 +81,29 @@ def teacher_logits_top_k(budget_mib: float, rollouts: int, new_tokens: int, voca
     return k
 
 
+# Without --teacher-logits-budget the single-step term reuses the sampler's teacher logits when
+# the full vocabulary fits in this many MiB per rank: exact up to float rounding (a decode step and
+# a full forward round differently). A top-k record is an approximation, so it is never a default.
+DEFAULT_TEACHER_LOGITS_MIB = 1024.0
+
+
+def default_teacher_logits_budget(rollouts: int, new_tokens: int, vocab_size: int, dtype: torch.dtype) -> float:
+    """The budget that applies when none is given: DEFAULT_TEACHER_LOGITS_MIB if the full logits of
+    `rollouts` × `new_tokens` positions fit in it, else 0 (a teacher forward per mini-batch)."""
+    fits = rollouts * new_tokens * vocab_size * dtype.itemsize <= DEFAULT_TEACHER_LOGITS_MIB * 2 ** 20
+    return DEFAULT_TEACHER_LOGITS_MIB if fits else 0.0
+
+
 def describe_teacher_logits_plan(budget_mib: float, rollouts: int, new_tokens: int, vocab_size: int,
                                  dtype: torch.dtype) -> str:
-    """The log line that says what the single-step term will use."""
-    k = teacher_logits_top_k(budget_mib, rollouts, new_tokens, vocab_size, dtype)
+    """The log line that says what the single-step term will use (budget 0: a teacher forward)."""
     positions = rollouts * new_tokens
+    if budget_mib == 0:
+        size = positions * vocab_size * dtype.itemsize / 2 ** 20
+        return (f"single-step term: a teacher forward per mini-batch (the full logits of {positions} response "
+                f"positions would take {size:.1f} MiB per rank; --teacher-logits-budget 0, or unset and above "
+                f"{DEFAULT_TEACHER_LOGITS_MIB:g} MiB)")
+    k = teacher_logits_top_k(budget_mib, rollouts, new_tokens, vocab_size, dtype)
     if k >= vocab_size:
         size = positions * vocab_size * dtype.itemsize / 2 ** 20
         return (f"single-step term: the sampler's teacher logits, full vocabulary ({size:.1f} MiB per rank for "
@@ -101,24 +119,24 @@ class KeptTeacher:
     top-k ids [N, T, k] (int32) and bucket log-probs [N, T, k + 1] (`top_k_with_tail`)."""
 
     def __init__(self, rows: int, steps: int, vocab_size: int, k: int, dtype: torch.dtype, device: torch.device):
-        self.vocab_size, self.k = vocab_size, k
+        self.vocab_size, self.k, self.device = vocab_size, k, device
         if k >= vocab_size:
             self.tensors = {"teacher_logits": torch.zeros(rows, steps, vocab_size, dtype=dtype, device=device)}
         else:
             self.tensors = {"teacher_ids": torch.zeros(rows, steps, k, dtype=torch.int32, device=device),
                             "teacher_log_probs": torch.zeros(rows, steps, k + 1, device=device)}
 
-    def recorder(self, first_row: int) -> Callable[[torch.Tensor, int, torch.Tensor], None]:
+    def recorder(self, first_row: int) -> KeepTeacherLogits:
         """`sample`'s keep_teacher_logits for the sampling batch that starts at row `first_row`."""
-        def record(rows: torch.Tensor, t: int, logits: torch.Tensor) -> None:
-            logits = logits[:, :self.vocab_size]
-            rows = rows + first_row
+        def record(rows: torch.Tensor, steps: slice, logits: torch.Tensor) -> None:
+            logits = logits[..., :self.vocab_size]
+            rows = (rows + first_row).to(self.device)
             if "teacher_logits" in self.tensors:
-                self.tensors["teacher_logits"][rows, t] = logits
+                self.tensors["teacher_logits"][rows, steps] = logits.to(self.device)
             else:
                 ids, log_probs = top_k_with_tail(logits.float().log_softmax(-1), self.k)
-                self.tensors["teacher_ids"][rows, t] = ids.int()
-                self.tensors["teacher_log_probs"][rows, t] = log_probs
+                self.tensors["teacher_ids"][rows, steps] = ids.int().to(self.device)
+                self.tensors["teacher_log_probs"][rows, steps] = log_probs.to(self.device)
         return record
 
 
@@ -222,6 +240,16 @@ def collate_rollouts(rollouts: Rollouts, indices: np.ndarray, pad_token_id: int,
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["response_start"] = prompt["input_ids"].shape[1]
     return batch
+
+
+def scored_logprobs(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token] at the positions of `mask`, 0 elsewhere: logits [B, T, V], tokens
+    and mask [B, T] → [B, T] float32. The log-softmax runs over the masked positions only (a
+    mini-batch's responses end at different lengths); each position's value is what the full
+    log-softmax gives there."""
+    valid = mask.bool()
+    picked = logits[valid].float().log_softmax(-1).gather(1, tokens[valid][:, None]).squeeze(1)
+    return torch.zeros(mask.shape, dtype=picked.dtype, device=picked.device).masked_scatter(valid, picked)
 
 
 def single_step_term(student_logits: torch.Tensor, batch: dict[str, torch.Tensor],

@@ -31,6 +31,7 @@ from minillm.ppo.rollouts import (
     collate_rollouts,
     collect,
     single_step_term,
+    scored_logprobs,
     whiten_minibatch,
 )
 from minillm.train.engine import per_stream_sums
@@ -172,14 +173,17 @@ class OnPolicyStep:
     def _policy_terms(self, batch: dict, row_scale: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The rollout terms, each sequence weighted by `row_scale` [B] (normalisation × stream weight)."""
         start, width = batch["response_start"], batch["mask"].shape[1]
+        # The output projection only where a response token is predicted (prompts are left-padded
+        # to the same width, so those positions are one range for every row).
+        scored = torch.arange(start - 1, start - 1 + width, device=batch["input_ids"].device)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
-        logits = self.engine(**inputs).logits[:, start - 1:start - 1 + width]
-        logprobs = logits.float().log_softmax(-1).gather(2, batch["responses"][:, :, None]).squeeze(2)
+        logits = self.engine(**inputs, logits_to_keep=scored).logits
+        logprobs = scored_logprobs(logits, batch["responses"], batch["mask"])
         pg, stats = ppo.policy_loss(logprobs, batch["old_logprobs"], batch["weights"], batch["advantages"],
                                     batch["mask"] * row_scale[:, None], self.config.clip_eps)
         total, parts = pg, {"pg_loss": pg.detach(), **stats}
         if self.config.single_step_reg:
-            reg = single_step_term(logits, batch, lambda: self.teacher(**inputs).logits[:, start - 1:start - 1 + width],
+            reg = single_step_term(logits, batch, lambda: self.teacher(**inputs, logits_to_keep=scored).logits,
                                    self.vocab_size, row_scale)
             total = total + reg
             parts["reg_loss"] = reg.detach()

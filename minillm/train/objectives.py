@@ -69,7 +69,9 @@ class KDObjective:
 
     def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = _forward(model, batch)
-        ce = cross_entropy_rows(logits, batch["labels"])
+        # At kd_ratio 1 the CE is only reported: no graph for a backward that would add zeros.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.kd_ratio < 1):
+            ce = cross_entropy_rows(logits, batch["labels"])
         settings = dict(reduction="rows", temperature=self.temperature, vocab_size=self.vocab_size,
                         chunk_size=self.chunk_size, **self.params)
         if self.teacher is None:
