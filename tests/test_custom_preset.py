@@ -119,7 +119,7 @@ def test_cap_rows_keeps_the_validation_rows_and_the_first_training_rows(tmp_path
 # ---------------------------------------------------------------- the README's CPU recipe, minimal
 
 @needs_shared
-@pytest.mark.slow
+@pytest.mark.long
 def test_readme_cpu_recipe_at_a_minimal_size(tmp_path):
     """The README's CPU recipe for the custom preset (models by tools/make_random_model.py from a
     GPT-2 config and the official GPT-2 tokenizer, the shared dolly sample and eval set), shrunk:

@@ -139,7 +139,7 @@ def test_peak_flops_by_gpu_name_or_override():
     assert gpu_check_report.peak_tflops(None, None) is None  # CPU: MFU n/a
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @needs_shared
 def test_cpu_smoke_runs_every_stage_kind_through_its_script(tmp_path):
     env = {**os.environ, "GPU_CHECK_DIR": str(tmp_path / "check"), "OMP_NUM_THREADS": "1"}
