@@ -6,7 +6,7 @@
 Builds the tiny preset's stages (default METHODS, one training seed) from its real models and
 data, and, with --custom, the README's custom CPU recipe (GPT-2 16M teacher, 7M student, the
 official GPT-2 tokenizer, the shared dolly sample; needs ../shared/data), and prints each
-stage's FLOPs, estimate and the measured time beside it (README / docs/results/tiny: 2 idle
+stage's FLOPs, estimate and the measured time beside it (README / docs/results/tiny-24-animals: 2 idle
 cores) with their ratio. The estimate uses the matmul probe of this machine unless --gflops is
 given: on cores shared with other jobs the probe reads low, and so would the run.
 """
@@ -26,7 +26,7 @@ from minillm.data.rationale import convert_raw_row  # noqa: E402
 from minillm.experiments import budget  # noqa: E402
 from minillm.modeling import load_tokenizer  # noqa: E402
 
-# Stage times of the tiny preset, training seed 10 (docs/results/tiny/comparison.md, "Stages").
+# Stage times of the tiny preset, training seed 10 (docs/results/tiny-24-animals/comparison.md, "Stages").
 TINY_MEASURED = {"teacher": 193.0, "seqkd-data": 31.5, "dss-teacher": 54.9, "dss-teacher-data": 15.6,
                  "sft": 26.5, "kd-forward_kl": 41.7, "seqkd": 26.0, "minillm": 36.1, "dss": 28.0, "dss-gold": 28.3,
                  "dss-kd": 47.9, "dss-minillm": 33.4, "eval-teacher": 12.3, "eval-sft": 8.5, "eval-untrained": 9.7}

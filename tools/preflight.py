@@ -4,7 +4,8 @@
 
 Reads the same settings as `bash scripts/run_comparison.sh` (the environment, over the preset's
 defaults), then prints the arms, the stages and every problem the driver would refuse before
-its first stage (minillm/experiments/preflight.py: lengths, tokenizers, recipes, missing inputs);
+its first stage (minillm/experiments/preflight.py: lengths, tokenizers, recipes, missing inputs; once the models
+exist, minillm/experiments/costs.py: the cost estimate per stage and the reference lengths against the budget);
 the model checks run when the model folders exist (the tiny preset builds them in its first
 stage). Exit status 1 when something is refused.
 """
@@ -18,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from minillm.experiments import preflight  # noqa: E402
+from minillm.experiments import costs, preflight  # noqa: E402
 from minillm.experiments.methods import SelectionError  # noqa: E402
 from minillm.experiments.plan import build_plan  # noqa: E402
 from minillm.experiments.settings import InstructionSettings, SettingsError, load_settings  # noqa: E402
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         models = (settings.teacher_init, settings.student_init, settings.tokenizer)
         if all(path.exists() for path in models):
             problems += preflight.model_problems(settings, plan)
+            if not problems:
+                report = costs.plan_report(settings, plan)
+                print(f"cost estimate (the sum of the stages' times):\n{report.table()}")
+                print("".join(f"warning: {warning}\n" for warning in report.warnings), end="")
+                problems += report.refusals
         else:
             print("model checks: after the stage that builds the models (they are not there yet)")
     if problems:

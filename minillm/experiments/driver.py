@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from minillm.experiments import preflight
+from minillm.experiments import costs, preflight
 from minillm.experiments.executors import Launch, LocalExecutor, SubmititExecutor
 from minillm.experiments.methods import SelectionError
 from minillm.experiments.plan import Plan, build_plan
@@ -395,6 +395,13 @@ def run(settings: DriverSettings, plan: Plan, environ: dict[str, str], force: bo
         if first and not driver.run_stages(first):
             return 1
         problems = preflight.model_problems(s, plan)
+        if not problems:
+            report = costs.plan_report(s, plan)
+            say(f"cost estimate (the sum of the stages' times; JOBS={s.jobs} overlaps them):\n{report.table()}",
+                "estimate", seconds=round(sum(item.seconds for item in report.estimates), 1), gflops=report.gflops)
+            for warning in report.warnings:
+                say(f"warning: {warning}", "warning")
+            problems = report.refusals
         if problems:
             say("error: the comparison cannot run with these models (nothing else was started):\n"
                 + "\n".join(f"  - {problem}" for problem in problems), "refused", stream=sys.stderr)

@@ -1,0 +1,156 @@
+"""The plan's cost and lengths, known before its first training stage (issue 26): each training,
+generation and evaluation stage of the plan as a `budget.StageCost` from the models' shapes and
+the data's token lengths, their time estimate on this machine, and the reference responses'
+lengths against the generation budget. The driver prints them after its `inputs` stage (the
+tiny preset builds its models there); `tools/preflight.py` prints them when the models exist.
+
+Data stages (processing, rows, caches) are left out: they cost seconds. The estimate is the sum of
+the stages' times, not the wall time of a run with JOBS > 1 (stages then overlap).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from minillm.data.rationale import convert_raw_row
+from minillm.experiments import budget
+from minillm.experiments import methods as registry
+from minillm.experiments.plan import Plan
+from minillm.experiments.settings import InstructionSettings
+from minillm.random_init import is_random_init
+
+TEACHERS = ("teacher", "dss-teacher")  # rows (and training stages) of the teacher models
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What preflight says about a plan's cost and lengths."""
+    estimates: list[budget.Estimate]
+    gflops: float
+    warnings: list[str]  # said before the first stage; the run goes on
+    refusals: list[str]  # the run cannot give an answer worth its time: refused before the first stage
+
+    def table(self) -> str:
+        return budget.estimate_table(self.estimates, self.gflops)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _test_rows(s: InstructionSettings) -> list[dict]:
+    rows = []
+    for name in s.eval_sets:
+        found = _rows(s.eval_data_root / name / "valid.jsonl")
+        found = found[:s.max_eval_rows] if s.max_eval_rows is not None else found
+        # a multi-answer row lists every valid output: its first stands for the length
+        rows += [{**row, "output": row["output"][0] if isinstance(row["output"], list) else row["output"]}
+                 for row in found]
+    return rows
+
+
+def _merged(first: budget.Data, second: budget.Data) -> budget.Data:
+    rows = first.rows + second.rows
+    if not rows:
+        return first
+    return budget.Data(rows, (first.rows * first.prompt + second.rows * second.prompt) / rows,
+                       (first.rows * first.response + second.rows * second.response) / rows)
+
+
+def _runs_step_by_step(methods: list[str]) -> bool:
+    return any(registry.METHODS[key].training_set == "step-by-step" for key in methods)
+
+
+def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None) -> PlanReport:
+    """The plan's stages as costs with their estimated times, the lengths' findings and the
+    warnings about the models (reads the tokenizer, the data and the model configs; probes this
+    machine's matmul speed for about a second unless `gflops` is given)."""
+    from minillm.modeling import load_tokenizer  # transformers: only when the checks get here
+
+    tokenizer = load_tokenizer(s.tokenizer)
+    teacher, student = budget.model_shape(s.teacher_init), budget.model_shape(s.student_init)
+    raw = _rows(s.raw_dir / "raw.jsonl")
+    dev_rows = raw[:s.dev_num]
+    train_rows = raw[s.dev_num:][:s.max_train_rows] if s.max_train_rows is not None else raw[s.dev_num:]
+    new_tokens = s.max_length - s.max_prompt_length
+    methods = list(plan.record.get("methods", ()))
+
+    def lengths(rows, response, what, prefix=""):
+        return budget.check_lengths(tokenizer, rows, response, what, s.max_length, s.max_prompt_length, prefix)
+
+    checks = [lengths(train_rows, budget.gold_response, "gold training responses")]
+    train, dev = checks[0].data(), lengths(dev_rows, budget.gold_response, "validation responses").data()
+    test = lengths(_test_rows(s), budget.gold_response, "eval-set references").data()
+    dss = train
+    if _runs_step_by_step(methods) and all("rationale" in row and "answer" in row for row in train_rows):
+        # rows that carry their own rationale (the tiny data, GSM8K converted): the DSS rows are theirs;
+        # otherwise a teacher writes them and the gold rows stand for their lengths
+        dss_rows = [convert_raw_row(row, str(index)) for index, row in enumerate(train_rows)]
+        with_rationale = [row for row in dss_rows if row.get("rationale")]
+        label = lengths(dss_rows, budget.gold_response, "DSS label responses", "[label] ")
+        if with_rationale:
+            rationale = lengths(with_rationale, budget.chain_of_thought_response, "DSS chain of thought",
+                                "[rationale] ")
+            checks.append(rationale)
+            dss = _merged(label.data(), rationale.data())
+        else:
+            dss = label.data()
+    student_run = dict(dev=dev, eval_gen_num=s.eval_gen_num, new_tokens=new_tokens)
+    on_policy = dict(steps=s.minillm_steps, num_rollouts=s.num_rollouts, mini_batch=s.mini_batch,
+                     ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num,
+                     eval_interval=s.minillm_eval_interval)
+    costs = []
+    for stage in plan.stages:
+        if stage.name == "teacher":
+            costs.append(budget.token_training("teacher", "teacher-sft", teacher, train, s.teacher_epochs,
+                                               s.batch_size, **student_run))
+        elif stage.name == "dss-teacher":
+            costs.append(budget.token_training("dss-teacher", "teacher-sft", teacher, dss, s.dss_teacher_epochs,
+                                               s.batch_size, **student_run))
+        elif stage.name in ("seqkd-data", "dss-teacher-data"):
+            costs.append(budget.generation(stage.name, teacher, train, new_tokens))
+        elif stage.kind == "eval":
+            model = teacher if stage.method in TEACHERS else student
+            costs.append(budget.evaluation(stage.name, model, test, new_tokens, len(s.eval_seeds),
+                                           s.accuracy_decoding == "greedy"))
+        elif stage.kind == "train" and stage.method in registry.METHODS:
+            costs.append(_arm_cost(stage.name, registry.METHODS[stage.method], s, student, teacher,
+                                   dss if registry.METHODS[stage.method].training_set == "step-by-step" else train,
+                                   student_run, on_policy))
+    gflops = gflops or budget.matmul_gflops()
+    estimates = budget.estimate(costs, gflops)
+    warnings, refusals = budget.length_findings(checks)
+    # the tiny preset's measured time, as this machine would take it now (the estimates scale alike)
+    warning = budget.slow_run_warning(estimates, reference_s=budget.TINY_PRESET_SECONDS
+                                      * budget.CALIBRATION.reference_gflops / gflops)
+    if warning:
+        warnings.append(warning)
+    if _runs_step_by_step(methods) and is_random_init(s.teacher_init):
+        kept = [key for key in methods if registry.METHODS[key].training_set != "step-by-step"]
+        warnings.append(f"TEACHER_INIT={s.teacher_init} is a random-init model (its random_init.json says so): "
+                        f"after TEACHER_EPOCHS={s.teacher_epochs} of SFT it is unlikely to write chain of thought "
+                        f"that parses, and the step-by-step arms' data stage (dss-teacher-data) then fails; "
+                        f"without them: METHODS=\"{' '.join(kept)}\"")
+    return PlanReport(estimates, gflops, warnings, refusals)
+
+
+def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,
+              student_run: dict, on_policy: dict) -> budget.StageCost:
+    """One training seed of an arm: its recipe decides the shape of the work."""
+    live_teacher = teacher if method.entrypoint == "train_kd.py" and method.teacher else None
+    kind = "kd" if live_teacher else "student-sft"
+    if method.recipe == "on-policy":
+        corpus = s.max_length if method.corpus_term else 0
+        return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus, **on_policy)
+    if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, with the corpus term's teacher
+        epochs = s.minillm_steps * s.mini_batch / max(data.rows, 1)
+        cost = budget.token_training(name, kind, student, data, epochs, s.mini_batch, teacher=live_teacher,
+                                     evaluations=1 + s.minillm_steps // max(s.minillm_eval_interval, 1),
+                                     **student_run)
+        corpus = budget.token_training(name, kind, student, budget.Data(s.minillm_steps * s.mini_batch, 0,
+                                                                         s.max_length), 1, s.mini_batch,
+                                       teacher=teacher)
+        return replace(cost, flops=cost.flops + corpus.flops, logit_elements=cost.logit_elements + corpus.logit_elements)
+    return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
+                                 teacher=live_teacher, **student_run)

@@ -1,0 +1,54 @@
+"""The plan's cost estimate and length checks (minillm/experiments/costs.py), on the toy world laid
+out as the tiny preset's WORK: every training, generation and evaluation stage is costed; a budget
+too short for the answer marker is refused; a random-init teacher with step-by-step arms warns."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from world import REPO
+
+from minillm.experiments import costs
+from minillm.experiments.plan import build_plan
+from minillm.experiments.settings import load_settings
+from minillm.random_init import record_random_init
+
+PROBE = 120.0  # GFLOP/s, given: no probe, so the estimate does not depend on the machine's load
+
+
+def tiny(world, **environ):
+    settings = load_settings("tiny", REPO, {"WORK": str(world.root), "DEV_NUM": "40", **environ})
+    return settings, build_plan(settings)
+
+
+def test_every_training_generation_and_evaluation_stage_is_costed(world):
+    settings, plan = tiny(world)
+    report = costs.plan_report(settings, plan, gflops=PROBE)
+    costed = {item.stage.name: item for item in report.estimates}
+    wanted = {stage.name for stage in plan.stages if stage.kind in ("train", "eval")} | {
+        "teacher", "dss-teacher", "seqkd-data", "dss-teacher-data"}
+    assert set(costed) == wanted
+    assert all(item.seconds > 0 and item.stage.flops > 0 for item in report.estimates)
+    # the teacher trains a 4-layer model for 10 epochs; a student a 2-layer one for 3
+    assert costed["teacher"].stage.flops > 5 * costed["sft-seed10"].stage.flops
+    assert costed["kd-forward_kl-seed10"].stage.teacher is not None and costed["sft-seed10"].stage.teacher is None
+    assert costed["minillm-seed10"].stage.kind == "minillm" and costed["minillm-seed10"].stage.decoding_steps > 0
+    assert not report.refusals and "estimated time" in report.table()
+
+
+def test_a_budget_too_short_for_the_answer_is_refused_naming_the_variable(world):
+    settings, plan = tiny(world, MAX_LENGTH="88", MAX_PROMPT_LENGTH="80", METHODS="sft")
+    report = costs.plan_report(settings, plan, gflops=PROBE)
+    assert any("answer marker" in refusal and "MAX_LENGTH" in refusal for refusal in report.refusals), report.refusals
+    assert any("longer than the generation budget" in warning for warning in report.warnings)
+
+
+def test_a_random_init_teacher_with_step_by_step_arms_warns_naming_methods_without_them(world, tmp_path):
+    teacher = shutil.copytree(world.teacher, tmp_path / "teacher")
+    record_random_init(teacher, seed=1)
+    settings, plan = tiny(world, TEACHER_INIT=str(teacher), METHODS="sft dss")
+    warnings = costs.plan_report(settings, plan, gflops=PROBE).warnings
+    assert any("random-init" in warning and 'METHODS="sft"' in warning for warning in warnings), warnings
+    settings, plan = tiny(world, TEACHER_INIT=str(teacher), METHODS="sft")
+    assert not any("random-init" in warning for warning in costs.plan_report(settings, plan, gflops=PROBE).warnings)
+    assert json.loads((teacher / "random_init.json").read_text())["random_init"] is True
