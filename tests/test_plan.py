@@ -42,7 +42,8 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
         for path in stage.inputs:
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
     assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "minillm-lmops", "opd", "gkd", "distillm",
-                                              "dss", "dss-gold", "dss-kd", "dss-continued", "dss-minillm", "kd"]
+                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "dss", "dss-gold",
+                                              "dss-kd", "dss-continued", "dss-minillm", "kd"]
 
 
 def test_the_on_policy_arms_share_their_control_arms_recipe(tmp_path):
@@ -193,11 +194,31 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     template.write_text(template.read_text().replace("[rationale]", "[why]"))
     assert rerun() == {"dss-teacher-data"}
     template.write_text((REPO / "prompts/rationales/dss_rationale.txt").read_text())
-    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "dss", "dss-gold", "dss-kd")
-                for seed in (10, 20)}
+    # (the epoch-based reference recipes take the preset's student learning rate on tiny)
+    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "dss", "dss-gold", "dss-kd",
+                                                 "distillm-ref", "abkd-ref") for seed in (10, 20)}
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
     assert rerun(LABEL_WEIGHT="0.3") == {f"{arm}-seed{seed}" for arm in ("dss", "dss-gold", "dss-kd", "dss-continued",
                                                                          "dss-minillm") for seed in (10, 20)} | {
         "dss-teacher"}
     assert rerun() == set()
+
+
+def test_reference_recipes_run_the_authors_flags_after_the_launchers_scaled_on_tiny_only(tmp_path):
+    """A reference arm's flags come last on its command line (argparse keeps the last value), so the
+    authors' values replace the controlled recipe's; the corpus term is on exactly where the authors
+    have one. On tiny the recipe's `scaled` flags take the preset's values, on gpt2 the authors'."""
+    _, plan = plan_for(tmp_path, METHODS="gkd-ref opd-ref distillm-ref abkd-ref")
+    env = {key: stage_env(plan, f"{key}-seed10") for key in ("gkd-ref", "opd-ref", "distillm-ref", "abkd-ref")}
+    assert {key: value["PTX"] for key, value in env.items()} == {"gkd-ref": "0", "opd-ref": "0", "distillm-ref": "1",
+                                                                 "abkd-ref": "1"}
+    assert env["gkd-ref"]["EXTRA_ARGS"].startswith("--resume --kd-ratio 1.0 --kd-loss js_divergence")
+    assert "--response-temperature 0.9 --response-max-new-tokens 48" in env["gkd-ref"]["EXTRA_ARGS"]  # 128 > budget
+    assert "--samples-per-prompt 4 --loss-reduction sum" in env["opd-ref"]["EXTRA_ARGS"]
+    assert "--lr 0.002" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 20" in env["distillm-ref"]["EXTRA_ARGS"]
+    assert env["abkd-ref"]["EXTRA_ARGS"].endswith("--ptx-kd-ratio 0.0")  # the corpus term is plain CE
+    assert all(plan.stage(f"{key}-seed10").method == key for key in env)
+    _, paper = plan_for(tmp_path, preset="gpt2", METHODS="distillm-ref")
+    assert "--lr 5e-4" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
+    assert "--batch-size 128" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]

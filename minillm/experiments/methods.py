@@ -20,13 +20,14 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from minillm.recipes import DISTILLM, GKD
+from minillm.recipes import DISTILLM, GKD, REFERENCE_RECIPES
 
 # Where the tokens a method trains on come from.
 SOURCES = ("gold", "teacher-written", "rollout", "pretraining")
 GOLD_LABELS = (("label", "gold"),)
 _PRETRAINING = (("pretraining", "pretraining"),)
-_MINILLM_STREAMS = (("rollout", "rollout"),) + _PRETRAINING
+_ROLLOUTS = (("rollout", "rollout"),)
+_MINILLM_STREAMS = _ROLLOUTS + _PRETRAINING
 _GOLD_AND_OWN_SAMPLES = GOLD_LABELS + _MINILLM_STREAMS  # GKD, DistiLLM
 _DSS_TEACHER_STREAMS = (("label", "teacher-written"), ("rationale", "teacher-written"))
 
@@ -59,6 +60,9 @@ class Method:
     corpus_term: bool = False  # the pretraining term of its recipe (on-policy and continued recipes)
     variables: Callable[..., dict[str, object]] | None = None  # settings → its own stage variables
     extra_args: tuple[str, ...] = ()  # entrypoint flags beside the launcher's variables
+    # A peer's reference recipe (minillm.recipes.REFERENCE_RECIPES): its flags come after the
+    # launcher's, so the authors' values replace the controlled recipe's (scaled on the tiny preset).
+    reference: str | None = None
     default: bool = True  # in the default METHODS
     group: str | None = None  # "kd": METHODS=kd selects the KD_LOSSES members
     training_set: str = "instruction"  # driver.json's data source: "instruction" or "step-by-step"
@@ -78,6 +82,19 @@ def _kd(divergence: str, label: str) -> Method:
                   launcher="scripts/kd/kd_base.sh", entrypoint="train_kd.py", teacher="teacher", group="kd",
                   primary=divergence == PRIMARY_KD_DIVERGENCE,
                   variables=lambda s, d=divergence: {"KD_LOSS": d, "KD_RATIO": s.kd_ratio, "KD_ARGS": s.kd_args})
+
+
+def _reference(key: str, objective: str, data: str, streams, launcher: str) -> Method:
+    """A peer's reference recipe as an opt-in arm: it continues the SFT student, has no matched
+    control (the authors' steps, batch and corpus term differ from MiniLLM's), so its rows are
+    exploratory; the corpus term is on exactly when the authors have one."""
+    recipe = REFERENCE_RECIPES[key]
+    on_policy = recipe.entrypoint == "train_minillm.py"
+    return Method(recipe.label, "white-box", "the SFT student", objective, data, streams, continues="sft",
+                  launcher=launcher, entrypoint=recipe.entrypoint, recipe="on-policy" if on_policy else "continued",
+                  teacher="teacher", trains_on="prompts" if on_policy else "instruction", corpus_term=recipe.uses_corpus,
+                  default=False, primary=False, reference=key,
+                  variables=lambda s, corpus=int(recipe.uses_corpus): {"PTX": corpus})
 
 
 _ON_POLICY = {"launcher": "scripts/minillm/train_base_xl.sh", "entrypoint": "train_minillm.py", "recipe": "on-policy",
@@ -142,6 +159,21 @@ METHODS: dict[str, Method] = {
                        control="sft-continued", default=False,
                        variables=lambda s: {"KD_RATIO": DISTILLM["kd_ratio"], "SGO_LOSS_EPS": s.sgo_loss_eps,
                                             "SGO_CAPACITY": s.sgo_capacity}),
+    **{key: _reference(key, objective, data, streams, launcher) for key, objective, data, streams, launcher in (
+        ("distillm-ref", "DistiLLM as its authors run it: skew forward KL (α 0.1) alone (kd_ratio 1), adaptive student "
+         "outputs, lr 5e-4 cosine for 20 epochs, validation each epoch, corpus CE",
+         "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining corpus (CE)",
+         GOLD_LABELS + _ROLLOUTS + _PRETRAINING, "scripts/sft/sft_continued.sh"),
+        ("gkd-ref", "GKD as TRL runs it: generalised JSD (β 0.5) alone, λ 0.5, samples at temperature 0.9 for 128 "
+         "new tokens, no corpus term",
+         "gold labels + its own samples, scored by the SFT teacher's distribution", GOLD_LABELS + _ROLLOUTS,
+         "scripts/sft/sft_continued.sh"),
+        ("opd-ref", "on-policy distillation as Tinker runs it: 4 samples per prompt, token-sum loss, no clipping, "
+         "no corpus term", "its own rollouts (4 per prompt) scored by the SFT teacher", _ROLLOUTS,
+         "scripts/opd/opd_base.sh"),
+        ("abkd-ref", "ABKD as its authors run it: α-β divergence (α 0.2, β 0.7) alone from the SFT student, lr 5e-4 "
+         "cosine for 20 epochs, corpus CE", "gold labels + the SFT teacher's token distribution + the pretraining "
+         "corpus (CE)", GOLD_LABELS + _PRETRAINING, "scripts/sft/sft_continued.sh"))},
     "dss": Method("DSS", "step-by-step, black-box", "random init",
                   "cross-entropy on the teacher's labels + α · cross-entropy on its rationales "
                   "(two task-prefixed streams)",

@@ -20,6 +20,7 @@ from pathlib import Path
 from minillm.experiments import methods as registry
 from minillm.experiments.settings import InstructionSettings, StoriesSettings, describe, shell_text
 from minillm.experiments.stages import Stage
+from minillm.recipes import REFERENCE_RECIPES, reference_flags
 
 # Generation keeps a prompt's LAST tokens: room for a task prefix ("[label] ") in front of the
 # longest prompts, so that it is never the part cut off.
@@ -75,6 +76,22 @@ def enough_items(data: Path, batch_size: int, stage: str, made_by: str) -> Calla
                 f"(BATCH_SIZE={batch_size}); its input: {made_by}. Look there first (a teacher that writes no "
                 f"usable rows, DEV_NUM taking every row, MAX_TRAIN_ROWS), then rerun the driver.")
     return check
+
+
+def scaled_reference(key: str, s: InstructionSettings) -> dict[str, object] | None:
+    """The values a preset gives a reference recipe's `scaled` flags: the tiny preset's own (its
+    controlled arms' for the on-policy family, its student recipe's for the epoch-based ones);
+    None elsewhere, where the authors' values stand (the gpt2 preset is their scale)."""
+    if s.preset != "tiny":
+        return None
+    epoch_based = REFERENCE_RECIPES[key].flags.get("epochs") is not None
+    values = {"lr": s.student_lr if epoch_based else s.minillm_lr,
+              "batch_size": s.batch_size if epoch_based else s.mini_batch,
+              "epochs": REFERENCE_RECIPES[key].flags.get("epochs"), "warmup_steps": s.minillm_warmup,
+              "total_steps": s.minillm_steps, "eval_interval": s.minillm_eval_interval,
+              "response_max_new_tokens": min(REFERENCE_RECIPES[key].flags.get("response_max_new_tokens") or 0,
+                                             s.max_length - s.max_prompt_length)}
+    return {dest: values[dest] for dest in REFERENCE_RECIPES[key].scaled}
 
 
 def _inside(path: Path, building: Callable[[Path], Path]) -> Path:
@@ -391,6 +408,9 @@ class PlanBuilder:
                            ROLLOUT_BATCH_SIZE=s.rollout_batch_size, TEACHER_MIX_ALPHA=s.teacher_mix_alpha)
         if method.variables:
             env.update(method.variables(s))
+        if method.reference:
+            env["EXTRA_ARGS"] = " ".join((env["EXTRA_ARGS"], *reference_flags(method.reference, scaled_reference(
+                method.reference, s))))
         if s.teacher_cache_top_k and method.group == "kd" or (s.teacher_cache_top_k and key == "dss-kd"):
             caches = self.teacher_cache(method.teacher, [Path(env["DATA_DIR"])] + (
                 [Path(env["RATIONALE_DATA_DIR"])] if "RATIONALE_DATA_DIR" in env else []))
