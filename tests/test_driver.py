@@ -152,7 +152,6 @@ def _cmdline(pid: str) -> bytes:
         return b""
 
 
-@pytest.mark.long
 def test_submitit_one_stage_at_a_time_gives_the_same_evaluations_and_configs_are_fingerprinted(finished, tmp_path):
     """EXECUTOR=submitit-local (the SLURM executor's code path, jobs as local processes) with
     JOBS=1 gives evaluations identical to the local pool's JOBS=2; editing the DeepSpeed config
