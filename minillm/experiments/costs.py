@@ -10,6 +10,7 @@ the stages' times, not the wall time of a run with JOBS > 1 (stages then overlap
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from minillm.experiments import methods as registry
 from minillm.experiments.plan import Plan
 from minillm.experiments.settings import InstructionSettings
 from minillm.random_init import is_random_init
+from minillm.recipes import REFERENCE_RECIPES
 
 TEACHERS = ("teacher", "dss-teacher")  # rows (and training stages) of the teacher models
 
@@ -143,14 +145,19 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
     if method.recipe == "on-policy":
         corpus = s.max_length if method.corpus_term else 0
         return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus, **on_policy)
-    if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, with the corpus term's teacher
-        epochs = s.minillm_steps * s.mini_batch / max(data.rows, 1)
-        cost = budget.token_training(name, kind, student, data, epochs, s.mini_batch, teacher=live_teacher,
-                                     evaluations=1 + s.minillm_steps // max(s.minillm_eval_interval, 1),
-                                     **student_run)
-        corpus = budget.token_training(name, kind, student, budget.Data(s.minillm_steps * s.mini_batch, 0,
-                                                                         s.max_length), 1, s.mini_batch,
-                                       teacher=teacher)
+    if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
+        authors_epochs = REFERENCE_RECIPES[method.reference].flags.get("epochs") if method.reference else None
+        if authors_epochs:  # validation once per epoch
+            epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
+        else:
+            epochs, batch = s.minillm_steps * s.mini_batch / max(data.rows, 1), s.mini_batch
+            evaluations = 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
+        cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
+                                     evaluations=evaluations, **student_run)
+        if not method.corpus_term:
+            return cost
+        chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
+        corpus = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher)
         return replace(cost, flops=cost.flops + corpus.flops, logit_elements=cost.logit_elements + corpus.logit_elements)
     return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
                                  teacher=live_teacher, **student_run)
