@@ -47,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         if all(path.exists() for path in models):
             problems += preflight.model_problems(settings, plan)
             if not problems:
-                report = costs.plan_report(settings, plan)
-                print(f"cost estimate (the sum of the stages' times):\n{report.table()}")
-                print("".join(f"warning: {warning}\n" for warning in report.warnings), end="")
-                problems += report.refusals
+                try:
+                    report = costs.plan_report(settings, plan)
+                except (OSError, ValueError, KeyError) as err:
+                    print(f"warning: no cost estimate ({type(err).__name__}: {err})")
+                else:
+                    print(f"cost estimate (the sum of the stages' times):\n{report.table()}")
+                    print("".join(f"warning: {warning}\n" for warning in report.warnings), end="")
+                    problems += report.refusals
         else:
             print("model checks: after the stage that builds the models (they are not there yet)")
     if problems:

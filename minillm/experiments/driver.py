@@ -396,12 +396,16 @@ def run(settings: DriverSettings, plan: Plan, environ: dict[str, str], force: bo
             return 1
         problems = preflight.model_problems(s, plan)
         if not problems:
-            report = costs.plan_report(s, plan)
-            say(f"cost estimate (the sum of the stages' times; JOBS={s.jobs} overlaps them):\n{report.table()}",
-                "estimate", seconds=round(sum(item.seconds for item in report.estimates), 1), gflops=report.gflops)
-            for warning in report.warnings:
-                say(f"warning: {warning}", "warning")
-            problems = report.refusals
+            try:
+                report = costs.plan_report(s, plan)
+            except (OSError, ValueError, KeyError) as err:  # the estimate informs; the stages check their inputs
+                say(f"warning: no cost estimate ({type(err).__name__}: {err})", "warning")
+            else:
+                say(f"cost estimate (the sum of the stages' times; JOBS={s.jobs} overlaps them):\n{report.table()}",
+                    "estimate", seconds=round(sum(item.seconds for item in report.estimates), 1), gflops=report.gflops)
+                for warning in report.warnings:
+                    say(f"warning: {warning}", "warning")
+                problems = report.refusals
         if problems:
             say("error: the comparison cannot run with these models (nothing else was started):\n"
                 + "\n".join(f"  - {problem}" for problem in problems), "refused", stream=sys.stderr)
