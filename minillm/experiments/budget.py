@@ -239,8 +239,10 @@ CALIBRATION = Calibration(
     reference_gflops=120.0,
     launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
     step_s=0.0168, decode_step_s=0.0204, efficiency=0.906, logit_element_s=1.61e-09)
-# The tiny preset's main command took 12 min 36 s on 2 idle cores (README); a run estimated at
-# SLOW_FACTOR times that is far outside what a CPU session plans for.
+# The tiny preset's main command took 12 min 36 s on 2 idle cores on the previous synthetic world
+# and driver (docs/results/tiny-24-animals), the runs CALIBRATION was fitted to; a run estimated at
+# SLOW_FACTOR times that is far outside what a CPU session plans for. (Today's main command takes
+# longer: README; refit both together.)
 TINY_PRESET_SECONDS = 12 * 60 + 36
 SLOW_FACTOR = 3.0
 
