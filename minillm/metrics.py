@@ -248,16 +248,20 @@ def answer_accuracies(predictions: list[str], answers: list[str]) -> dict[str, f
 
 # ---------------------------------------------------------------- diversity (multi-answer rows)
 
+def _check_seeds_by_rows(predictions_per_seed: list[list[str]], references: list[list[str]], measure: str) -> None:
+    if not references or not predictions_per_seed:
+        raise ValueError(f"no multi-answer rows or no seeds to measure {measure} on")
+    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
+        raise ValueError(f"every seed needs {len(references)} predictions, got "
+                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+
+
 def answer_diversity(predictions_per_seed: list[list[str]], references: list[list[str]]) -> dict[str, float]:
     """For prompts with several equally valid answers, over the generation seeds: the mean
     number of distinct normalised predictions per prompt ("distinct_per_prompt") and the mean
     percent of a prompt's references produced (normalised exact match) by at least one seed
     ("coverage"). `predictions_per_seed[seed][row]`; raises ValueError on ragged input."""
-    if not references or not predictions_per_seed:
-        raise ValueError("no multi-answer rows or no seeds to measure diversity on")
-    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
-        raise ValueError(f"every seed needs {len(references)} predictions, got "
-                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+    _check_seeds_by_rows(predictions_per_seed, references, "diversity")
     distinct_total = coverage_total = 0.0
     for row, golds in enumerate(references):
         produced = {normalize_answer(predictions[row]) for predictions in predictions_per_seed}
@@ -287,11 +291,7 @@ def answer_validity(predictions_per_seed: list[list[str]], references: list[list
     a reference, "validity") and the mean number of distinct valid predictions per prompt
     ("distinct_valid_per_prompt"; `answer_diversity` counts every distinct prediction, so a
     model babbling a new wrong answer per seed scores high there and 0 here)."""
-    if not references or not predictions_per_seed:
-        raise ValueError("no multi-answer rows or no seeds to measure validity on")
-    if any(len(predictions) != len(references) for predictions in predictions_per_seed):
-        raise ValueError(f"every seed needs {len(references)} predictions, got "
-                         f"{[len(predictions) for predictions in predictions_per_seed]}")
+    _check_seeds_by_rows(predictions_per_seed, references, "validity")
     valid_total = distinct_total = 0
     for row, golds in enumerate(references):
         wanted = {normalize_answer(gold) for gold in golds}

@@ -78,3 +78,32 @@ def test_a_killed_stage_resumes_in_its_building_folder(tmp_path, kind):
     assert wait_for(lambda: executor.poll(handle) == 0 or None, "the second attempt") is True
     book.complete(decision, 1.0)
     assert (tmp_path / "out" / "done").read_text() == "resumed"
+
+
+# run_command in a process that starts with SIGINT ignored (as a background shell starts it) and
+# receives SIGTERM while subprocess.Popen starts the command (simulated: Popen sends it on return).
+SIGNAL_WHILE_STARTING = """
+import os, signal, subprocess, sys
+from minillm.experiments import executors
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+real_popen = subprocess.Popen
+def popen_then_signal(*args, **kwargs):
+    process = real_popen(*args, **kwargs)
+    print(process.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return process
+executors.subprocess.Popen = popen_then_signal
+executors.run_command([sys.executable, "-c", "import time; time.sleep(120)"], dict(os.environ), ".", sys.argv[1])
+"""
+
+
+def test_a_signal_that_arrives_while_the_command_starts_stops_it(tmp_path):
+    started = time.time()
+    result = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_STARTING, str(tmp_path / "job.log")],
+                            capture_output=True, text=True, timeout=90,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    child = int(result.stdout.split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # stopped (and reaped), not left sleeping
+    assert time.time() - started < 60

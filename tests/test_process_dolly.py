@@ -189,6 +189,33 @@ def test_output_independent_of_worker_count(tmp_path, tiny_tokenizer_dir) -> Non
     assert len(outputs[0]) == 7 and outputs[0] == outputs[1]  # the manifest included
 
 
+def test_one_call_writes_every_task_and_variant_as_separate_calls_do(tmp_path, tiny_tokenizer_dir) -> None:
+    rows = [{"instruction": f"Task {i}: name an animal.", "input": "", "output": f"Answer {i}.",
+             "rationale": "Because it is so." if i % 3 else ""} for i in range(40)]
+    data_dir = write_raw(tmp_path / "data", rows)
+    common = ("--dev-num", "8")
+
+    def folders(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    for task in ("label", "rationale"):
+        assert run_tool(data_dir, tmp_path / "apart/full" / task, tiny_tokenizer_dir, *common, "--task", task) == 0
+        assert run_tool(data_dir, tmp_path / "apart/prompt" / task, tiny_tokenizer_dir, *common, "--task", task,
+                        "--only-prompt") == 0
+    assert run_tool(data_dir, tmp_path / "together/full/{task}", tiny_tokenizer_dir, *common, "--task", "label",
+                    "rationale", "--prompt-processed-data-dir", str(tmp_path / "together/prompt/{task}")) == 0
+    apart, together = folders(tmp_path / "apart"), folders(tmp_path / "together")
+    assert len(apart) == 4 * 8 and together == apart  # .bin/.idx/.jsonl × 2 splits, task.json, manifest
+
+
+def test_several_tasks_need_the_task_placeholder(tmp_path, tiny_tokenizer_dir, capsys) -> None:
+    data_dir = write_raw(tmp_path / "data", [{**ROWS[0], "rationale": "r"}])
+    with pytest.raises(SystemExit):
+        run_tool(data_dir, tmp_path / "out", tiny_tokenizer_dir, "--task", "label", "rationale")
+    assert "must name each task's folder by the placeholder {task}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("bad_line", "expected"),
     [

@@ -19,10 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from minillm.experiments import costs, preflight  # noqa: E402
-from minillm.experiments.methods import SelectionError  # noqa: E402
-from minillm.experiments.plan import build_plan  # noqa: E402
-from minillm.experiments.settings import InstructionSettings, SettingsError, load_settings  # noqa: E402
+from minillm.experiments import preflight  # noqa: E402
+from minillm.experiments.settings import InstructionSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,12 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     base_path = Path(argv[0] if argv else ".").resolve()
     preset = os.environ.get("PRESET", "tiny")
     try:
-        settings = load_settings(preset, base_path, os.environ)
-        plan = build_plan(settings)
-    except SettingsError as err:
-        print(f"error: the comparison cannot run with these settings:\n{err}", file=sys.stderr)
-        return 1
-    except SelectionError as err:
+        settings, plan = preflight.load_plan(preset, base_path, os.environ)
+    except preflight.PlanError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for note in plan.notes:
@@ -47,10 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         if all(path.exists() for path in models):
             problems += preflight.model_problems(settings, plan)
             if not problems:
-                try:
-                    report = costs.plan_report(settings, plan)
-                except (OSError, ValueError, KeyError) as err:
-                    print(f"warning: no cost estimate ({type(err).__name__}: {err})")
+                report, missing = preflight.cost_estimate(settings, plan)
+                if missing:
+                    print(f"warning: {missing}")
                 else:
                     print(f"cost estimate (the sum of the stages' times):\n{report.table()}")
                     print("".join(f"warning: {warning}\n" for warning in report.warnings), end="")

@@ -12,6 +12,11 @@ prefix; rows with an empty target have no such task and are skipped (and counted
 rows then also record `row`, the input line within the split, so the tasks of a question pair up,
 and `answer` (accuracy). `task.json` records the task and its prefix.
 
+MiniLLM calls the tool once per output folder. One call may also write them all, which saves a
+process start-up (imports, tokenizer) per folder: `--prompt-processed-data-dir` adds the
+prompt-only variant beside the full one, and `--task label rationale` writes each task into the
+folders' `{task}` placeholder. Every check runs before the first folder is written.
+
 The output folder is written under a temporary name and replaces `{processed_data_dir}/{model_type}`
 whole, so no file of an earlier processing survives; `data_manifest.json` records the tokenizer,
 the settings, the source's sha256 (training checks it) and, per split, the counts printed in the
@@ -80,19 +85,46 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--dev-num", type=int, default=1000, help="first N lines form 'valid'")
     parser.add_argument("--only-prompt", action="store_true", help="write prompt tokens only")
-    parser.add_argument("--task", choices=sorted(TASK_PREFIXES),
-                        help="step-by-step distillation: write this task's stream (target field and prefix)")
+    parser.add_argument("--prompt-processed-data-dir",
+                        help="also write the prompt-only variant here, in the same process (instead of a second call "
+                             "with --only-prompt)")
+    parser.add_argument("--task", nargs="+", choices=sorted(TASK_PREFIXES),
+                        help="step-by-step distillation: write this task's stream (target field and prefix); with "
+                             "several tasks each output folder names its task by the placeholder {task}")
     parser.add_argument("--task-prefix", help="override the task's prompt prefix (default: TASK_PREFIXES)")
     parser.add_argument("--allow-empty-outputs", action="store_true",
                         help="keep (and count) rows whose output is empty or whitespace only; without it they are "
                              "refused, except in rows written by a teacher (tools/generate.py's gold_output)")
     args = parser.parse_args(argv)
-    if args.task_prefix is not None and args.task is None:
-        parser.error("--task-prefix needs --task")
-    args.target_field = TASK_FIELDS.get(args.task, "output")
-    if args.task_prefix is None:
-        args.task_prefix = TASK_PREFIXES.get(args.task, "")
+    args.tasks = args.task or []
+    if args.task_prefix is not None and len(args.tasks) != 1:
+        parser.error("--task-prefix needs exactly one --task")
+    if args.prompt_processed_data_dir and args.only_prompt:
+        parser.error("--prompt-processed-data-dir writes the prompt-only variant beside the full one; drop --only-prompt")
+    if len(args.tasks) > 1:
+        for flag, folder in (("--processed-data-dir", args.processed_data_dir),
+                             ("--prompt-processed-data-dir", args.prompt_processed_data_dir)):
+            if folder is not None and "{task}" not in folder:
+                parser.error(f"with several tasks, {flag} must name each task's folder by the placeholder {{task}} "
+                             f"(got {folder!r})")
     return args
+
+
+def outputs(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One settings object per output folder: every task × (the full variant, and the prompt-only
+    one when asked for), each with the fields the single-folder code reads (task, target_field,
+    task_prefix, only_prompt, processed_data_dir)."""
+    variants = [(args.processed_data_dir, args.only_prompt)]
+    if args.prompt_processed_data_dir:
+        variants.append((args.prompt_processed_data_dir, True))
+    jobs = []
+    for task in args.tasks or [None]:
+        prefix = args.task_prefix if args.task_prefix is not None else TASK_PREFIXES.get(task, "")
+        for folder, only_prompt in variants:
+            jobs.append(argparse.Namespace(**{**vars(args), "task": task, "target_field": TASK_FIELDS.get(task, "output"),
+                                              "task_prefix": prefix, "only_prompt": only_prompt,
+                                              "processed_data_dir": folder.replace("{task}", task or "")}))
+    return jobs
 
 
 @dataclass
@@ -266,15 +298,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the process exit status (1 on bad input, with a one-line message)."""
     args = parse_args(argv)
     raw_path = os.path.join(args.data_dir, "raw.jsonl")
+    jobs = outputs(args)
     try:
         records = load_records(raw_path)
-        if args.task:
-            check_target_field(records, raw_path, args.target_field)
-        check_empty_fields(records, raw_path, args)
+        for job in jobs:
+            if job.task:
+                check_target_field(records, raw_path, job.target_field)
+            check_empty_fields(records, raw_path, job)
         tokenizer = load_tokenizer(args.model_path)
     except (DataFormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    try:
+        for job in jobs:
+            write_output(records, raw_path, job, tokenizer)
+    except (NoTrainingDataError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_output(records: list[dict[str, Any]], raw_path: str, args: argparse.Namespace,
+                 tokenizer: PreTrainedTokenizerBase) -> None:
+    """Process `records` into one output folder (`args`: one of `outputs(...)`), published whole."""
     splits = (
         {"valid": records[: args.dev_num], "train": records[args.dev_num :]}
         if args.dev_num > 0
@@ -285,38 +331,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     dtype_name = best_dtype(len(tokenizer)).name
     task = f", task {args.task} (prefix {args.task_prefix!r})" if args.task else ""
     print(f"{raw_path}: {len(records)} rows -> {output_dir} ({variant}, dtype {dtype_name}{task})")
-    try:
-        if not splits["train"]:
-            raise NoTrainingDataError(f"{raw_path} holds only {len(records)} rows, all taken as validation rows by "
-                                      f"--dev-num {args.dev_num}: no row is left to train on."
-                                      + (teacher_stage_note(raw_path) or " Give more rows or a smaller --dev-num."))
-        with atomic_directory(output_dir) as staging:
-            reports = {}
-            for name, split_records in splits.items():
-                reports[name] = write_split(name, split_records, str(staging), args, tokenizer)
-                print("\n".join(reports[name].lines(args)))
-            kept = {name: len(report.prompt_lengths) for name, report in reports.items()}
-            if not kept["train"]:
-                train = reports["train"]
-                raise NoTrainingDataError(
-                    f"{raw_path}: none of its {len(splits['train'])} training rows was kept ({train.dropped_long_prompt} "
-                    f"with a prompt longer than --max-prompt-length {args.max_prompt_length}"
-                    + (f", {train.skipped_empty_target} without a {args.target_field}" if args.task else "")
-                    + (f", {train.dropped_not_shorter_than_max_length} not shorter than --max-length"
-                       if args.only_prompt else "") + ")." + teacher_stage_note(raw_path))
-            if args.task:
-                atomic_write_json(staging / "task.json",
-                                  {"task": args.task, "prefix": args.task_prefix, "target_field": args.target_field})
-            write_data_manifest(staging, tool="tools/process_data_dolly.py", tokenizer=tokenizer,
-                                tokenizer_path=args.model_path, sources=[raw_path], splits=kept, settings={
-                                    "max_prompt_length": args.max_prompt_length, "max_length": args.max_length,
-                                    "dev_num": args.dev_num, "only_prompt": args.only_prompt, "task": args.task,
-                                    "task_prefix": args.task_prefix, "target_field": args.target_field},
-                                counts={name: report.counts(args) for name, report in reports.items()})
-    except (NoTrainingDataError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if not splits["train"]:
+        raise NoTrainingDataError(f"{raw_path} holds only {len(records)} rows, all taken as validation rows by "
+                                  f"--dev-num {args.dev_num}: no row is left to train on."
+                                  + (teacher_stage_note(raw_path) or " Give more rows or a smaller --dev-num."))
+    with atomic_directory(output_dir) as staging:
+        reports = {}
+        for name, split_records in splits.items():
+            reports[name] = write_split(name, split_records, str(staging), args, tokenizer)
+            print("\n".join(reports[name].lines(args)))
+        kept = {name: len(report.prompt_lengths) for name, report in reports.items()}
+        if not kept["train"]:
+            train = reports["train"]
+            raise NoTrainingDataError(
+                f"{raw_path}: none of its {len(splits['train'])} training rows was kept ({train.dropped_long_prompt} "
+                f"with a prompt longer than --max-prompt-length {args.max_prompt_length}"
+                + (f", {train.skipped_empty_target} without a {args.target_field}" if args.task else "")
+                + (f", {train.dropped_not_shorter_than_max_length} not shorter than --max-length"
+                   if args.only_prompt else "") + ")." + teacher_stage_note(raw_path))
+        if args.task:
+            atomic_write_json(staging / "task.json",
+                              {"task": args.task, "prefix": args.task_prefix, "target_field": args.target_field})
+        write_data_manifest(staging, tool="tools/process_data_dolly.py", tokenizer=tokenizer,
+                            tokenizer_path=args.model_path, sources=[raw_path], splits=kept, settings={
+                                "max_prompt_length": args.max_prompt_length, "max_length": args.max_length,
+                                "dev_num": args.dev_num, "only_prompt": args.only_prompt, "task": args.task,
+                                "task_prefix": args.task_prefix, "target_field": args.target_field},
+                            counts={name: report.counts(args) for name, report in reports.items()})
 
 
 if __name__ == "__main__":

@@ -27,18 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from minillm.experiments import costs, preflight
+from minillm.experiments import preflight
 from minillm.experiments.executors import Launch, LocalExecutor, SubmititExecutor
-from minillm.experiments.methods import SelectionError
-from minillm.experiments.plan import Plan, build_plan
-from minillm.experiments.settings import (
-    DriverSettings,
-    InstructionSettings,
-    SettingsError,
-    describe,
-    env_name,
-    load_settings,
-)
+from minillm.experiments.plan import Plan
+from minillm.experiments.settings import DriverSettings, InstructionSettings, describe, env_name
 from minillm.experiments.stages import (
     PLACEMENT_VARIABLES,
     REPO_ROOT,
@@ -325,12 +317,8 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     overrides = {"stage_gpus": args.gpus_per_node} if args.gpus_per_node else {}
     force = args.force or environ.get("FORCE", "0") not in ("", "0")
     try:
-        settings = load_settings(preset, base_path, environ, overrides)
-        plan = build_plan(settings)
-    except SettingsError as err:
-        print(f"error: the comparison cannot run with these settings (nothing was started):\n{err}", file=sys.stderr)
-        return 1
-    except SelectionError as err:
+        settings, plan = preflight.load_plan(preset, base_path, environ, overrides)
+    except preflight.PlanError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     problems = preflight.settings_problems(settings, plan)
@@ -396,10 +384,9 @@ def run(settings: DriverSettings, plan: Plan, environ: dict[str, str], force: bo
             return 1
         problems = preflight.model_problems(s, plan)
         if not problems:
-            try:
-                report = costs.plan_report(s, plan)
-            except (OSError, ValueError, KeyError) as err:  # the estimate informs; the stages check their inputs
-                say(f"warning: no cost estimate ({type(err).__name__}: {err})", "warning")
+            report, missing = preflight.cost_estimate(s, plan)
+            if missing:
+                say(f"warning: {missing}", "warning")
             else:
                 say(f"cost estimate (the sum of the stages' times; JOBS={s.jobs} overlaps them):\n{report.table()}",
                     "estimate", seconds=round(sum(item.seconds for item in report.estimates), 1), gflops=report.gflops)

@@ -40,24 +40,39 @@ except ImportError:  # submitit is a dependency; without it only the local execu
     Checkpointable = object
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
 def run_command(argv: list[str], env: dict[str, str], cwd: str, log: str) -> int:
     """Run one stage's command in a process group of its own, appending its output to `log`; a
     SIGTERM, SIGINT or SIGUSR2 (SLURM's warning before preemption or the time limit) to this
-    process stops the whole group (bash, python and any launcher ranks) before it returns."""
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process stops the whole group (bash, python and any launcher ranks) before it returns.
 
-        def stop(signum, frame):
+    The handlers are in place before the command starts: a signal that arrives while it is being
+    started (its first output may already be written) is acted on as soon as it has started, where
+    a handler installed afterwards would miss it (a background shell starts us with SIGINT ignored)
+    and leave the command running."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    received: list[int] = []
+    process: subprocess.Popen | None = None
+
+    def stop(signum, frame):
+        received.append(signum)
+        if process is not None:
             terminate_group(process)
             raise SystemExit(128 + signum)
-        previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)}
-        try:
-            return process.wait()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        with open(log, "ab") as sink:
+            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        if received:
+            terminate_group(process)
+            raise SystemExit(128 + received[0])
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class StageJob(Checkpointable):

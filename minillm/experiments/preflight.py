@@ -11,11 +11,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from collections.abc import Mapping
+
+from minillm.experiments import costs
 from minillm.experiments import methods as registry
-from minillm.experiments.plan import PREFIX_ROOM, Plan
-from minillm.experiments.settings import InstructionSettings, StoriesSettings
+from minillm.experiments.plan import PREFIX_ROOM, Plan, build_plan
+from minillm.experiments.settings import InstructionSettings, SettingsError, StoriesSettings, load_settings
 
 POSITION_FIELDS = ("n_positions", "max_position_embeddings")
+
+
+class PlanError(ValueError):
+    """Settings or METHODS that give no plan; the message is what the user reads."""
+
+
+def load_plan(preset: str, base_path: Path, environ: Mapping[str, str], overrides: dict | None = None):
+    """(settings, plan) for this preset and environment; PlanError when they give none."""
+    try:
+        settings = load_settings(preset, base_path, environ, overrides or {})
+        return settings, build_plan(settings)
+    except SettingsError as err:
+        raise PlanError(f"the comparison cannot run with these settings (nothing was started):\n{err}") from err
+    except registry.SelectionError as err:
+        raise PlanError(str(err)) from err
+
+
+def cost_estimate(s: InstructionSettings, plan: Plan) -> tuple[costs.PlanReport | None, str | None]:
+    """The plan's cost report, or why there is none: the estimate informs, and the stages check
+    their own inputs, so a report that cannot be made is a warning, never a refusal."""
+    try:
+        return costs.plan_report(s, plan), None
+    except (OSError, ValueError, KeyError) as err:
+        return None, f"no cost estimate ({type(err).__name__}: {err})"
 
 
 def read_config(model_dir: Path, variable: str) -> dict:

@@ -15,10 +15,8 @@ DEV_NUM=${DEV_NUM:-1000}
 MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
 MAX_LENGTH=${MAX_LENGTH:-512}
 
-for task in label rationale; do
-  args=(--data-dir "$DATA_DIR" --model-path "$MODEL_PATH" --model-type "$MODEL_TYPE" --task "$task"
-    --data-process-workers "$WORKERS" --max-prompt-length "$MAX_PROMPT_LENGTH" --max-length "$MAX_LENGTH"
-    --dev-num "$DEV_NUM")
-  python tools/process_data_dolly.py "${args[@]}" --processed-data-dir "$PROCESSED_DIR/full/$task"
-  python tools/process_data_dolly.py "${args[@]}" --processed-data-dir "$PROCESSED_DIR/prompt/$task" --only-prompt
-done
+# One process writes the four folders (tools/process_data_dolly.py fills in {task}).
+python tools/process_data_dolly.py --data-dir "$DATA_DIR" --model-path "$MODEL_PATH" --model-type "$MODEL_TYPE" \
+  --task label rationale --data-process-workers "$WORKERS" --max-prompt-length "$MAX_PROMPT_LENGTH" \
+  --max-length "$MAX_LENGTH" --dev-num "$DEV_NUM" --processed-data-dir "$PROCESSED_DIR/full/{task}" \
+  --prompt-processed-data-dir "$PROCESSED_DIR/prompt/{task}"
