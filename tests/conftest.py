@@ -12,6 +12,10 @@ import pytest
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers (pytest -n) share the cores: one thread for each, in process and in what it
+    # launches (set before torch is imported; a test that needs a count sets its own).
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 EOS_TOKEN = "<|endoftext|>"
 
