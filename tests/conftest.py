@@ -81,3 +81,15 @@ def no_process_group_leaks_into_pytest():
     leaves RANK/MASTER_PORT behind, and every later launch inherits them (and a taken port)."""
     yield
     assert "RANK" not in os.environ, "a test started a distributed process group inside the pytest process"
+
+
+# The longest files first: with the workers (pytest -n, a file per worker) the long end-to-end file
+# then runs beside the many short ones instead of alone at the end.
+LONGEST_FIRST = ("test_driver.py", "test_train_minillm.py", "test_train_kd.py", "test_train_dss.py", "test_train_sft.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)

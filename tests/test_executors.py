@@ -53,7 +53,10 @@ def wait_for(poll, what: str, seconds: float = 120.0):
 
 
 @pytest.mark.parametrize("kind", ["local-pool", "submitit-local"])
-def test_a_killed_stage_resumes_in_its_building_folder(tmp_path, kind):
+def test_a_killed_stage_resumes_in_its_building_folder(tmp_path, kind, request):
+    # started as nohup and background shells start processes, with SIGINT ignored: stop must still stop
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, ignored))
     stage = Stage("job", [sys.executable, "-c", RESUMABLE, str(tmp_path / "out")], [tmp_path / "out"],
                   resumable=True)
     book = StageBook(tmp_path / "stages", ContentHashes(None))
