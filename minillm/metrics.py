@@ -19,17 +19,21 @@ import math
 import re
 import string
 from collections.abc import Sequence
-
-from rouge_score import rouge_scorer
+from typing import TYPE_CHECKING
 
 from minillm.arithmetic import evaluate_expression
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
 
 _PUNCTUATION = frozenset(string.punctuation)
 
 
 @functools.cache
 def _rouge_l_scorer() -> rouge_scorer.RougeScorer:
-    """Build the scorer once: constructing it (and its stemmer) per call is slow."""
+    """Build the scorer once: constructing it (and its stemmer) per call is slow. Imported here:
+    rouge_score costs seconds of start-up to every tool that only parses answers."""
+    from rouge_score import rouge_scorer
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 

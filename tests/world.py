@@ -17,7 +17,11 @@ MAX_LENGTH, MAX_PROMPT_LENGTH = 160, 96
 
 
 def load_tool(name: str):
-    """Import tools/<name>.py (tools/ is a folder of scripts, not a package)."""
+    """Import tools/<name>.py (tools/ is a folder of scripts, not a package), once per process: a
+    second module object under the same name would break pickling the first one's functions (for
+    worker processes) in whichever test file loaded it first."""
+    if f"tools_{name}" in sys.modules:
+        return sys.modules[f"tools_{name}"]
     spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being defined

@@ -13,12 +13,12 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from minillm.data.templates import build_task_prompt
-from minillm.modeling import load_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -131,12 +131,19 @@ def encode_instruction_example(
     return EncodedExample(prompt, prompt_ids, full_ids[len(prompt_ids) :])
 
 
+def _load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    # Imported here: the row readers and converters above serve tools that tokenise nothing
+    # (tools/import_rationales.py), and transformers costs seconds of start-up.
+    from minillm.modeling import load_tokenizer
+    return load_tokenizer(path)
+
+
 _worker_tokenizer: PreTrainedTokenizerBase | None = None
 
 
 def _init_worker(tokenizer_path: str) -> None:
     global _worker_tokenizer
-    _worker_tokenizer = load_tokenizer(tokenizer_path)
+    _worker_tokenizer = _load_tokenizer(tokenizer_path)
 
 
 def _apply_with_worker_tokenizer(
@@ -160,7 +167,7 @@ def map_with_tokenizer(
     `functools.partial` of one) when `workers > 1`.
     """
     if workers <= 1:
-        local_tokenizer = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_path)
+        local_tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(tokenizer_path)
         for item in items:
             yield function(local_tokenizer, item)
         return
