@@ -85,7 +85,8 @@ def no_process_group_leaks_into_pytest():
 
 # The longest files first: with the workers (pytest -n, a file per worker) the long end-to-end file
 # then runs beside the many short ones instead of alone at the end.
-LONGEST_FIRST = ("test_driver.py", "test_train_minillm.py", "test_train_kd.py", "test_train_dss.py", "test_train_sft.py")
+LONGEST_FIRST = ("test_driver.py", "test_driver_submitit.py", "test_train_minillm.py", "test_train_kd.py",
+                 "test_train_dss.py", "test_train_sft.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -2,8 +2,7 @@
 steps per stage), two stages at a time, with its default METHODS; then, on that finished WORK,
 what a careful user does to it: a second driver while one holds the WORK, a run stopped by
 SIGTERM after its changed settings reached the teacher, results of an earlier plan left in the
-folder, a rerun that must skip everything. A second, smaller WORK runs through submitit's local
-executor one stage at a time: its evaluations must equal the parallel run's.
+folder, a rerun that must skip everything. (submitit's executor: tests/test_driver_submitit.py.)
 
 The opt-in arms (METHODS=all) are planned as tests/test_plan.py says and trained by
 tests/test_train_kd.py and tests/test_train_minillm.py."""
@@ -149,16 +148,3 @@ def _cmdline(pid: str) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def test_submitit_one_stage_at_a_time_gives_the_same_evaluations(finished, tmp_path):
-    """EXECUTOR=submitit-local (the SLURM executor's code path, jobs as local processes) with
-    JOBS=1 gives evaluations identical to the local pool's JOBS=2. (That an edited DeepSpeed config
-    reruns exactly the stages that read it: tests/test_plan.py and tests/test_stages.py.)"""
-    work = tmp_path / "work"
-    drive(work, METHODS="sft", JOBS="1", EXECUTOR="submitit-local")
-    assert list((work / "results/tiny/submitit").rglob("*.pkl")), "no submitit job ran"
-    for method, run in (("untrained", "init"), ("teacher", "seed10"), ("sft", "seed10")):
-        parallel, serial = (json.loads((root / "results/tiny/eval" / method / run / "summary.json").read_text())
-                            for root in (finished, work))
-        assert without_paths(parallel["sets"]) == without_paths(serial["sets"]), method
