@@ -83,8 +83,9 @@ def no_process_group_leaks_into_pytest():
     assert "RANK" not in os.environ, "a test started a distributed process group inside the pytest process"
 
 
-# The longest files first: with the workers (pytest -n, a file per worker) the long end-to-end file
-# then runs beside the many short ones instead of alone at the end.
+# The longest files first: with the workers (pytest -n, a file per worker, in this order:
+# --no-loadscope-reorder in pyproject.toml) the long end-to-end files then run beside the many
+# short ones instead of alone at the end.
 LONGEST_FIRST = ("test_driver.py", "test_driver_submitit.py", "test_train_minillm.py", "test_train_kd.py",
                  "test_train_dss.py", "test_train_sft.py")
 
