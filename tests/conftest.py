@@ -86,7 +86,9 @@ def no_process_group_leaks_into_pytest():
 # The longest files first: with the workers (pytest -n, a file per worker, in this order:
 # --no-loadscope-reorder in pyproject.toml) the long end-to-end files then run beside the many
 # short ones instead of alone at the end.
-LONGEST_FIRST = ("test_driver.py", "test_driver_submitit.py", "test_train_minillm.py", "test_train_kd.py",
+# The submitit file comes third: started beside the main-command test's first minutes, the two
+# end-to-end runs (each two stages at a time) would share the cores for all of them.
+LONGEST_FIRST = ("test_driver.py", "test_train_minillm.py", "test_train_kd.py", "test_driver_submitit.py",
                  "test_train_dss.py", "test_train_sft.py")
 
 
