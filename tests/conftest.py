@@ -82,18 +82,3 @@ def no_process_group_leaks_into_pytest():
     yield
     assert "RANK" not in os.environ, "a test started a distributed process group inside the pytest process"
 
-
-# The longest files first: with the workers (pytest -n, a file per worker, in this order:
-# --no-loadscope-reorder in pyproject.toml) the long end-to-end files then run beside the many
-# short ones instead of alone at the end.
-# The submitit file comes third: started beside the main-command test's first minutes, the two
-# end-to-end runs (each two stages at a time) would share the cores for all of them.
-LONGEST_FIRST = ("test_driver.py", "test_train_minillm.py", "test_train_kd.py", "test_driver_submitit.py",
-                 "test_train_dss.py", "test_train_sft.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    def rank(item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-    items.sort(key=rank)
