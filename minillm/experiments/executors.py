@@ -186,16 +186,16 @@ class SubmititExecutor:
         self.executor.update_parameters(**parameters)
 
     def submit(self, launch: Launch):
-        if self.name != "submitit-local" or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            return self.executor.submit(StageJob(), launch.argv, launch.env, str(launch.cwd), str(launch.log))
         # submitit's local controller stops its job on SIGINT (that is what cancel sends); started by a
         # process that ignores SIGINT (nohup, a background shell) it would ignore it too, and a stopped
         # stage would run on. A handler, unlike SIG_IGN, is not inherited.
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        ignored = self.name == "submitit-local" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler) if ignored else None
         try:
             return self.executor.submit(StageJob(), launch.argv, launch.env, str(launch.cwd), str(launch.log))
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     def poll(self, job) -> int | None:
         if not job.done():
