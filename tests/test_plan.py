@@ -14,7 +14,7 @@ from world import REPO
 
 from minillm.experiments import methods as registry
 from minillm.experiments import preflight
-from minillm.experiments.comparison import build_comparison
+from minillm.experiments.comparison import build_comparison, declared_comparisons
 from minillm.experiments.methods import METHODS, Method, SelectionError, select
 from minillm.experiments.plan import build_plan
 from minillm.experiments.reading import load_results
@@ -42,7 +42,8 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
         for path in stage.inputs:
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
     assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "minillm-lmops", "opd", "gkd", "distillm",
-                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "dss", "dss-gold",
+                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "label-sft",
+                                              "label-distill", "dss", "dss-gold",
                                               "dss-kd", "dss-continued", "dss-minillm", "kd"]
 
 
@@ -108,6 +109,24 @@ def test_the_stories_preset_plans_its_own_pipeline(tmp_path):
     assert not preflight.settings_problems(settings, plan)
     settings, plan = plan_for(tmp_path, "stories", LLAMA2C_DIR=str(tmp_path / "absent"))
     assert "needs llama2.c's stories260K" in preflight.settings_problems(settings, plan)[0]
+
+
+def test_the_label_only_arms_train_the_dss_label_task_alone_as_dss_controls(tmp_path):
+    """The DSS paper's baselines: the label stream its DSS arm reads, without the rationale stream,
+    from the same init for the same epochs; each is its DSS arm's declared control."""
+    _, plan = plan_for(tmp_path, METHODS="label-sft label-distill dss dss-gold")
+    for arm, dss in (("label-sft", "dss-gold"), ("label-distill", "dss")):
+        env, dss_env = stage_env(plan, f"{arm}-seed10"), stage_env(plan, f"{dss}-seed10")
+        assert env["DATA_DIR"] == dss_env["DATA_DIR"] and env["DATA_DIR"].endswith("/full/label/tiny"), arm
+        assert "RATIONALE_DATA_DIR" not in env and "LABEL_WEIGHT" not in env and "RATIONALE_DATA_DIR" in dss_env
+        for name in ("MODEL_PATH", "LR", "EPOCHS", "TRAIN_FRACTION", "SEED", "BATCH_SIZE", "DS_CONFIG"):
+            assert env[name] == dss_env[name], (arm, name)
+        assert plan.stage(f"{arm}-seed10").inputs[1] == Path(env["DATA_DIR"])  # the label folder alone
+        assert f"eval-{arm}-seed10" in [stage.name for stage in plan.stages]
+    comparisons = declared_comparisons(["sft", "label-sft", "label-distill", "dss", "dss-gold"])
+    assert {("dss", "label-distill", True), ("dss-gold", "label-sft", True), ("label-sft", "sft", False),
+            ("label-distill", "sft", False)} <= set(comparisons)
+    assert "label-sft" not in registry.default_arms()
 
 
 def test_the_registry_the_report_and_the_checks_agree():
@@ -195,8 +214,8 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     assert rerun() == {"dss-teacher-data"}
     template.write_text((REPO / "prompts/rationales/dss_rationale.txt").read_text())
     # (the epoch-based reference recipes take the preset's student learning rate on tiny)
-    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "dss", "dss-gold", "dss-kd",
-                                                 "distillm-ref", "abkd-ref") for seed in (10, 20)}
+    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "label-sft", "label-distill", "dss",
+                                                 "dss-gold", "dss-kd", "distillm-ref", "abkd-ref") for seed in (10, 20)}
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
     assert rerun(LABEL_WEIGHT="0.3") == {f"{arm}-seed{seed}" for arm in ("dss", "dss-gold", "dss-kd", "dss-continued",

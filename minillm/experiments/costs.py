@@ -84,13 +84,14 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     checks = [lengths(train_rows, budget.gold_response, "gold training responses")]
     train, dev = checks[0].data(), lengths(dev_rows, budget.gold_response, "validation responses").data()
     test = lengths(_test_rows(s), budget.gold_response, "eval-set references").data()
-    dss = train
+    dss = dss_label = train
     if _runs_step_by_step(methods) and all("rationale" in row and "answer" in row for row in train_rows):
         # rows that carry their own rationale (the tiny data, GSM8K converted): the DSS rows are theirs;
         # otherwise a teacher writes them and the gold rows stand for their lengths
         dss_rows = [convert_raw_row(row, str(index)) for index, row in enumerate(train_rows)]
         with_rationale = [row for row in dss_rows if row.get("rationale")]
         label = lengths(dss_rows, budget.gold_response, "DSS label responses", "[label] ")
+        dss_label = label.data()
         if with_rationale:
             rationale = lengths(with_rationale, budget.chain_of_thought_response, "DSS chain of thought",
                                 "[rationale] ")
@@ -117,9 +118,9 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
             costs.append(budget.evaluation(stage.name, model, test, new_tokens, len(s.eval_seeds),
                                            s.accuracy_decoding == "greedy"))
         elif stage.kind == "train" and stage.method in registry.METHODS:
-            costs.append(_arm_cost(stage.name, registry.METHODS[stage.method], s, student, teacher,
-                                   dss if registry.METHODS[stage.method].training_set == "step-by-step" else train,
-                                   student_run, on_policy))
+            method = registry.METHODS[stage.method]
+            data = (dss_label if method.label_only else dss) if method.training_set == "step-by-step" else train
+            costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy))
     gflops = gflops or budget.matmul_gflops()
     estimates = budget.estimate(costs, gflops)
     warnings, refusals = budget.length_findings(checks)

@@ -57,6 +57,7 @@ class Method:
     recipe: str = "student"
     teacher: str | None = None  # "teacher" or "dss-teacher": the model it distils from
     trains_on: str = "instruction"
+    label_only: bool = False  # step-by-step data: the label task alone, without the rationale stream
     corpus_term: bool = False  # the pretraining term of its recipe (on-policy and continued recipes)
     variables: Callable[..., dict[str, object]] | None = None  # settings → its own stage variables
     extra_args: tuple[str, ...] = ()  # entrypoint flags beside the launcher's variables
@@ -174,17 +175,30 @@ METHODS: dict[str, Method] = {
         ("abkd-ref", "ABKD as its authors run it: α-β divergence (α 0.2, β 0.7) alone from the SFT student, lr 5e-4 "
          "cosine for 20 epochs, corpus CE", "gold labels + the SFT teacher's token distribution + the pretraining "
          "corpus (CE)", GOLD_LABELS + _PRETRAINING, "scripts/sft/sft_continued.sh"))},
+    # The DSS paper's baselines: its students' label task alone, on the same questions, init and epochs.
+    "label-sft": Method("Label-only SFT", "control arm", "random init",
+                        "cross-entropy on the gold labels of the step-by-step questions, no rationales (the DSS "
+                        "paper's standard fine-tuning)", "gold labels (the label task)", (("label", "gold"),),
+                        launcher="scripts/gpt2/sft/sft_base.sh", entrypoint="train_sft.py", trains_on="dss-gold",
+                        label_only=True, training_set="step-by-step", default=False, primary=False),
+    "label-distill": Method("Label-only distillation", "control arm", "random init",
+                            "cross-entropy on the DSS teacher's labels, no rationales (the DSS paper's standard "
+                            "distillation)", "labels written by the DSS teacher (the label task)",
+                            (("label", "teacher-written"),), launcher="scripts/gpt2/sft/sft_base.sh",
+                            entrypoint="train_sft.py", trains_on="dss-black-box", label_only=True,
+                            training_set="step-by-step", default=False, primary=False),
     "dss": Method("DSS", "step-by-step, black-box", "random init",
                   "cross-entropy on the teacher's labels + α · cross-entropy on its rationales "
                   "(two task-prefixed streams)",
                   "labels and rationales written by the DSS teacher in one pass", _DSS_TEACHER_STREAMS,
                   launcher="scripts/dss/dss_base.sh", entrypoint="train_sft.py", trains_on="dss-black-box",
-                  training_set="step-by-step"),
+                  control="label-distill", training_set="step-by-step"),
     "dss-gold": Method("DSS (gold labels)", "step-by-step, black-box", "random init",
                        "the DSS streams with gold labels instead of the teacher's (the paper's third arm)",
                        "gold labels + rationales written by the DSS teacher",
                        (("label", "gold"), ("rationale", "teacher-written")), launcher="scripts/dss/dss_base.sh",
-                       entrypoint="train_sft.py", trains_on="dss-gold", training_set="step-by-step"),
+                       entrypoint="train_sft.py", trains_on="dss-gold", control="label-sft",
+                       training_set="step-by-step"),
     "dss-kd": Method("DSS-KD", "step-by-step × white-box", "random init",
                      "the DSS streams with the token-level KD loss to the DSS teacher's distribution",
                      "gold labels + gold rationales + the DSS teacher's token distribution",

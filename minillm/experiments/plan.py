@@ -371,6 +371,8 @@ class PlanBuilder:
         kind = "prompt" if method.trains_on == "dss-prompts" else "full"
         label, rationale = processed / kind / "label" / s.preset, processed / kind / "rationale" / s.preset
         first = "PROMPT_DATA_DIR" if kind == "prompt" else "DATA_DIR"
+        if method.label_only:
+            return {first: label}, [label]
         return {first: label, "RATIONALE_DATA_DIR": rationale, "LABEL_WEIGHT": s.label_weight}, [processed]
 
     def arm(self, key: str, seed: int) -> Stage:
