@@ -86,12 +86,32 @@ def test_the_time_model_adds_its_terms_and_a_slow_plan_is_named():
     warning = budget.slow_run_warning(estimates)
     assert warning and "the heaviest stages: teacher" in warning and "vocabulary 151,646" in warning
     assert "| teacher | teacher-sft | 30.00M | 151,646 |" in budget.estimate_table(estimates, 50.0)
+    total = sum(item.seconds for item in estimates) + 30
+    assert (f"about {budget.format_seconds(total)} of stage time, 3 data stages included; about 2.0 min of wall "
+            f"time with JOBS=2 on this machine (matmul probe 50 GFLOP/s on 1 thread)") in budget.estimate_table(
+        estimates, 50.0, data_stages=3, data_seconds=30.0, wall=120.0, jobs=2, threads=1)
     with pytest.raises(ValueError, match="stage kind 'sft'"):
         budget.StageCost("x", "sft", SHAPE, 0, 0)
 
 
-def test_the_matmul_probe_measures_a_speed():
+def test_the_matmul_probe_measures_a_speed_on_the_threads_asked_and_leaves_torchs_count():
+    import torch
+
+    before = torch.get_num_threads()
     assert budget.matmul_gflops(seconds=0.05, size=128) > 0
+    assert budget.matmul_gflops(seconds=0.05, size=128, threads=1) > 0
+    assert torch.get_num_threads() == before
+
+
+def test_the_wall_time_follows_the_drivers_schedule():
+    stages = [("teacher", 10.0, []), ("sft", 4.0, []), ("kd", 3.0, ["teacher"]), ("eval-sft", 2.0, ["sft"]),
+              ("eval-kd", 2.0, ["kd", "inputs-made-earlier"])]
+    assert budget.wall_seconds(stages, jobs=1) == pytest.approx(21.0)  # the sum
+    # two slots: teacher ‖ sft, eval-sft (4–6); kd after the teacher (10–13), then eval-kd (13–15)
+    assert budget.wall_seconds(stages, jobs=2) == pytest.approx(15.0)
+    assert budget.wall_seconds(stages, jobs=8) == pytest.approx(15.0)  # the critical path
+    with pytest.raises(ValueError, match="stages kd read from stages that never run"):
+        budget.wall_seconds([("kd", 1.0, ["kd"])], jobs=2)
 
 
 # ---------------------------------------------------------------- lengths

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from world import REPO
 
 from minillm.experiments import costs
@@ -34,6 +35,13 @@ def test_every_training_generation_and_evaluation_stage_is_costed(world):
     assert costed["kd-forward_kl-seed10"].stage.teacher is not None and costed["sft-seed10"].stage.teacher is None
     assert costed["minillm-seed10"].stage.kind == "minillm" and costed["minillm-seed10"].stage.decoding_steps > 0
     assert not report.refusals and "estimated time" in report.table()
+    # the data stages count as their start-up; JOBS=2 overlaps the stages, and never beats the teacher's chain
+    data = [stage.name for stage in plan.stages if stage.name not in costed]
+    assert "process" in data and report.data_stages == len(data)
+    assert report.total_seconds == sum(item.seconds for item in report.estimates) + report.data_seconds
+    chain = sum(costed[name].seconds for name in ("teacher", "dss-teacher", "dss-teacher-data", "eval-dss-seed10"))
+    assert chain < report.wall_seconds < report.total_seconds and report.jobs == settings.jobs
+    assert costs.plan_report(*tiny(world, JOBS="1"), gflops=PROBE).wall_seconds == pytest.approx(report.total_seconds)
 
 
 def test_a_budget_too_short_for_the_answer_is_refused_naming_the_variable(world):

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 if missing:
                     print(f"warning: {missing}")
                 else:
-                    print(f"cost estimate (the sum of the stages' times):\n{report.table()}")
+                    print(f"cost estimate:\n{report.table()}")
                     print("".join(f"warning: {warning}\n" for warning in report.warnings), end="")
                     problems += report.refusals
         else:

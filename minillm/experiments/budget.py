@@ -222,12 +222,16 @@ class Calibration:
     decode_step_s: float = 0.0  # per batched decoding step (the sampler's per-token work)
     efficiency: float = 1.0  # share of the probe's matmul speed that training and generation reach
     logit_element_s: float = 0.0  # per vocabulary-row element pass
+    data_stage_s: float = 0.0  # a data stage (processing, rows, a student init, a cache): mostly its start-up
 
     def seconds(self, stage: StageCost, gflops: float) -> float:
         at_reference = (self.launch_s.get(stage.kind, 0.0) + stage.steps * self.step_s
                         + stage.decoding_steps * self.decode_step_s + stage.logit_elements * self.logit_element_s
                         + stage.flops / (self.reference_gflops * 1e9 * self.efficiency))
         return at_reference * self.reference_gflops / gflops
+
+    def data_seconds(self, gflops: float) -> float:
+        return self.data_stage_s * self.reference_gflops / gflops
 
 
 # Fitted (benchmarks/budget_calibration.py --fit --launch 8 8 5: launches fixed at what a Python
@@ -247,17 +251,24 @@ TINY_PRESET_SECONDS = 12 * 60 + 36
 SLOW_FACTOR = 3.0
 
 
-def matmul_gflops(seconds: float = 1.0, size: int = 1024) -> float:
-    """This machine's float32 matmul speed (GFLOP/s) over about `seconds`, with torch's threads:
-    the G of the time estimate. Other jobs on the same cores lower it, as they slow the run."""
+def matmul_gflops(seconds: float = 1.0, size: int = 1024, threads: int | None = None) -> float:
+    """This machine's float32 matmul speed (GFLOP/s) over about `seconds` with `threads` threads
+    (default: torch's), those a stage runs with: the G of the time estimate. Other jobs on the same
+    cores lower it, as they slow the run."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up: allocation, thread pool
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        a @ b
-        count += 1
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b  # warm-up: allocation, thread pool
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            a @ b
+            count += 1
+    finally:
+        torch.set_num_threads(previous)
     return 2.0 * size ** 3 * count / elapsed / 1e9
 
 
@@ -279,16 +290,47 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate_table(estimates: Sequence[Estimate], gflops: float) -> str:
-    """A markdown table of the stages: model, tokens, FLOPs, estimated time; then the total."""
+def wall_seconds(stages: Sequence[tuple[str, float, Sequence[str]]], jobs: int) -> float:
+    """The wall time of `stages` (name, seconds, the names of the stages it reads from) run as
+    the comparison driver runs them: in order, each as soon as the stages it reads from have
+    finished and one of `jobs` slots is free (a dependency outside `stages` counts as done)."""
+    names = {name for name, _, _ in stages}
+    pending = list(stages)
+    finished: set[str] = set()
+    running: list[tuple[float, str]] = []  # (end, name)
+    now = 0.0
+    while pending or running:
+        for item in list(pending):
+            if len(running) >= jobs:
+                break
+            name, seconds, reads = item
+            if all(dep in finished for dep in reads if dep in names):
+                pending.remove(item)
+                running.append((now + seconds, name))
+        if not running:
+            raise ValueError(f"stages {', '.join(name for name, _, _ in pending)} read from stages that never run")
+        now = min(end for end, _ in running)
+        finished |= {name for end, name in running if end <= now}
+        running = [(end, name) for end, name in running if end > now]
+    return now
+
+
+def estimate_table(estimates: Sequence[Estimate], gflops: float, data_stages: int = 0, data_seconds: float = 0.0,
+                   wall: float | None = None, jobs: int = 1, threads: int | None = None) -> str:
+    """A markdown table of the stages: model, tokens, FLOPs, estimated time; then the total (the
+    sum of the stages' times, `data_stages` more of `data_seconds` in all) and the `wall` time
+    with `jobs` stages side by side."""
     lines = ["| stage | kind | parameters | vocabulary | tokens | FLOPs | estimated time |", "|---|---|---|---|---|---|---|"]
     for item in estimates:
         stage = item.stage
         teacher = f" + teacher {stage.teacher.parameters / 1e6:.1f}M" if stage.teacher else ""
         lines.append(f"| {stage.name} | {stage.kind} | {stage.model.parameters / 1e6:.2f}M{teacher} | "
                      f"{stage.model.vocab:,} | {stage.tokens:,.0f} | {stage.flops:.2e} | {format_seconds(item.seconds)} |")
-    total = sum(item.seconds for item in estimates)
-    lines.append(f"\nTotal: about {format_seconds(total)} on this machine (matmul probe {gflops:.0f} GFLOP/s).")
+    total = sum(item.seconds for item in estimates) + data_seconds
+    data = f", {data_stages} data stages included" if data_stages else ""
+    side = f"; about {format_seconds(wall)} of wall time with JOBS={jobs}" if wall is not None else ""
+    probe = f"matmul probe {gflops:.0f} GFLOP/s" + (f" on {threads} thread{'s' * (threads > 1)}" if threads else "")
+    lines.append(f"\nTotal: about {format_seconds(total)} of stage time{data}{side} on this machine ({probe}).")
     return "\n".join(lines)
 
 

@@ -4,8 +4,10 @@ the data's token lengths, their time estimate on this machine, and the reference
 lengths against the generation budget. The driver prints them after its `inputs` stage (the
 tiny preset builds its models there); `tools/preflight.py` prints them when the models exist.
 
-Data stages (processing, rows, caches) are left out: they cost seconds. The estimate is the sum of
-the stages' times, not the wall time of a run with JOBS > 1 (stages then overlap).
+Data stages (processing, rows, student inits, caches) count as their start-up each. The total is
+the sum of the stages' times (what JOBS=1 takes) and the wall time the driver's schedule gives
+with JOBS stages side by side (`budget.wall_seconds`); the probe runs on STAGE_THREADS threads,
+as every stage does.
 """
 from __future__ import annotations
 
@@ -32,9 +34,19 @@ class PlanReport:
     gflops: float
     warnings: list[str]  # said before the first stage; the run goes on
     refusals: list[str]  # the run cannot give an answer worth its time: refused before the first stage
+    data_stages: int = 0
+    data_seconds: float = 0.0  # all of them
+    wall_seconds: float | None = None  # with `jobs` stages side by side
+    jobs: int = 1
+    threads: int | None = None  # the probe's (STAGE_THREADS)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(item.seconds for item in self.estimates) + self.data_seconds
 
     def table(self) -> str:
-        return budget.estimate_table(self.estimates, self.gflops)
+        return budget.estimate_table(self.estimates, self.gflops, self.data_stages, self.data_seconds,
+                                     self.wall_seconds, self.jobs, self.threads)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -121,8 +133,14 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
             method = registry.METHODS[stage.method]
             data = (dss_label if method.label_only else dss) if method.training_set == "step-by-step" else train
             costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy))
-    gflops = gflops or budget.matmul_gflops()
+    gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
+    seconds = {item.stage.name: item.seconds for item in estimates}
+    data_stages = [stage.name for stage in plan.stages if stage.name not in seconds]
+    data_seconds = budget.CALIBRATION.data_seconds(gflops)
+    wall = budget.wall_seconds([(stage.name, seconds.get(stage.name, data_seconds),
+                                 [producer.name for producer in plan.producers(stage)]) for stage in plan.stages],
+                               s.jobs)
     warnings, refusals = budget.length_findings(checks)
     # the tiny preset's measured time, as this machine would take it now (the estimates scale alike)
     warning = budget.slow_run_warning(estimates, reference_s=budget.TINY_PRESET_SECONDS
@@ -135,7 +153,8 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                         f"after TEACHER_EPOCHS={s.teacher_epochs} of SFT it is unlikely to write chain of thought "
                         f"that parses, and the step-by-step arms' data stage (dss-teacher-data) then fails; "
                         f"without them: METHODS=\"{' '.join(kept)}\"")
-    return PlanReport(estimates, gflops, warnings, refusals)
+    return PlanReport(estimates, gflops, warnings, refusals, len(data_stages), len(data_stages) * data_seconds, wall,
+                      s.jobs, s.stage_threads)
 
 
 def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,

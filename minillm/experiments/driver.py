@@ -388,8 +388,8 @@ def run(settings: DriverSettings, plan: Plan, environ: dict[str, str], force: bo
             if missing:
                 say(f"warning: {missing}", "warning")
             else:
-                say(f"cost estimate (the sum of the stages' times; JOBS={s.jobs} overlaps them):\n{report.table()}",
-                    "estimate", seconds=round(sum(item.seconds for item in report.estimates), 1), gflops=report.gflops)
+                say(f"cost estimate:\n{report.table()}", "estimate", seconds=round(report.total_seconds, 1),
+                    wall_seconds=round(report.wall_seconds, 1), jobs=s.jobs, gflops=report.gflops)
                 for warning in report.warnings:
                     say(f"warning: {warning}", "warning")
                 problems = report.refusals
