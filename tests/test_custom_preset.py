@@ -65,18 +65,87 @@ def test_preflight_refuses_a_warm_up_as_long_as_the_on_policy_steps(tmp_path, ti
     assert not [p for p in preflight.settings_problems(settings, plan) if "MINILLM_WARMUP" in p]
 
 
-def test_preflight_refuses_a_teacher_with_another_tokenizer(tmp_path, tiny_tokenizer_dir):
+def test_a_teacher_with_another_tokenizer_runs_the_arms_that_work_across_tokenizers_only(tmp_path,
+                                                                                         tiny_tokenizer_dir):
+    """Without TEACHER_TOKENIZER the mismatch is refused, naming the way; with it, the teacher trains
+    on data in its own tokens, the SeqKD answers are processed in the students', the cross-tokenizer
+    arms get their distance, and an arm that compares tokens one by one is refused, naming the others."""
     from transformers import AutoTokenizer
     other = tmp_path / "other-tokenizer"
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     tokenizer.add_tokens(["<a-token-the-students-lack>"])
     tokenizer.save_pretrained(other)
-    model_folder(tmp_path / "teacher", other, 512)
+    config = model_folder(tmp_path / "teacher", other, 512) / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "vocab_size": len(tokenizer)}))
     model_folder(tmp_path / "student", tiny_tokenizer_dir, 512)
     settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS="sft")
     problems = "\n".join(preflight.model_problems(settings, plan))
     assert f"TEACHER_INIT={tmp_path / 'teacher'} and TOKENIZER={tiny_tokenizer_dir} do not share" in problems
+    assert f"TEACHER_TOKENIZER={tmp_path / 'teacher'} and METHODS from the arms that work across" in problems
     assert "STUDENT_INIT" not in problems
+
+    across = {"TEACHER_TOKENIZER": str(other), "PTX_TEXT": "", "EVAL_SEEDS": "10"}
+    settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS="sft seqkd uld aligned-kd aligned-onpolicy",
+                                  **across)
+    assert not [p for p in preflight.model_problems(settings, plan) if "tokenizer" in p.lower()]
+    processed = settings.processed
+    teacher = plan.stage("teacher")
+    assert teacher.env["DATA_DIR"] == f"{processed}/teacher-tokenizer/full/custom"
+    assert plan.stage("process-teacher").env["MODEL_PATH"] == str(other)
+    assert plan.stage("process").env["MODEL_PATH"] == str(tiny_tokenizer_dir)
+    assert plan.stage("seqkd-data").env["TOKENIZER_PATH"] == str(tiny_tokenizer_dir)
+    for arm, distance in (("uld", "uld"), ("aligned-kd", "aligned"), ("aligned-onpolicy", "aligned")):
+        env = plan.stage(f"{arm}-seed10").env
+        assert env["CROSS_TOKENIZER"] == distance and env["DATA_DIR"] == f"{processed}/full/custom", arm
+    settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS="dss", DSS_RATIONALES="dataset",
+                                  DSS_SOURCE="synthetic", DSS_SOURCE_INPUT=str(tmp_path), **across)
+    assert plan.stage("process-dss-cot").env["MODEL_PATH"] == str(other)  # the two-task DSS teacher's data
+    assert plan.stage("process-dss-teacher").env["MODEL_PATH"] == str(tiny_tokenizer_dir)  # what it writes
+    settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS="sft aligned-onpolicy", **across)
+    on_policy = plan.stage("aligned-onpolicy-seed10").env
+    assert on_policy["INIT_PATH"].endswith("runs/sft/seed10") and (on_policy["GKD_LAMBDA"], on_policy["KD_RATIO"],
+                                                                    on_policy["PTX_KD_RATIO"]) == ("1", "1", "0")
+    for methods, refused in (("sft kd", "METHODS kd-forward_kl"), ("sft-continued minillm", "METHODS sft-continued minillm")):
+        settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS=methods, **across)
+        problems = "\n".join(preflight.model_problems(settings, plan))
+        assert f"{refused} compare teacher and student token by token; across tokenizers choose from: " in problems
+        assert " uld " in problems and " seqkd " in problems
+    settings, plan = settings_for(tmp_path, tiny_tokenizer_dir, METHODS="uld", TEACHER_CACHE_TOP_K="8", **across)
+    assert "TEACHER_CACHE_TOP_K=8: the cache holds the teacher's scores" in "\n".join(
+        preflight.model_problems(settings, plan))
+
+
+def test_the_driver_distils_across_tokenizers_at_a_toy_size(tmp_path, world):
+    """The custom preset with a teacher whose tokenizer is its own (a BPE of 600 tokens on the same
+    text; the students keep the world's 800): the teacher trains on data in its tokens, SeqKD's
+    answers are processed in the students', and a black-box (SeqKD) and a white-box cross-tokenizer
+    student (ULD; aligned-token KD is the same stage with another distance) reach the table."""
+    make = load_tool("make_tiny_default")
+    teacher_tokenizer, teacher = tmp_path / "teacher-tokenizer", tmp_path / "teacher"
+    make.train_tokenizer(world.data, teacher_tokenizer, 600, make.N_POSITIONS)
+    make.build_model(teacher_tokenizer, teacher, make.TEACHER_SHAPE, make.N_POSITIONS, seed=1)
+    env = {**{k: v for k, v in os.environ.items() if k not in ("EXTRA_ARGS", "METHODS", "JOBS")},
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    recipe = {"PRESET": "custom", "WORK": str(tmp_path), "RAW_DIR": str(world.data),
+              "EVAL_DATA_ROOT": str(world.data.parent), "EVAL_SETS": world.data.name, "TEACHER_INIT": str(teacher),
+              "STUDENT_INIT": str(world.student), "TEACHER_TOKENIZER": str(teacher_tokenizer),
+              "METHODS": "seqkd uld", "DEV_NUM": "40", "MAX_TRAIN_ROWS": "64", "MAX_EVAL_ROWS": "6",
+              "EVAL_SEEDS": "10", "DS_CONFIG": "configs/deepspeed/zero1_fp32.json", "MAX_LENGTH": "160",
+              "MAX_PROMPT_LENGTH": "96", "BATCH_SIZE": "16", "MICRO_BATCH_SIZE": "16", "TEACHER_MICRO_BATCH": "16",
+              "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "1", "EVAL_GEN_NUM": "4", "WORKERS": "1", "JOBS": "2",
+              "STAGE_THREADS": "1"}
+    result = subprocess.run(["bash", "scripts/run_comparison.sh", str(REPO)], cwd=REPO, env={**env, **recipe},
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+
+    def vocabulary(processed: str) -> int:
+        manifest = tmp_path / "processed_data/custom" / processed / "custom/data_manifest.json"
+        return json.loads(manifest.read_text())["tokenizer"]["vocab_size"]
+
+    assert (vocabulary("teacher-tokenizer/full"), vocabulary("full"), vocabulary("seqkd/full")) == (600, 800, 800)
+    report = (tmp_path / "results/custom/comparison.md").read_text()
+    for label in ("Teacher", "SeqKD", "ULD"):
+        assert f"| {label} |" in report, label
 
 
 def test_preflight_names_missing_inputs_and_records_the_plan(tmp_path, tiny_tokenizer_dir):

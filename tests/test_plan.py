@@ -42,8 +42,9 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
         for path in stage.inputs:
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
     assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "minillm-lmops", "opd", "gkd", "distillm",
-                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "label-sft",
-                                              "label-distill", "dss", "dss-gold",
+                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "uld", "aligned-kd",
+                                              "uld-onpolicy", "aligned-onpolicy", "label-sft", "label-distill", "dss",
+                                              "dss-gold",
                                               "dss-kd", "dss-continued", "dss-minillm", "kd"]
 
 
@@ -214,8 +215,9 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     assert rerun() == {"dss-teacher-data"}
     template.write_text((REPO / "prompts/rationales/dss_rationale.txt").read_text())
     # (the epoch-based reference recipes take the preset's student learning rate on tiny)
-    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "label-sft", "label-distill", "dss",
-                                                 "dss-gold", "dss-kd", "distillm-ref", "abkd-ref") for seed in (10, 20)}
+    students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "uld", "aligned-kd", "label-sft",
+                                                 "label-distill", "dss", "dss-gold", "dss-kd", "distillm-ref",
+                                                 "abkd-ref") for seed in (10, 20)}
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
     assert rerun(LABEL_WEIGHT="0.3") == {f"{arm}-seed{seed}" for arm in ("dss", "dss-gold", "dss-kd", "dss-continued",

@@ -58,6 +58,7 @@ class Method:
     teacher: str | None = None  # "teacher" or "dss-teacher": the model it distils from
     trains_on: str = "instruction"
     label_only: bool = False  # step-by-step data: the label task alone, without the rationale stream
+    cross_tokenizer: str | None = None  # "uld" / "aligned": its teacher terms read the text in the teacher's tokenizer
     corpus_term: bool = False  # the pretraining term of its recipe (on-policy and continued recipes)
     variables: Callable[..., dict[str, object]] | None = None  # settings → its own stage variables
     extra_args: tuple[str, ...] = ()  # entrypoint flags beside the launcher's variables
@@ -74,6 +75,12 @@ class Method:
     @property
     def init_method(self) -> str | None:
         return self.continues
+
+    @property
+    def needs_shared_tokenizer(self) -> bool:
+        """It compares teacher and student token by token (a teacher's distribution, or the corpus
+        term's KD to it): only with TEACHER_TOKENIZER = TOKENIZER."""
+        return (self.teacher is not None or self.corpus_term) and self.cross_tokenizer is None
 
 
 def _kd(divergence: str, label: str) -> Method:
@@ -175,6 +182,32 @@ METHODS: dict[str, Method] = {
         ("abkd-ref", "ABKD as its authors run it: α-β divergence (α 0.2, β 0.7) alone from the SFT student, lr 5e-4 "
          "cosine for 20 epochs, corpus CE", "gold labels + the SFT teacher's token distribution + the pretraining "
          "corpus (CE)", GOLD_LABELS + _PRETRAINING, "scripts/sft/sft_continued.sh"))},
+    # Across tokenizers (TEACHER_TOKENIZER ≠ TOKENIZER; docs/cross-tokenizer.md): the teacher reads the same text
+    # in its own tokenizer. Off-policy, the KD recipe; on-policy, GKD's step on the student's own samples (λ 1).
+    **{key: Method(label, "white-box, cross-tokenizer", "random init",
+                   f"(1 − r)·CE on gold responses + r·{what} to the teacher, which reads the same text in its own "
+                   f"tokenizer", "gold labels + the teacher's token distribution (any tokenizer)", GOLD_LABELS,
+                   launcher="scripts/xtok/xtok_base.sh", entrypoint="train_kd.py", teacher="teacher",
+                   cross_tokenizer=distance, default=False,
+                   variables=lambda s, d=distance: {"CROSS_TOKENIZER": d, "KD_RATIO": s.kd_ratio})
+       for key, label, distance, what in (
+           ("uld", "ULD", "uld", "universal logit distance (L1 between the sorted probability vectors of the i-th "
+                                 "response tokens)"),
+           ("aligned-kd", "Aligned-token KD", "aligned", "forward KL over the vocabulary entries both tokenizers "
+                                                         "spell alike, at tokens that start at the same byte, and "
+                                                         "the universal logit distance over the rest"))},
+    **{key: Method(label, "white-box, cross-tokenizer", "the SFT student",
+                   f"{what} to the teacher (its own tokenizer) on the student's own samples in every step (GKD's "
+                   f"step, λ 1) + the pretraining term as cross-entropy alone (its KD needs a shared tokenizer), for "
+                   f"the on-policy arms' steps", "its own samples, scored by the teacher in its own tokenizer + the "
+                   f"pretraining corpus (CE)", _ROLLOUTS + _PRETRAINING, launcher="scripts/xtok/xtok_base.sh",
+                   entrypoint="train_kd.py", recipe="continued", teacher="teacher", corpus_term=True,
+                   continues="sft", cross_tokenizer=distance, default=False, primary=False,
+                   variables=lambda s, d=distance: {"CROSS_TOKENIZER": d, "KD_RATIO": 1, "GKD_LAMBDA": 1,
+                                                    "PTX_KD_RATIO": 0})
+       for key, label, distance, what in (
+           ("uld-onpolicy", "ULD (on-policy)", "uld", "the universal logit distance"),
+           ("aligned-onpolicy", "Aligned-token KD (on-policy)", "aligned", "aligned-token KD"))},
     # The DSS paper's baselines: its students' label task alone, on the same questions, init and epochs.
     "label-sft": Method("Label-only SFT", "control arm", "random init",
                         "cross-entropy on the gold labels of the step-by-step questions, no rationales (the DSS "

@@ -145,10 +145,16 @@ class PlanBuilder:
                 "BATCH_SIZE": s.batch_size, "MICRO_BATCH_SIZE": s.micro_batch_size, "EVAL_GEN_NUM": s.eval_gen_num,
                 "GPUS_PER_NODE": s.stage_gpus}
 
-    def processing_env(self) -> dict:
+    @property
+    def cross_tokenizer(self) -> bool:
+        """The teacher has a tokenizer of its own: it trains on data in its tokens; text it writes
+        is processed with the students' tokenizer."""
+        return self.s.teacher_tokenizer != self.s.tokenizer
+
+    def processing_env(self, tokenizer: Path | None = None) -> dict:
         s = self.s
-        return {"MODEL_PATH": s.tokenizer, "MODEL_TYPE": s.preset, "DEV_NUM": s.dev_num, "WORKERS": s.workers,
-                "MAX_PROMPT_LENGTH": s.max_prompt_length, "MAX_LENGTH": s.max_length}
+        return {"MODEL_PATH": tokenizer or s.tokenizer, "MODEL_TYPE": s.preset, "DEV_NUM": s.dev_num,
+                "WORKERS": s.workers, "MAX_PROMPT_LENGTH": s.max_prompt_length, "MAX_LENGTH": s.max_length}
 
     def failure_gate(self) -> str:
         rate = self.s.max_rationale_failure_rate
@@ -179,12 +185,22 @@ class PlanBuilder:
         return out
 
     def _make_instruction(self) -> tuple[Path, Path]:
+        return self._process_instruction("process", self.s.processed, self.s.tokenizer)
+
+    def _make_teacher_instruction(self) -> Path:
+        """The instruction data in the teacher's tokens (the students' unless TEACHER_TOKENIZER differs)."""
+        if not self.cross_tokenizer:
+            return self.need("instruction")[0]
         s = self.s
-        rows, full, prompt = self.need("rows"), s.processed / "full", s.processed / "prompt"
-        self.script("process", "scripts/tools/process_data_dolly.sh", [full, prompt], [rows, s.tokenizer],
+        return self._process_instruction("process-teacher", s.processed / "teacher-tokenizer", s.teacher_tokenizer)[0]
+
+    def _process_instruction(self, name: str, processed: Path, tokenizer: Path) -> tuple[Path, Path]:
+        s = self.s
+        rows, full, prompt = self.need("rows"), processed / "full", processed / "prompt"
+        self.script(name, "scripts/tools/process_data_dolly.sh", [full, prompt], [rows, tokenizer],
                     {"DATA_DIR": rows, "PROCESSED_DIR": full, "PROMPT_PROCESSED_DIR": prompt,
-                     **self.processing_env()}, ["tools/process_data_dolly.py"],
-                    check=enough_items(full / s.preset, s.batch_size, "process",
+                     **self.processing_env(tokenizer)}, ["tools/process_data_dolly.py"],
+                    check=enough_items(full / s.preset, s.batch_size, name,
                                        f"{rows}/raw.jsonl (RAW_DIR, DEV_NUM={s.dev_num} validation rows first)"))
         return full / s.preset, prompt / s.preset
 
@@ -202,7 +218,7 @@ class PlanBuilder:
 
     def _make_teacher(self) -> Path:
         s = self.s
-        full, _ = self.need("instruction")
+        full = self.need("teacher-instruction")
         run = self.runs / "teacher" / f"seed{self.first_seed}"
         self.script("teacher", "scripts/sft/sft_xlarge.sh", [run], [full, s.teacher_init, s.ds_config],
                     {"EXTRA_ARGS": "--resume", "DATA_DIR": full, "MODEL_PATH": s.teacher_init, "SAVE_PATH": run,
@@ -215,19 +231,24 @@ class PlanBuilder:
         s = self.s
         teacher, rows = self.need("teacher"), self.need("rows")
         raw, processed = s.results / "data/seqkd", s.processed / "seqkd"
-        self.script("seqkd-data", "scripts/tools/generate_data_seqkd.sh", [raw, processed], [teacher, rows],
+        # the teacher's answers in the students' tokens (the script's default: the teacher's own tokenizer)
+        tokenizer = {"TOKENIZER_PATH": s.tokenizer} if self.cross_tokenizer else {}
+        self.script("seqkd-data", "scripts/tools/generate_data_seqkd.sh", [raw, processed],
+                    [teacher, rows, *tokenizer.values()],
                     {"TEACHER_PATH": teacher, "DATA_DIR": rows, "SEQKD_DIR": raw, "PROCESSED_DIR": processed / "full",
-                     "PROMPT_PROCESSED_DIR": processed / "prompt", **self.processing_env(),
+                     "PROMPT_PROCESSED_DIR": processed / "prompt", **self.processing_env(), **tokenizer,
                      "MAX_NEW_TOKENS": self.new_tokens, "DTYPE": s.dtype},
                     ["tools/generate.py", "scripts/tools/process_data_dolly.sh", "tools/process_data_dolly.py"],
                     check=enough_items(processed / "full" / s.preset, s.batch_size, "seqkd-data",
                                        f"the teacher's answers in {raw}/raw.jsonl"))
         return processed / "full" / s.preset
 
-    def _process_dss(self, name: str, rows: Path, out: Path, upstream: str) -> Path:
+    def _process_dss(self, name: str, rows: Path, out: Path, upstream: str, tokenizer: Path | None = None) -> Path:
         s = self.s
-        self.script(name, "scripts/tools/process_data_dss.sh", [out], [rows, s.tokenizer],
-                    {"DATA_DIR": rows, "PROCESSED_DIR": out, **self.processing_env()}, ["tools/process_data_dolly.py"],
+        tokenizer = tokenizer or s.tokenizer
+        self.script(name, "scripts/tools/process_data_dss.sh", [out], [rows, tokenizer],
+                    {"DATA_DIR": rows, "PROCESSED_DIR": out, **self.processing_env(tokenizer)},
+                    ["tools/process_data_dolly.py"],
                     check=enough_items(out / "full/label" / s.preset, s.batch_size, name,
                                        f"{rows}/raw.jsonl, written by stage {upstream} (DEV_NUM={s.dev_num} "
                                        f"validation rows first)"))
@@ -275,7 +296,8 @@ class PlanBuilder:
         # answer is X."), so that it writes labels and rationales in ONE pass.
         teacher, rows = self.need("teacher"), self.need("dss-rows")
         cot = self._derive("dss-cot-rows", rows, s.results / "data/dss-cot", ["--chain-of-thought"])
-        processed = self._process_dss("process-dss-cot", cot, s.processed / "dss-cot", "dss-cot-rows")
+        processed = self._process_dss("process-dss-cot", cot, s.processed / "dss-cot", "dss-cot-rows",
+                                      s.teacher_tokenizer)
         run = self.runs / "dss-teacher" / f"seed{self.first_seed}"
         self.script("dss-teacher", "scripts/dss/dss_teacher_xlarge.sh", [run], [teacher, processed, s.ds_config],
                     {"EXTRA_ARGS": "--resume", "TEACHER_PATH": teacher, "DATA_DIR": processed / "full/label" / s.preset,

@@ -92,7 +92,7 @@ def settings_problems(s, plan: Plan) -> list[str]:
         problems.append("DSS_RATIONALES=dataset needs DSS_SOURCE (synthetic, gsm8k, cqa or svamp) and DSS_SOURCE_INPUT")
     if s.preset != "tiny":  # the tiny preset builds its inputs in its first stage
         needed = [("RAW_DIR", s.raw_dir / "raw.jsonl"), ("TOKENIZER", s.tokenizer), ("TEACHER_INIT", s.teacher_init),
-                  ("STUDENT_INIT", s.student_init)]
+                  ("STUDENT_INIT", s.student_init), ("TEACHER_TOKENIZER", s.teacher_tokenizer)]
         needed += [("EVAL_DATA_ROOT", s.eval_data_root / name) for name in s.eval_sets]
         if s.ptx_text is not None and _runs_on_policy_recipe(plan):
             needed.append(("PTX_TEXT", s.ptx_text))
@@ -115,7 +115,7 @@ def _common_problems(s) -> list[str]:
 def model_problems(s: InstructionSettings, plan: Plan) -> list[str]:
     """Checks that read the model and tokenizer folders."""
     try:
-        return _length_problems(s, plan) + _tokenizer_problems(s)
+        return _length_problems(s, plan) + _tokenizer_problems(s, list(plan.record.get("methods", ())))
     except (OSError, ValueError) as err:
         return [str(err)]
 
@@ -145,23 +145,44 @@ def _length_problems(s: InstructionSettings, plan: Plan) -> list[str]:
     return problems
 
 
-def _tokenizer_problems(s: InstructionSettings) -> list[str]:
+def _tokenizer_problems(s: InstructionSettings, arms: list[str]) -> list[str]:
     from minillm.modeling import check_same_tokenizer, load_tokenizer  # transformers: only when the checks get here
-    reference = load_tokenizer(s.tokenizer)
+    students = load_tokenizer(s.tokenizer)
+    teachers = load_tokenizer(s.teacher_tokenizer) if s.teacher_tokenizer != s.tokenizer else students
+    across = sorted(key for key in registry.arms() if not registry.METHODS[key].needs_shared_tokenizer)
     problems = []
-    for variable, model_dir in (("TEACHER_INIT", s.teacher_init), ("STUDENT_INIT", s.student_init)):
+    own = "TEACHER_TOKENIZER" if teachers is not students else "TOKENIZER"
+    for variable, model_dir, name, folder, reference in (
+            ("TEACHER_INIT", s.teacher_init, own, s.teacher_tokenizer, teachers),
+            ("STUDENT_INIT", s.student_init, "TOKENIZER", s.tokenizer, students)):
         if not (model_dir / "tokenizer_config.json").is_file():
             problems.append(f"{variable}={model_dir} holds no tokenizer (the stages load it from each model "
-                            f"folder); copy TOKENIZER's files into it (tools/make_random_model.py does)")
+                            f"folder); copy {name}'s files into it (tools/make_random_model.py does)")
             continue
         try:
             check_same_tokenizer(load_tokenizer(model_dir), reference)
         except ValueError as err:
-            problems.append(f"{variable}={model_dir} and TOKENIZER={s.tokenizer} do not share a tokenizer "
-                            f"(teacher and students must: KD and MiniLLM compare them token by token): {err}")
+            remedy = (f"; a teacher with a tokenizer of its own: TEACHER_TOKENIZER={model_dir} and METHODS from the "
+                      f"arms that work across tokenizers ({' '.join(across)})"
+                      if variable == "TEACHER_INIT" and s.teacher_tokenizer == s.tokenizer else "")
+            problems.append(f"{variable}={model_dir} and {name}={folder} do not share a tokenizer: {err}{remedy}")
             continue
         rows = read_config(model_dir, variable).get("vocab_size")
         if isinstance(rows, int) and rows < len(reference):
-            problems.append(f"{variable}={model_dir} has {rows} embedding rows (vocab_size) but TOKENIZER has "
+            problems.append(f"{variable}={model_dir} has {rows} embedding rows (vocab_size) but {name} has "
                             f"{len(reference)} tokens")
+    if teachers is not students:
+        try:
+            check_same_tokenizer(teachers, students)
+            return problems
+        except ValueError as err:
+            difference = str(err)
+        shared = [key for key in arms if registry.METHODS[key].needs_shared_tokenizer]
+        if shared:
+            problems.append(f"TEACHER_TOKENIZER={s.teacher_tokenizer} is not TOKENIZER={s.tokenizer} ({difference}): "
+                            f"METHODS {' '.join(shared)} compare teacher and student token by token; across "
+                            f"tokenizers choose from: {' '.join(across)}")
+        if s.teacher_cache_top_k:
+            problems.append(f"TEACHER_CACHE_TOP_K={s.teacher_cache_top_k}: the cache holds the teacher's scores over "
+                            f"the students' vocabulary, which a teacher with another tokenizer has not; unset it")
     return problems

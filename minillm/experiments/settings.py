@@ -115,7 +115,10 @@ class InstructionSettings(DriverSettings):
     teacher_init: Path = setting("the teacher's model folder before its SFT")
     student_init: Path = setting("the students' model folder (with STUDENT_INIT_PER_SEED=1: only its "
                                  "architecture; each seed draws its own weights)")
-    tokenizer: Path = setting("the tokenizer every model shares")
+    tokenizer: Path = setting("the students' tokenizer (and the teacher's, unless TEACHER_TOKENIZER differs)")
+    teacher_tokenizer: Path = setting("the teacher's tokenizer; another than TOKENIZER: the teacher trains on data "
+                                      "in its own tokens and only the arms that work across tokenizers run "
+                                      "(black-box, uld, aligned-kd; docs/cross-tokenizer.md)")
     student_init_per_seed: bool = setting("1: each training seed draws its own random student init")
     dev_num: int = setting("validation rows at the head of RAW_DIR/raw.jsonl", non_negative)
     n_train: int | None = setting("tiny: training questions generated (tests shrink it)", positive)
@@ -242,7 +245,7 @@ GPT2 = {  # the MiniLLM paper's scale (ref §3, §6, §7); inputs prepared as RE
     "raw_dir": lambda v: v["work"] / "data/dolly", "eval_data_root": lambda v: v["work"] / "data",
     "eval_sets": ("dolly", "self-inst", "vicuna", "sinst", "uinst"),
     "processed": lambda v: v["work"] / "processed_data/dolly",
-    "tokenizer": lambda v: v["work"] / "checkpoints/gpt2-base",
+    "tokenizer": lambda v: v["work"] / "checkpoints/gpt2-base", "teacher_tokenizer": lambda v: v["tokenizer"],
     "teacher_init": lambda v: v["work"] / "checkpoints/gpt2-xl",
     "student_init": lambda v: v["work"] / "checkpoints/gpt2-base", "student_init_per_seed": False,
     "dev_num": 1000, "n_train": None, "n_dev": None, "n_test": None, "n_pretrain": None,
@@ -449,7 +452,7 @@ def markdown_table(preset: str) -> str:
     cls, defaults = PRESETS[preset]
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     shown = {"base_path": Path("$BASE_PATH"), "work": Path("$WORK"), "raw_dir": Path("$RAW_DIR"),
-             "student_init": Path("$STUDENT_INIT")}
+             "student_init": Path("$STUDENT_INIT"), "tokenizer": Path("$TOKENIZER")}
     described = {"jobs": "what the machine allows", "stage_threads": "all cores"}
     for spec in fields(cls):
         if spec.name in ("preset", "base_path"):

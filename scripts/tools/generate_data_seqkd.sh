@@ -10,6 +10,7 @@ SEQKD_DIR=${SEQKD_DIR:-$BASE_PATH/data/dolly-seqkd}     # its raw.jsonl holds th
 PROCESSED_DIR=${PROCESSED_DIR:-$BASE_PATH/processed_data/dolly-seqkd/full}
 PROMPT_PROCESSED_DIR=${PROMPT_PROCESSED_DIR:-$BASE_PATH/processed_data/dolly-seqkd/prompt}
 MODEL_TYPE=${MODEL_TYPE:-gpt2}
+TOKENIZER_PATH=${TOKENIZER_PATH:-$(python -m minillm.train.checkpoint resolve "$TEACHER_PATH")}  # the students'
 DEV_NUM=${DEV_NUM:-1000}                 # these first rows stay gold (validation)
 MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
@@ -20,6 +21,6 @@ BATCH_TOKENS=${BATCH_TOKENS:-65536}
 launch tools/generate.py --model-path "$TEACHER_PATH" --data-dir "$DATA_DIR" --save "$SEQKD_DIR" \
   --dev-num "$DEV_NUM" --max-prompt-length "$MAX_PROMPT_LENGTH" --max-new-tokens "$MAX_NEW_TOKENS" \
   --seed "$SEED" --dtype "$DTYPE" --eval-batch-tokens "$BATCH_TOKENS"
-DATA_DIR=$SEQKD_DIR MODEL_PATH=$(python -m minillm.train.checkpoint resolve "$TEACHER_PATH") \
+DATA_DIR=$SEQKD_DIR MODEL_PATH=$TOKENIZER_PATH \
   PROCESSED_DIR=$PROCESSED_DIR PROMPT_PROCESSED_DIR=$PROMPT_PROCESSED_DIR MODEL_TYPE=$MODEL_TYPE \
   DEV_NUM=$DEV_NUM MAX_PROMPT_LENGTH=$MAX_PROMPT_LENGTH bash scripts/tools/process_data_dolly.sh "$BASE_PATH"
