@@ -51,7 +51,7 @@ class Method:
     data: str  # who wrote what the method learns from
     streams: tuple[tuple[str, str], ...] = ()  # (training stream, its source in SOURCES)
     continues: str | None = None  # the arm whose student this one trains further (None: a fresh init)
-    control: str | None = None  # its matched control arm: the same init, steps, batch and corpus term
+    control: str | None = None  # its matched control arm: the same init and budget without what it adds
     launcher: str | None = None  # the stage script (None: not one of the driver's per-seed arms)
     entrypoint: str | None = None  # the Python program the launcher runs
     recipe: str = "student"
@@ -260,7 +260,8 @@ SHARED_ROWS = ("teacher", "dss-teacher", "untrained")  # evaluated once per run,
 
 
 def controls() -> dict[str, str]:
-    """(method → its control arm): the control trains the same init for the same extra steps."""
+    """(method → its control arm): the same init and budget without what the method adds (the
+    on-policy arms' continued training on the task data; DSS's rationale stream)."""
     return {key: method.control for key, method in METHODS.items() if method.control}
 
 
