@@ -48,9 +48,9 @@ def measured_run(results: Path) -> tuple[dict[str, float], float]:
     """(stage → seconds, wall seconds from the first stage's start to the last one's end) of a driver
     run, from its driver.jsonl (one uninterrupted run: a resumed stage would count its last part)."""
     events = read_rows(results / "driver.jsonl")
-    done = {event["stage"]: event["seconds"] for event in events if event.get("event") == "done"}
+    done = {event["stage"]: event["seconds"] for event in events if event.get("event") == "done" and "stage" in event}
     starts = [event["time"] for event in events if event.get("event") == "started"]
-    ends = [event["time"] for event in events if event.get("event") == "done"]
+    ends = [event["time"] for event in events if event.get("event") == "done" and "stage" in event]
     if not done:
         raise SystemExit(f"error: {results}/driver.jsonl records no finished stage")
     return done, max(ends) - min(starts)

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,6 +104,16 @@ def test_a_second_driver_on_the_same_work_is_refused_naming_the_first(finished):
         lock.release()
     assert f"another driver is running on WORK={finished}: pid {os.getpid()}" in refused.stderr
     assert not stage_lines(refused.stdout)
+
+
+def test_the_calibration_benchmark_sets_the_estimate_beside_the_runs_stage_times(finished):
+    """benchmarks/budget_calibration.py costs a finished run with the driver's own plan report and
+    reads the times the driver measured (before the next test changes the run)."""
+    result = subprocess.run([sys.executable, "benchmarks/budget_calibration.py", "--run", str(finished), "--gflops",
+                             "60"], cwd=REPO, env=environment(finished), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| teacher | teacher-sft |" in result.stdout and "| eval-sft-seed10 | evaluation |" in result.stdout
+    assert "sum of stage times: estimate" in result.stdout and "wall with JOBS=2: estimate" in result.stdout
 
 
 def test_a_stopped_run_costs_no_finished_stage_and_the_report_reads_only_the_current_plan(finished):

@@ -20,8 +20,10 @@ memory-bound work that FLOPs do not see and that dominates with a vocabulary of 
 Time on this machine: seconds = launch + steps · per step + decoding steps · per decoding step
 + FLOPs / (G₀ · efficiency) + logit elements · per element, fitted (`CALIBRATION`) to the tiny
 preset's stage times and the custom preset's CPU recipe on 2 idle CPU cores whose matmul probe
-reads G₀; on a machine whose probe (`matmul_gflops`, about one second) reads G, all of it scales
-by G₀ / G (benchmarks/budget_calibration.py; docs/own-models.md gives the figures).
+reads G₀ on one thread; on a machine whose probe (`matmul_gflops`, about one second, on the
+stages' thread count) reads G, all of it scales by G₀ / G (benchmarks/budget_calibration.py;
+docs/own-models.md gives the figures). `wall_seconds` turns the stages' times into the wall time
+of the driver's schedule with JOBS stages side by side.
 """
 from __future__ import annotations
 
@@ -234,20 +236,20 @@ class Calibration:
         return self.data_stage_s * self.reference_gflops / gflops
 
 
-# Fitted (benchmarks/budget_calibration.py --fit --launch 8 8 5: launches fixed at what a Python
-# start, the model load and the final save take) to the tiny preset's stage times and the custom
-# preset's CPU recipe, both measured on 2 idle cores of this machine, whose probe reads about
-# 120 GFLOP/s idle (inferred from its speed per CPU-second on shared cores; docs/own-models.md
-# has the fit, the probe readings and the check).
+# Fitted (benchmarks/budget_calibration.py --run WORK --custom --fit, launches fixed at 8 s, 5 s for
+# an evaluation: a Python start, the model load and the final save) to the driver's stage times of
+# the tiny preset with TRAIN_SEEDS="10 20 30" and JOBS=2 (one thread per stage, two stages side by
+# side) and to the custom preset's CPU recipe (stages on both threads), both on 2 idle cores of this
+# machine, whose probe reads about 69 GFLOP/s on one thread and 121 on two (docs/own-models.md has
+# the fit and the check).
 CALIBRATION = Calibration(
-    reference_gflops=120.0,
+    reference_gflops=69.0,
     launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
-    step_s=0.0168, decode_step_s=0.0204, efficiency=0.906, logit_element_s=1.61e-09)
-# The tiny preset's main command took 12 min 36 s on 2 idle cores on the previous synthetic world
-# and driver (docs/results/tiny-24-animals), the runs CALIBRATION was fitted to; a run estimated at
-# SLOW_FACTOR times that is far outside what a CPU session plans for. (Today's main command takes
-# longer: README; refit both together.)
-TINY_PRESET_SECONDS = 12 * 60 + 36
+    step_s=0.0566, decode_step_s=0.0743, efficiency=0.609, logit_element_s=9.86e-10, data_stage_s=7.0)
+# The tiny preset's main command (one training seed): 31 min 25 s of stage time on the machine the
+# calibration was fitted on (its stages within that run); a run estimated at SLOW_FACTOR times that
+# is far outside what a CPU session plans for.
+TINY_PRESET_SECONDS = 31 * 60 + 25
 SLOW_FACTOR = 3.0
 
 
