@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="step-by-step distillation: the rationale task's processed folder; --data-dir is "
                             "then the label task's, and loss = α·L_label + (1 − α)·L_rationale")
     group.add_argument("--label-weight", type=float, default=DSS["label_weight"], help="α, with --rationale-data-dir")
+    group.add_argument("--token-matched-to", metavar="DIR",
+                       help="a token-matched control of step-by-step distillation: train on --data-dir alone for "
+                            "as many tokens as a run with DIR as its --rationale-data-dir: the steps grow by "
+                            "(label + rationale tokens) / label tokens of the training items")
     group.add_argument("--train-fraction", type=float, default=1.0,
                        help="train on this fixed random fraction of the training items (data-efficiency curves)")
 
@@ -79,6 +84,10 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-interval", type=int, default=10, help="optimizer steps between log lines")
     group.add_argument("--eval-interval", type=int, default=0,
                        help="optimizer steps between evaluations + checkpoints; 0 = once per epoch")
+    group.add_argument("--evaluations", type=int, default=0,
+                       help="evaluate + checkpoint at most this many times, evenly spaced, the last at the end "
+                            "(every ceil(steps / N) steps; so arms of different lengths get the same number of "
+                            "best-checkpoint candidates); overrides --eval-interval; 0 = --eval-interval")
     group.add_argument("--eval-gen-num", type=int, default=0,
                        help="validation prompts used for sampled Rouge-L; 0 = all, -1 = skip generation")
     group.add_argument("--resume", action="store_true",
@@ -300,7 +309,8 @@ def decode_mode(args: argparse.Namespace) -> str:
 
 def loop_config(args: argparse.Namespace, total_steps: int, steps_per_eval: int) -> LoopConfig:
     """The loop's settings; --eval-interval 0 = `steps_per_eval` (an epoch, or a collection)."""
-    return LoopConfig(save=args.save, total_steps=total_steps, eval_interval=args.eval_interval or steps_per_eval,
+    interval = math.ceil(total_steps / args.evaluations) if args.evaluations else args.eval_interval or steps_per_eval
+    return LoopConfig(save=args.save, total_steps=total_steps, eval_interval=interval,
                       log_interval=args.log_interval, resume=args.resume, stop_after_steps=args.stop_after_steps)
 
 
@@ -313,6 +323,7 @@ def setup_config(args: argparse.Namespace, entrypoint: str) -> SetupConfig:
         model=ModelConfig(model_path=args.model_path, tokenizer_path=args.tokenizer_path, dropout=args.dropout,
                           gradient_checkpointing=args.gradient_checkpointing),
         data=DataConfig(data_dir=args.data_dir, max_length=args.max_length, rationale_data_dir=args.rationale_data_dir,
+                        token_matched_to=args.token_matched_to,
                         label_weight=args.label_weight, train_fraction=args.train_fraction),
         optimization=OptimizationConfig(
             deepspeed_config=args.deepspeed_config, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
@@ -364,7 +375,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
     for flag in ("batch_size", "micro_batch_size", "epochs", "eval_batch_tokens", "max_nonfinite_steps"):
         if hasattr(args, flag):
             need(getattr(args, flag) > 0, f"--{flag.replace('_', '-')} must be positive")
-    for flag in ("total_steps", "warmup_steps", "eval_interval", "max_eval_rows", "stop_after_steps"):
+    for flag in ("total_steps", "warmup_steps", "eval_interval", "evaluations", "max_eval_rows", "stop_after_steps"):
         if hasattr(args, flag):
             need(getattr(args, flag) >= 0, f"--{flag.replace('_', '-')} must be ≥ 0")
     if hasattr(args, "lr"):
@@ -434,6 +445,10 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         need(0 <= args.label_weight <= 1, "--label-weight must be in [0, 1]")
         need(args.rationale_data_dir is None or Path(args.rationale_data_dir).is_dir(),
              f"--rationale-data-dir {args.rationale_data_dir} does not exist")
+        need(args.token_matched_to is None or Path(args.token_matched_to).is_dir(),
+             f"--token-matched-to {args.token_matched_to} does not exist")
+        need(not (args.token_matched_to and args.rationale_data_dir),
+             "--token-matched-to is the control without the rationale task: drop --rationale-data-dir")
     need(not (getattr(args, "resume", False) and getattr(args, "overwrite", False)),
          "--resume continues the run in --save and --overwrite deletes it: give one of them")
     if getattr(args, "dropout", None) is not None:

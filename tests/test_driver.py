@@ -31,6 +31,7 @@ MINIMAL = {  # the tiny preset shrunk to a few steps per stage; the teachers get
     "BATCH_SIZE": "16", "MICRO_BATCH_SIZE": "16", "TEACHER_MICRO_BATCH": "16", "MINILLM_STEPS": "2",
     "NUM_ROLLOUTS": "16", "MINI_BATCH": "8", "PPO_EPOCHS": "1", "MINILLM_EVAL_INTERVAL": "2", "EVAL_SEEDS": "10 20",
     "EVAL_GEN_NUM": "4", "MAX_LENGTH": "112", "MAX_PROMPT_LENGTH": "80", "JOBS": "2",
+    "METHODS": "default",  # every primary arm (the tiny preset's own METHODS holds the 15-minute subset)
 }
 METHODS = ("sft", "kd-forward_kl", "seqkd", "minillm", "sft-continued", "dss", "dss-gold", "dss-kd", "dss-minillm",
            "dss-continued")

@@ -12,6 +12,7 @@ import pytest
 from test_report import write_json, write_summary
 from world import REPO
 
+from minillm import args as cli
 from minillm.experiments import methods as registry
 from minillm.experiments import preflight
 from minillm.experiments.comparison import build_comparison, declared_comparisons
@@ -43,8 +44,8 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
     assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "minillm-lmops", "opd", "gkd", "distillm",
                                               "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "uld", "aligned-kd",
-                                              "uld-onpolicy", "aligned-onpolicy", "label-sft", "label-distill", "dss",
-                                              "dss-gold",
+                                              "uld-onpolicy", "aligned-onpolicy", "label-sft", "label-distill",
+                                              "label-distill-tokens", "dss", "dss-gold",
                                               "dss-kd", "dss-continued", "dss-minillm", "kd"]
 
 
@@ -57,7 +58,7 @@ def test_the_on_policy_arms_share_their_control_arms_recipe(tmp_path):
         for name in ("LR", "TOTAL_STEPS", "WARMUP_STEPS", "PTX_KD_RATIO", "PTX_DATA_DIR", "SEED"):
             assert env[name] == control[name], (arm, name)
         assert f"eval-{arm}-seed10" in [stage.name for stage in plan.stages]
-    assert stage_env(plan, "minillm-lmops-seed10")["EXTRA_ARGS"] == "--resume --whiten reference"
+    assert stage_env(plan, "minillm-lmops-seed10")["EXTRA_ARGS"] == "--resume --evaluations 2 --whiten reference"
     assert stage_env(plan, "opd-seed10")["NUM_ROLLOUTS"] == stage_env(plan, "opd-seed10")["MINI_BATCH"]
     assert stage_env(plan, "gkd-seed10")["BATCH_SIZE"] == control["BATCH_SIZE"] == "32"  # MINI_BATCH
     dss_control = stage_env(plan, "dss-continued-seed10")
@@ -65,8 +66,8 @@ def test_the_on_policy_arms_share_their_control_arms_recipe(tmp_path):
 
 
 def test_row_caps_are_stages_and_flags_only_when_set(tmp_path):
-    _, default = plan_for(tmp_path)
-    _, capped = plan_for(tmp_path, MAX_TRAIN_ROWS="40", MAX_EVAL_ROWS="5")
+    _, default = plan_for(tmp_path, METHODS="default")
+    _, capped = plan_for(tmp_path, METHODS="default", MAX_TRAIN_ROWS="40", MAX_EVAL_ROWS="5")
     work = tmp_path / "work"
     assert not [stage for stage in default.stages if stage.name.startswith("cap-")]
     assert capped.stage("cap-train-rows").command[-6:] == ["--keep-first", "200", "--max-rows", "40", "--out",
@@ -128,6 +129,20 @@ def test_the_label_only_arms_train_the_dss_label_task_alone_as_dss_controls(tmp_
     assert {("dss", "label-distill", True), ("dss-gold", "label-sft", True), ("label-sft", "sft", False),
             ("label-distill", "sft", False)} <= set(comparisons)
     assert "label-sft" not in registry.default_arms()
+
+
+def test_the_token_matched_control_reads_dss_rationales_only_to_size_its_steps(tmp_path):
+    """DSS trains on ~1.4× the tokens of its label task: the token-matched control trains the
+    label task alone with its steps scaled by DSS's tokens (train_sft.py --token-matched-to), an
+    exploratory comparison beside DSS's declared control."""
+    settings, plan = plan_for(tmp_path, METHODS="label-distill label-distill-tokens dss")
+    env, dss_env = stage_env(plan, "label-distill-tokens-seed10"), stage_env(plan, "dss-seed10")
+    assert env["DATA_DIR"] == dss_env["DATA_DIR"] and env["TOKEN_MATCHED_TO"] == dss_env["RATIONALE_DATA_DIR"]
+    assert "RATIONALE_DATA_DIR" not in env and "TOKEN_MATCHED_TO" not in stage_env(plan, "label-distill-seed10")
+    for name in ("MODEL_PATH", "LR", "EPOCHS", "TRAIN_FRACTION", "SEED", "BATCH_SIZE"):
+        assert env[name] == dss_env[name], name
+    comparisons = declared_comparisons(["sft", "label-distill", "label-distill-tokens", "dss"])
+    assert ("dss", "label-distill-tokens", False) in comparisons and ("dss", "label-distill", True) in comparisons
 
 
 def test_the_registry_the_report_and_the_checks_agree():
@@ -216,7 +231,7 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     template.write_text((REPO / "prompts/rationales/dss_rationale.txt").read_text())
     # (the epoch-based reference recipes take the preset's student learning rate on tiny)
     students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "uld", "aligned-kd", "label-sft",
-                                                 "label-distill", "dss", "dss-gold", "dss-kd", "distillm-ref",
+                                                 "label-distill", "label-distill-tokens", "dss", "dss-gold", "dss-kd", "distillm-ref",
                                                  "abkd-ref") for seed in (10, 20)}
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
@@ -237,9 +252,28 @@ def test_reference_recipes_run_the_authors_flags_after_the_launchers_scaled_on_t
     assert env["gkd-ref"]["EXTRA_ARGS"].startswith("--resume --kd-ratio 1.0 --kd-loss js_divergence")
     assert "--response-temperature 0.9 --response-max-new-tokens 48" in env["gkd-ref"]["EXTRA_ARGS"]  # 128 > budget
     assert "--samples-per-prompt 4 --loss-reduction sum" in env["opd-ref"]["EXTRA_ARGS"]
-    assert "--lr 0.002" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 20" in env["distillm-ref"]["EXTRA_ARGS"]
+    assert "--lr 0.00175" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 20" in env["distillm-ref"]["EXTRA_ARGS"]
     assert env["abkd-ref"]["EXTRA_ARGS"].endswith("--ptx-kd-ratio 0.0")  # the corpus term is plain CE
     assert all(plan.stage(f"{key}-seed10").method == key for key in env)
     _, paper = plan_for(tmp_path, preset="gpt2", METHODS="distillm-ref")
     assert "--lr 5e-4" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
     assert "--batch-size 128" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
+
+
+def test_checkpoint_candidates_give_every_arm_as_many_evaluations(tmp_path):
+    """CHECKPOINT_CANDIDATES: every arm (not the peers' reference recipes, which validate as their
+    authors do) picks its best checkpoint among the same number of evenly spaced evaluations."""
+    _, plan = plan_for(tmp_path, METHODS="all", CHECKPOINT_CANDIDATES="2")
+    trained = [stage for stage in plan.stages if stage.kind == "train" and stage.method in registry.arms()]
+    assert {"sft", "minillm", "sft-continued", "dss-minillm", "gkd-ref"} <= {stage.method for stage in trained}
+    for stage in trained:
+        flags = stage.env["EXTRA_ARGS"].split()
+        assert (flags[1:3] == ["--evaluations", "2"]) == (METHODS[stage.method].reference is None), stage.name
+    parser = cli.token_training_parser("")
+    args = cli.validate(parser.parse_args(["--model-path", "m", "--data-dir", "d", "--save", "s", "--evaluations", "2"]))
+    for steps in (64, 744, 745):  # an on-policy arm's steps, 8 and 8-and-a-bit epochs of 93 steps
+        interval = cli.loop_config(args, steps, 93).eval_interval
+        evaluated = [step for step in range(1, steps + 1) if step % interval == 0 or step == steps]
+        assert len(evaluated) == 2 and evaluated[-1] == steps, steps
+    _, paper = plan_for(tmp_path, "gpt2", METHODS="sft minillm")  # the paper's intervals: an epoch, 500 steps
+    assert not [stage for stage in paper.stages if "--evaluations" in stage.env.get("EXTRA_ARGS", "")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from minillm.experiments.compute import ShapeError, matmul_parameters
+from minillm.experiments.compute import ShapeError, arm_flops, matmul_parameters
 from minillm.experiments.methods import METHODS, method_order, run_order
 from minillm.experiments.plots import method_colors, metric_bars, quality_vs_compute
 from minillm.experiments.comparison import (
@@ -641,6 +641,17 @@ def test_greedy_rouge_and_entropy_sit_beside_temperature_1_and_the_claims_carry_
     assert (greedy["mean_difference"], greedy["p_holm"], greedy["survives_holm"], greedy["level"]) == (
         0.0, 1.0, False, "prompts")
     assert set(claim["differences"]) == {"rougeL", "rougeL_greedy", "accuracy_strict"}
+
+
+def test_a_token_matched_run_counts_the_teacher_pass_over_the_epochs_it_ran():
+    """label-distill-tokens runs --epochs × (DSS tokens ÷ label tokens) passes: one teacher pass
+    wrote its data, so the teacher-written tokens count once over final.json's epochs, not --epochs."""
+    method = METHODS["label-distill-tokens"]
+    budget = {"runs": 1, "tokens": 1100, "tokens_by_source": {"teacher-written": 1100.0}, "epochs": 11.0}
+    assert arm_flops(method, budget, {"epochs": 8}, 10, 100)["teacher_data"] == 2 * 100 * 1100 / 11
+    assert arm_flops(method, {**budget, "epochs": None}, {"epochs": 8}, 10, 100)["teacher_data"] == 2 * 100 * 1100 / 8
+    missing = arm_flops(method, {**budget, "epochs": None}, {"total_steps": 40}, 10, 100)
+    assert missing["own"] is None and "epochs" in missing["missing"]
 
 
 def test_compute_accounting_by_hand(one_seed):

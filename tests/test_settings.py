@@ -76,7 +76,7 @@ def test_required_settings_and_settings_of_another_preset():
 
 
 def test_kd_losses_and_methods_are_checked_before_the_first_stage(capsys):
-    assert driver.main(["--dry-run"], {"WORK": "/tmp/w", "KD_LOSSES": "bogus_kl"}) == 1
+    assert driver.main(["--dry-run"], {"WORK": "/tmp/w", "KD_LOSSES": "bogus_kl", "METHODS": "default"}) == 1
     assert "KD_LOSSES names 'bogus_kl'; choose from: forward_kl" in capsys.readouterr().err
     assert driver.main(["--dry-run"], {"WORK": "/tmp/w", "METHODS": "sft gdk"}) == 1
     assert "METHODS names 'gdk'; choose from: sft seqkd" in capsys.readouterr().err
@@ -88,7 +88,7 @@ def test_the_variables_table_documents_every_setting():
         for spec in fields(cls):
             if spec.name not in ("preset", "base_path"):
                 assert f"| `{env_name(spec.name)}` |" in table and spec.name in defaults, (preset, spec.name)
-    assert "| `STUDENT_LR` | `0.002` |" in markdown_table("tiny")
+    assert "| `STUDENT_LR` | `0.00175` |" in markdown_table("tiny")
     assert "| `RAW_DIR` | `required` |" in markdown_table("custom")
 
 

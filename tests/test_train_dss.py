@@ -18,6 +18,7 @@ from world import (
     token_training_args,
 )
 
+from minillm import args as cli
 from minillm.data.datasets import (
     GlobalBatchSampler,
     PairedStreams,
@@ -154,6 +155,28 @@ def test_train_fraction_trains_on_a_fixed_subset(world, dss_data, tmp_path):
     log = (tmp_path / "run" / "log.txt").read_text()
     total = len(TokenDataset(dss_data["label"], "train", MAX_LENGTH))
     assert f"training on {round(total / 2)} of {total} items" in log
+
+
+def test_the_token_matched_control_trains_the_label_task_for_both_tasks_tokens(world, dss_data, tmp_path):
+    """--token-matched-to: the label task alone, its steps scaled by (label + rationale tokens) ÷
+    label tokens of the training items, counted here from the examples as the DSS run pairs them."""
+    label, rationale = (TokenDataset(dss_data[t], "train", MAX_LENGTH) for t in ("label", "rationale"))
+    partner = {row: k for k, row in enumerate(rationale.source_rows())}
+    label_tokens = sum(len(label.example(i).tokens) for i in range(len(label)))
+    rationale_tokens = sum(len(rationale.example(partner[row]).tokens) for row in label.source_rows() if row in partner)
+    ratio = (label_tokens + rationale_tokens) / label_tokens
+    assert ratio > 1.2
+    save = tmp_path / "matched"
+    args = token_training_args("train_sft.py", world, world.student, save, 4, "--token-matched-to", str(dss_data["rationale"]))
+    args[args.index("--data-dir") + 1] = str(dss_data["label"])
+    run_entrypoint(args)
+    final = json.loads((save / "final.json").read_text())
+    assert final["steps"] == round(4 * ratio) and "epochs" not in final  # sized in steps, not epochs
+    assert f"{round(4 * ratio)} steps instead of 4" in (save / "log.txt").read_text()
+    assert "rationale" not in final["tokens_by_stream"]
+    both = dss_args("train_sft.py", world, dss_data, tmp_path / "both", 1, "--token-matched-to", str(dss_data["rationale"]))
+    with pytest.raises(SystemExit, match="drop --rationale-data-dir"):
+        cli.validate(cli.token_training_parser("").parse_args(both[1:]))
 
 
 def test_dss_kd_mixes_ce_and_divergence_in_each_stream(world, trained_teacher, dss_data, tmp_path):

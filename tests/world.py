@@ -44,8 +44,10 @@ class World:
 
 
 def build_world(root: Path) -> World:
-    paths = load_tool("make_tiny_default").build_default(root, seed=0, n_train=400, n_dev=40, n_test=24,
-                                                         n_pretrain=50, vocab_size=800)
+    tiny = load_tool("make_tiny_default")
+    # the preset's student is 2 × 128; the tests' is the smaller 2 × 64, which every test's steps can afford
+    paths = tiny.build_default(root, seed=0, n_train=400, n_dev=40, n_test=24, n_pretrain=50, vocab_size=800,
+                               student=tiny.ModelShape(n_layer=2, n_head=2, n_embd=64))
     processed = root / "processed_data" / "tiny" / "full"
     status = load_tool("process_data_dolly").main([
         "--data-dir", str(paths["data"]), "--processed-data-dir", str(processed),

@@ -51,7 +51,7 @@ class ModelShape:
 
 
 TEACHER_SHAPE = ModelShape(n_layer=4, n_head=4, n_embd=128)
-STUDENT_SHAPE = ModelShape(n_layer=2, n_head=2, n_embd=64)
+STUDENT_SHAPE = ModelShape(n_layer=2, n_head=2, n_embd=128)  # docs/pilot-tiny.md: it can learn the reasoning
 VOCAB_SIZE = 2000
 N_POSITIONS = 256
 DATASET_SIZES = ("n_train", "n_dev", "n_test", "n_pretrain")  # write_default_dataset's size arguments

@@ -146,6 +146,13 @@ class PairedStreams:
             pool += [(k, int(partners[item])) for item in self.items if partners[item] >= 0]
         return pool
 
+    def token_ratio(self) -> float:
+        """Tokens of every stream's examples over the chosen items ÷ those of the primary stream's
+        (what one epoch trains on with the partner tasks, relative to the primary task alone)."""
+        primary = sum(len(self.streams[0].dataset.example(int(item)).tokens) for item in self.items)
+        every = sum(len(example.tokens) for index in range(len(self)) for _, example in self.examples(index))
+        return every / primary
+
     def examples(self, index: int) -> list[tuple[int, Example]]:
         item = int(self.items[index])
         found = [(0, self.streams[0].dataset.example(item))]

@@ -41,6 +41,7 @@ from minillm.experiments.methods import (
     METHODS,
     REFERENCE_FAMILIES,
     controls,
+    further_controls,
     is_training_seed,
     method_info,
     method_order,
@@ -167,7 +168,8 @@ def declared_comparisons(keys: list[str]) -> list[tuple[str, str, bool]]:
     pairs = [(key, BASELINE, primary(key)) for key in keys
              if BASELINE in keys and key != BASELINE and method_info(key).family not in REFERENCE_FAMILIES]
     return pairs + [(method, control, primary(method)) for method, control in controls().items()
-                    if method in keys and control in keys]
+                    if method in keys and control in keys] + [
+        (method, control, False) for method, control in further_controls() if method in keys and control in keys]
 
 
 class _WordStemmer:
@@ -544,7 +546,7 @@ def training_budget(streams: tuple[tuple[str, str], ...], runs: dict[str, Traini
         counted = by_source.get(source, 0.0)
         by_source[source] = None if mean is None or counted is None else counted + mean
     budget["tokens_by_source"] = by_source
-    for name in ("steps", "supervised_tokens", "train_seconds", *_COUNTS):
+    for name in ("steps", "epochs", "supervised_tokens", "train_seconds", *_COUNTS):
         budget[name] = _mean_or_none(final.get(name) for final in finals.values())
     return budget
 

@@ -148,10 +148,13 @@ def arm_flops(method: Method, budget: dict, run_config: dict | None, student: in
         one_epoch_of.append(written)
     if config.get("teacher_cache"):
         one_epoch_of.append(tokens)
-    if one_epoch_of and (not config.get("epochs") or config.get("total_steps")):
-        return result | {"missing": "the run's config.json has no epoch count (total_steps set or epochs absent): "
-                                    "one epoch of its teacher-written or cached tokens is unknown"}
-    epochs = config.get("epochs") or 1
+    # final.json's passes over the data (a token-matched control runs more than its --epochs), else the flag
+    epochs = budget.get("epochs") or (config.get("epochs") if not config.get("total_steps") else None)
+    if one_epoch_of and not epochs:
+        return result | {"missing": "neither final.json nor the run's config.json gives its epochs (total_steps "
+                                    "set or epochs absent): one epoch of its teacher-written or cached tokens is "
+                                    "unknown"}
+    epochs = epochs or 1
     teacher_n = teacher or 0
     flops = {"student_training": TRAINING_FLOPS_PER_PARAMETER * student * (trained + ptx),
              "student_sampling": FORWARD_FLOPS_PER_PARAMETER * student * rollout,

@@ -114,7 +114,8 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     student_run = dict(dev=dev, eval_gen_num=s.eval_gen_num, new_tokens=new_tokens)
     on_policy = dict(steps=s.minillm_steps, num_rollouts=s.num_rollouts, mini_batch=s.mini_batch,
                      ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num,
-                     eval_interval=s.minillm_eval_interval)
+                     eval_interval=math.ceil(s.minillm_steps / s.checkpoint_candidates) if s.checkpoint_candidates
+                     else s.minillm_eval_interval)
     costs = []
     for stage in plan.stages:
         if stage.name == "teacher":
@@ -131,7 +132,8 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                                            s.accuracy_decoding == "greedy"))
         elif stage.kind == "train" and stage.method in registry.METHODS:
             method = registry.METHODS[stage.method]
-            data = (dss_label if method.label_only else dss) if method.training_set == "step-by-step" else train
+            label_alone = method.label_only and not method.token_matched  # token-matched: DSS's tokens
+            data = (dss_label if label_alone else dss) if method.training_set == "step-by-step" else train
             costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy))
     gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
@@ -171,7 +173,7 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
             epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
         else:
             epochs, batch = s.minillm_steps * s.mini_batch / max(data.rows, 1), s.mini_batch
-            evaluations = 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
+            evaluations = s.checkpoint_candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
         if not method.corpus_term:
@@ -180,4 +182,4 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         corpus = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher)
         return replace(cost, flops=cost.flops + corpus.flops, logit_elements=cost.logit_elements + corpus.logit_elements)
     return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
-                                 teacher=live_teacher, **student_run)
+                                 teacher=live_teacher, evaluations=s.checkpoint_candidates, **student_run)

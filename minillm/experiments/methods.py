@@ -52,12 +52,14 @@ class Method:
     streams: tuple[tuple[str, str], ...] = ()  # (training stream, its source in SOURCES)
     continues: str | None = None  # the arm whose student this one trains further (None: a fresh init)
     control: str | None = None  # its matched control arm: the same init and budget without what it adds
+    also_compared_with: tuple[str, ...] = ()  # further control arms, compared as exploratory
     launcher: str | None = None  # the stage script (None: not one of the driver's per-seed arms)
     entrypoint: str | None = None  # the Python program the launcher runs
     recipe: str = "student"
     teacher: str | None = None  # "teacher" or "dss-teacher": the model it distils from
     trains_on: str = "instruction"
     label_only: bool = False  # step-by-step data: the label task alone, without the rationale stream
+    token_matched: bool = False  # label_only, for as many tokens as the label and rationale tasks (more steps)
     cross_tokenizer: str | None = None  # "uld" / "aligned": its teacher terms read the text in the teacher's tokenizer
     corpus_term: bool = False  # the pretraining term of its recipe (on-policy and continued recipes)
     variables: Callable[..., dict[str, object]] | None = None  # settings → its own stage variables
@@ -220,12 +222,20 @@ METHODS: dict[str, Method] = {
                             (("label", "teacher-written"),), launcher="scripts/gpt2/sft/sft_base.sh",
                             entrypoint="train_sft.py", trains_on="dss-black-box", label_only=True,
                             training_set="step-by-step", default=False, primary=False),
+    "label-distill-tokens": Method("Label-only distillation (token-matched)", "control arm", "random init",
+                                   "cross-entropy on the DSS teacher's labels, no rationales, for as many tokens as "
+                                   "DSS trains on (its steps × DSS's tokens ÷ the label task's)",
+                                   "labels written by the DSS teacher (the label task)",
+                                   (("label", "teacher-written"),), launcher="scripts/gpt2/sft/sft_base.sh",
+                                   entrypoint="train_sft.py", trains_on="dss-black-box", label_only=True,
+                                   token_matched=True, training_set="step-by-step", default=False, primary=False),
     "dss": Method("DSS", "step-by-step, black-box", "random init",
                   "cross-entropy on the teacher's labels + α · cross-entropy on its rationales "
                   "(two task-prefixed streams)",
                   "labels and rationales written by the DSS teacher in one pass", _DSS_TEACHER_STREAMS,
                   launcher="scripts/dss/dss_base.sh", entrypoint="train_sft.py", trains_on="dss-black-box",
-                  control="label-distill", training_set="step-by-step"),
+                  control="label-distill", also_compared_with=("label-distill-tokens",),
+                  training_set="step-by-step"),
     "dss-gold": Method("DSS (gold labels)", "step-by-step, black-box", "random init",
                        "the DSS streams with gold labels instead of the teacher's (the paper's third arm)",
                        "gold labels + rationales written by the DSS teacher",
@@ -263,6 +273,12 @@ def controls() -> dict[str, str]:
     """(method → its control arm): the same init and budget without what the method adds (the
     on-policy arms' continued training on the task data; DSS's rationale stream)."""
     return {key: method.control for key, method in METHODS.items() if method.control}
+
+
+def further_controls() -> list[tuple[str, str]]:
+    """(method, control arm) of the exploratory controls (e.g. DSS against label-only distillation
+    given DSS's tokens)."""
+    return [(key, other) for key, method in METHODS.items() for other in method.also_compared_with]
 
 
 def arms() -> list[str]:

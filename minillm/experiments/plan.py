@@ -393,6 +393,8 @@ class PlanBuilder:
         kind = "prompt" if method.trains_on == "dss-prompts" else "full"
         label, rationale = processed / kind / "label" / s.preset, processed / kind / "rationale" / s.preset
         first = "PROMPT_DATA_DIR" if kind == "prompt" else "DATA_DIR"
+        if method.token_matched:
+            return {first: label, "TOKEN_MATCHED_TO": rationale}, [processed]
         if method.label_only:
             return {first: label}, [label]
         return {first: label, "RATIONALE_DATA_DIR": rationale, "LABEL_WEIGHT": s.label_weight}, [processed]
@@ -400,7 +402,8 @@ class PlanBuilder:
     def arm(self, key: str, seed: int) -> Stage:
         s, method = self.s, registry.METHODS[key]
         run = self.runs / key / f"seed{seed}"
-        env: dict = {"EXTRA_ARGS": " ".join(("--resume", *method.extra_args)), "SEED": seed}
+        candidates = ("--evaluations", s.checkpoint_candidates) if s.checkpoint_candidates and not method.reference else ()
+        env: dict = {"EXTRA_ARGS": " ".join(map(str, ("--resume", *candidates, *method.extra_args))), "SEED": seed}
         inputs: list[Path] = []
         if method.continues:
             init = self.runs / method.continues / f"seed{seed}"

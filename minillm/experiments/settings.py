@@ -148,7 +148,11 @@ class InstructionSettings(DriverSettings):
                                     "training questions (data-efficiency curves)", fraction)
     minillm_lr: float = setting("the on-policy arms' and their control arms' learning rate", positive)
     minillm_steps: int = setting("optimizer steps the on-policy arms and their control arms add", positive)
-    minillm_eval_interval: int = setting("their steps between evaluations", positive)
+    minillm_eval_interval: int = setting("their steps between evaluations (without CHECKPOINT_CANDIDATES)", positive)
+    checkpoint_candidates: int | None = setting(
+        "evaluations of every student's training run, evenly spaced, the last at the end: each arm picks its best "
+        "checkpoint by validation Rouge-L among as many candidates (not the peers' reference recipes, which validate "
+        "as their authors do); unset: each recipe's own interval (an epoch; MINILLM_EVAL_INTERVAL)", positive)
     minillm_warmup: int = setting("their warm-up steps", non_negative)
     num_rollouts: int = setting("MiniLLM: rollouts per collection (global)", positive)
     mini_batch: int = setting("MiniLLM: rollouts per optimizer step (global); the control arms' batch", positive)
@@ -267,7 +271,7 @@ GPT2 = {  # the MiniLLM paper's scale (ref §3, §6, §7); inputs prepared as RE
     "eval_gen_num": 1000, "accuracy_decoding": "greedy", "dtype": "fp32",
     "max_length": SFT["max_length"], "max_prompt_length": SFT["max_prompt_length"], "workers": 8,
     "methods": ("default",), "train_seeds": (10,), "max_train_rows": None, "max_eval_rows": None,
-    "max_rationale_failure_rate": None, "teacher_cache_top_k": None,
+    "max_rationale_failure_rate": None, "teacher_cache_top_k": None, "checkpoint_candidates": None,
 }
 TINY = {  # the embedded default, sized for 2 CPU cores
     **GPT2,
@@ -284,9 +288,14 @@ TINY = {  # the embedded default, sized for 2 CPU cores
     "dss_rationales": "dataset", "dss_source": "synthetic", "dss_source_input": lambda v: v["raw_dir"],
     "cot_label_format": "The answer is {label}.",
     # The teacher trains to competence (greedy answers right on ≥ 80% of every reasoning family); the
-    # students get a budget that leaves them short of it, so distillation has a gap to close.
+    # students get the budget the pilot (docs/pilot-tiny.md) found to leave SFT between chance + 15 and
+    # the teacher − 15 points, so distillation has room to move it either way.
     "teacher_lr": 3e-3, "teacher_epochs": 10, "teacher_micro_batch": 32,
-    "dss_teacher_lr": 1e-3, "dss_teacher_epochs": 2, "student_lr": 2e-3, "student_epochs": 3,
+    "dss_teacher_lr": 1e-3, "dss_teacher_epochs": 2, "student_lr": 1.75e-3, "student_epochs": 6,
+    "checkpoint_candidates": 2,  # every arm: its best of 2 evaluations (half-way, end) by validation Rouge-L
+    # The main command's 15-minute budget holds MiniLLM's comparison (against SFT and its control arm);
+    # METHODS=default runs every primary arm, METHODS=all every arm.
+    "methods": ("sft", "sft-continued", "minillm"),
     # MiniLLM at this scale: 64 steps = 8 collections of 128 rollouts, 2 PPO epochs of mini-batches of 32.
     "minillm_lr": 5e-4, "minillm_steps": 64, "minillm_eval_interval": 32, "minillm_warmup": 0,
     "num_rollouts": 128, "mini_batch": 32, "ppo_epochs": 2,

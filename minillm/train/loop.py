@@ -168,7 +168,8 @@ class TrainingLoop:
 
 
 def finish_run(setup: TrainingSetup, state: RunState) -> None:
-    """After a complete run: `final.json` (steps, the counters, time, evaluations, best) for reports."""
+    """After a complete run: `final.json` (steps, the counters, time, evaluations, best; epochs
+    when the run was sized in epochs) for reports."""
     if setup.dist.is_main and state.step == setup.total_steps:
         # deepspeed_skipped_steps: every update DeepSpeed did not apply, fp16's loss-scale overflows
         # (not failures, see minillm.train.guard) as well as the guard's non-finite steps.
@@ -176,6 +177,7 @@ def finish_run(setup: TrainingSetup, state: RunState) -> None:
                    "deepspeed_skipped_steps": int(setup.engine.skipped_steps),
                    "peak_memory_mib": round(peak_memory_mib(setup.dist.device), 1),
                    "train_seconds": round(state.train_seconds, 1), "evaluations": state.history,
+                   **({"epochs": round(setup.epochs, 6)} if setup.epochs is not None else {}),
                    "best": checkpoint.read_best(setup.log.run_dir)}
         atomic_write_json(setup.log.run_dir / "final.json", summary)
         setup.log.info(f"done: {state.step} steps; best: {json.dumps(summary['best'])}")

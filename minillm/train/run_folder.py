@@ -41,7 +41,7 @@ RESUMABLE_CHANGES = frozenset({"eval_interval", "log_interval", "stop_after_step
                                "micro_batch_size", "max_nonfinite_steps", "compile_decode", "resume", "overwrite",
                                "local_rank", "save"})
 # Path flags compared by the content they point to, not by their spelling.
-FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "ptx_data_dir", "model_path", "tokenizer_path",
+FINGERPRINTED_PATHS = ("data_dir", "rationale_data_dir", "token_matched_to", "ptx_data_dir", "model_path", "tokenizer_path",
                        "teacher_model_path", "teacher_tokenizer", "deepspeed_config")
 # Files up to this size are hashed; larger ones (weights, optimizer states) count by size, so that
 # a start does not read gigabytes.

@@ -79,6 +79,7 @@ class DataConfig:
     max_length: int
     rationale_data_dir: str | None = None
     label_weight: float = 0.5
+    token_matched_to: str | None = None  # a rationale folder: train as many tokens as with it beside the data
     train_fraction: float = 1.0
 
 
@@ -139,6 +140,7 @@ class TrainingSetup:
     ds_config: dict
     guard: NonFiniteGuard
     config: SetupConfig
+    epochs: float | None = None  # passes over the training items, when the run is sized in epochs
 
     @property
     def valid_set(self) -> TokenDataset:
@@ -187,6 +189,14 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
     train_set = PairedStreams(train_streams, subset)
     sampler = GlobalBatchSampler(len(train_set), plan.global_batch, optimization.seed)
     total_steps = optimization.total_steps or optimization.epochs * sampler.steps_per_epoch
+    if data.token_matched_to:
+        partner = TaskStream("rationale", TokenDataset(data.token_matched_to, "train", data.max_length), 0.0)
+        ratio = PairedStreams([train_streams[0], partner], subset).token_ratio()
+        log.info(f"--token-matched-to {data.token_matched_to}: {round(total_steps * ratio)} steps instead of "
+                 f"{total_steps} ({ratio:.3f}×), as many tokens as with that rationale task beside the data")
+        total_steps = round(total_steps * ratio)
+    # Passes over the training items, when the run is sized in epochs (compute accounting reads it).
+    epochs = None if optimization.total_steps else total_steps / sampler.steps_per_epoch
     for train, valid in zip(train_streams, valid_streams):
         log.info(f"task {train.name!r} (weight {train.weight:g}, prompt prefix {train.dataset.task['prefix']!r}): "
                  f"{len(train.dataset)} train / {len(valid.dataset)} valid items from {train.dataset.data_dir}")
@@ -207,7 +217,7 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
     engine = initialize_engine(model, optimizer, scheduler, ds_config)
     guard = NonFiniteGuard(engine, optimization.max_nonfinite_steps, dtype == torch.float16, log)
     return TrainingSetup(dist_info, log, tokenizer, engine, plan, train_set, valid_streams, sampler, total_steps,
-                         ds_config, guard, config)
+                         ds_config, guard, config, epochs)
 
 
 def lock_on_rank0(save: str, dist_info: DistInfo) -> str | None:

@@ -17,10 +17,12 @@ SEED=${SEED:-10}
 EXTRA_ARGS=${EXTRA_ARGS:-}               # any other flags of the entrypoint, e.g. "--resume"
 RATIONALE_DATA_DIR=${RATIONALE_DATA_DIR:-}  # step-by-step: the rationale task (DATA_DIR = the label task)
 LABEL_WEIGHT=${LABEL_WEIGHT:-$PAPER_DSS_LABEL_WEIGHT}  # α: loss = α·L_label + (1 − α)·L_rationale
+TOKEN_MATCHED_TO=${TOKEN_MATCHED_TO:-}   # step-by-step control: the label task for the tokens of both tasks
 TRAIN_FRACTION=${TRAIN_FRACTION:-1}      # a fixed random fraction of the training questions
 [[ -v METHOD_ARGS ]] || METHOD_ARGS=()
 STREAM_ARGS=(--train-fraction "$TRAIN_FRACTION")
 [[ -n $RATIONALE_DATA_DIR ]] && STREAM_ARGS+=(--rationale-data-dir "$RATIONALE_DATA_DIR" --label-weight "$LABEL_WEIGHT")
+[[ -n $TOKEN_MATCHED_TO ]] && STREAM_ARGS+=(--token-matched-to "$TOKEN_MATCHED_TO")
 
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
 launch "$ENTRYPOINT" \

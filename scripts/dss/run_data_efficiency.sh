@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The data-efficiency curve of step-by-step distillation (the DSS paper's protocol; docs/step-by-step.md):
+# the driver once per training-set fraction (TRAIN_FRACTION: the teachers and their data are shared and
+# skipped after the first run, only the students rerun), each run's report kept under OUT, then
+# tools/data_efficiency.py writes the table, its JSON and the curve.
+#   bash scripts/dss/run_data_efficiency.sh [BASE_PATH]
+# FRACTIONS ("0.125 0.25 0.5 1"), METHODS ("label-sft dss dss-kd dss-minillm"), TRAIN_SEEDS ("10 20 30"),
+# OUT (RESULTS/data-efficiency); every other variable of the driver passes through (PRESET, WORK, JOBS, ...).
+set -euo pipefail
+BASE_PATH=$(cd "${1:-.}" && pwd)
+FRACTIONS=${FRACTIONS:-"0.125 0.25 0.5 1"}
+export METHODS=${METHODS:-"label-sft dss dss-kd dss-minillm"} TRAIN_SEEDS=${TRAIN_SEEDS:-"10 20 30"}
+export WORK=${WORK:-$BASE_PATH}
+export RESULTS=${RESULTS:-$WORK/results/${PRESET:-tiny}}
+OUT=${OUT:-$RESULTS/data-efficiency}
+points=()
+for fraction in $FRACTIONS; do
+  TRAIN_FRACTION=$fraction bash "$BASE_PATH/scripts/run_comparison.sh" "$BASE_PATH"
+  mkdir -p "$OUT/fraction-$fraction"
+  cp "$RESULTS/comparison.json" "$RESULTS/comparison.md" "$OUT/fraction-$fraction/"
+  points+=("$fraction=$OUT/fraction-$fraction/comparison.json")
+done
+python "$BASE_PATH/tools/data_efficiency.py" --point "${points[@]}" --out "$OUT"

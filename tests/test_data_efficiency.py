@@ -1,0 +1,56 @@
+"""tools/data_efficiency.py: the DSS paper's data-efficiency curve from one comparison.json per
+training fraction (scripts/dss/run_data_efficiency.sh makes them)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from world import load_tool
+
+from minillm.statistics import paired_difference
+
+
+def comparison(accuracy: dict[str, list[float]]) -> dict:
+    def cell(values):
+        return {"mean": sum(values) / len(values), "std": 0.0, "n_train_seeds": len(values), "n_gen_seeds": 1,
+                "per_run": {f"seed{10 * (k + 1)}": {"mean": v} for k, v in enumerate(values)}}
+    methods = [{"key": "teacher", "label": "Teacher", "family": "teacher",
+                "results": {"tiny": {"accuracy_strict": cell([97.0])}}}]
+    methods += [{"key": key, "label": key.upper(), "family": "step-by-step",
+                 "results": {"tiny": {"accuracy_strict": cell(values)}}} for key, values in accuracy.items()]
+    return {"accuracy_sets": ["tiny"], "methods": methods, "chance": {"tiny": {"pooled": 41.6667}}}
+
+
+def test_the_curve_reports_each_arm_per_fraction_with_paired_differences_to_label_only_sft(tmp_path):
+    tool = load_tool("data_efficiency")
+    small = {"label-sft": [40.0, 44.0, 42.0], "dss": [50.0, 47.0, 56.0], "dss-kd": [41.0, 45.0, 43.0]}
+    full = {"label-sft": [70.0, 72.0, 68.0], "dss": [80.0, 79.0, 84.0]}
+    for name, data in (("small", small), ("full", full)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(comparison(data)))
+    out = tmp_path / "curve"
+    assert tool.main(["--point", f"1={tmp_path / 'full.json'}", f"0.125={tmp_path / 'small.json'}",
+                      "--out", str(out)]) == 0
+    summary = json.loads((out / "data-efficiency.json").read_text())
+    assert [point["fraction"] for point in summary["points"]] == [0.125, 1.0]  # sorted, the teacher left out
+    first = summary["points"][0]
+    assert set(first["arms"]) == {"label-sft", "dss", "dss-kd"} and first["arms"]["dss"]["mean"] == pytest.approx(51.0)
+    expected = paired_difference(small["dss"], small["label-sft"])
+    assert first["versus_label_sft"]["dss"]["mean_difference"] == pytest.approx(9.0)
+    assert first["versus_label_sft"]["dss"]["p_value"] == pytest.approx(expected["p_value"])
+    # Holm over the two arms at this fraction: the smaller p doubled, the larger kept (monotone)
+    p = sorted(first["versus_label_sft"][key]["p_value"] for key in ("dss", "dss-kd"))
+    assert sorted(first["versus_label_sft"][key]["p_holm"] for key in ("dss", "dss-kd")) == pytest.approx(
+        [min(1.0, 2 * p[0]), max(min(1.0, 2 * p[0]), p[1])])
+    table = (out / "data-efficiency.md").read_text()
+    assert "| DSS | 51.0 ± " in table and "| DSS-KD |" in table and "| chance (uniform over the animals named) | 41.7 | 41.7 |" in table
+    assert "| DSS-KD | 43.0 ± " in table and table.count("(n=3)") == 5 and "| – |" in table  # no DSS-KD at 1
+    assert (out / "data_efficiency.png").stat().st_size > 1000
+
+
+def test_an_unreadable_point_is_refused_by_name(tmp_path, capsys):
+    tool = load_tool("data_efficiency")
+    assert tool.main(["--point", f"0.5={tmp_path / 'absent.json'}", "--out", str(tmp_path / "curve")]) == 1
+    assert "absent.json" in capsys.readouterr().err and not (tmp_path / "curve").exists()
+    assert tool.main(["--point", "half=x.json", "--out", str(tmp_path / "curve")]) == 1
+    assert "write FRACTION=FILE" in capsys.readouterr().err
