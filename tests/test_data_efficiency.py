@@ -3,10 +3,12 @@ training fraction (scripts/dss/run_data_efficiency.sh makes them)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+import shutil
+import subprocess
 
 import pytest
-from world import load_tool
+from world import REPO, load_tool
 
 from minillm.statistics import paired_difference
 
@@ -54,3 +56,29 @@ def test_an_unreadable_point_is_refused_by_name(tmp_path, capsys):
     assert "absent.json" in capsys.readouterr().err and not (tmp_path / "curve").exists()
     assert tool.main(["--point", "half=x.json", "--out", str(tmp_path / "curve")]) == 1
     assert "write FRACTION=FILE" in capsys.readouterr().err
+
+
+def test_the_script_runs_the_driver_once_per_fraction_and_keeps_each_report(tmp_path):
+    """scripts/dss/run_data_efficiency.sh with a stand-in driver that writes a report from its
+    TRAIN_FRACTION: one driver run per fraction, each report kept, the curve over all of them."""
+    base = tmp_path / "repo"
+    (base / "scripts/dss").mkdir(parents=True)
+    (base / "tools").mkdir()
+    shutil.copy(REPO / "scripts/dss/run_data_efficiency.sh", base / "scripts/dss/")
+    (base / "tools/data_efficiency.py").symlink_to(REPO / "tools/data_efficiency.py")
+    accuracy = json.dumps(comparison({"label-sft": [40.0, 44.0, 42.0], "dss": [50.0, 47.0, 56.0]}))
+    (base / "scripts/run_comparison.sh").write_text(
+        '#!/usr/bin/env bash\nset -eu\necho "$TRAIN_FRACTION $METHODS $TRAIN_SEEDS" >> "$WORK/calls"\n'
+        f"mkdir -p \"$RESULTS\"\necho '{accuracy}' > \"$RESULTS/comparison.json\"\n"
+        'echo "fraction $TRAIN_FRACTION" > "$RESULTS/comparison.md"\n')
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "FRACTIONS": "0.25 1", "PYTHONPATH": str(REPO)}
+    (tmp_path / "work").mkdir()
+    result = subprocess.run(["bash", str(base / "scripts/dss/run_data_efficiency.sh"), str(base)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "work/calls").read_text().splitlines()
+    assert calls == ["0.25 label-sft dss dss-kd dss-minillm 10 20 30", "1 label-sft dss dss-kd dss-minillm 10 20 30"]
+    out = tmp_path / "work/results/tiny/data-efficiency"
+    assert (out / "fraction-0.25/comparison.md").read_text() == "fraction 0.25\n"
+    summary = json.loads((out / "data-efficiency.json").read_text())
+    assert [point["fraction"] for point in summary["points"]] == [0.25, 1.0]
