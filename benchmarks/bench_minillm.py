@@ -66,7 +66,8 @@ class Shape:
 
 
 # name -> (student, teacher, vocabulary). gpt2-base-xl is the paper's GPT-2 124M <- 1.5B pair;
-# tiny has the embedded default's shapes (tools/make_tiny_default.py), for a seconds-long CPU check.
+# tiny has the embedded default's shapes as its figures were measured (the preset's student has been 2 × 128
+# since the third pilot, docs/pilot-tiny.md), for a seconds-long CPU check.
 PRESETS: dict[str, tuple[Shape, Shape, int]] = {
     "gpt2-base-xl": (Shape(12, 12, 768), Shape(48, 25, 1600), 50257),
     "tiny": (Shape(2, 2, 64), Shape(4, 4, 128), 1144),

@@ -4,8 +4,8 @@
 # recipe of the tiny preset (minillm/experiments/settings.py), paired by training seed (same init, data order and generation
 # seeds); writes OUT/cache_vs_live.{md,json}: each metric's paired difference cache − live with its
 # 95% CI (minillm.statistics.paired_difference), and what the paired runs' records differ in.
-# Needs a finished tiny driver run under WORK (`TRAIN_SEEDS="10 20 30 40 50" bash
-# scripts/run_comparison.sh`): its teachers, processed data and student inits, and with LIVE=reuse
+# Needs a finished tiny driver run under WORK with the arm (`METHODS=default TRAIN_SEEDS="10 20 30 40 50"
+# bash scripts/run_comparison.sh`): its teachers, processed data and student inits, and with LIVE=reuse
 # the arm's runs and evaluations.
 # Usage: bash benchmarks/cache_vs_live.sh BASE_PATH OUT
 #   ARM=kd | dss-kd, WORK (default BASE_PATH), TRAIN_SEEDS ("10 20 30 40 50"), TOP_K (64,
@@ -43,7 +43,7 @@ train_and_evaluate() {
   local run=$OUT/runs/$1/seed$2
   [[ -f $OUT/eval/$1/seed$2/summary.json ]] && return
   SECONDS=0
-  env EXTRA_ARGS=--resume SEED="$2" MODEL_PATH="$WORK/checkpoints/student-init/seed$2" LR="$STUDENT_LR" \
+  env EXTRA_ARGS="--resume${CHECKPOINT_CANDIDATES:+ --evaluations $CHECKPOINT_CANDIDATES}" SEED="$2" MODEL_PATH="$WORK/checkpoints/student-init/seed$2" LR="$STUDENT_LR" \
     EPOCHS="$STUDENT_EPOCHS" "${STREAMS[@]}" TEACHER_PATH="$TEACHER" KD_LOSS=forward_kl KD_ARGS="${3:-}" \
     SAVE_PATH="$run" bash "$SCRIPT" "$BASE_PATH"
   local trained=$SECONDS

@@ -449,6 +449,9 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
              f"--token-matched-to {args.token_matched_to} does not exist")
         need(not (args.token_matched_to and args.rationale_data_dir),
              "--token-matched-to is the control without the rationale task: drop --rationale-data-dir")
+        need(not (args.token_matched_to and hasattr(args, "num_rollouts")),
+             "--token-matched-to sizes a token-level run (train_sft.py, train_kd.py); an on-policy run samples its "
+             "own tokens")
     need(not (getattr(args, "resume", False) and getattr(args, "overwrite", False)),
          "--resume continues the run in --save and --overwrite deletes it: give one of them")
     if getattr(args, "dropout", None) is not None:

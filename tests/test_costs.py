@@ -60,3 +60,16 @@ def test_a_random_init_teacher_with_step_by_step_arms_warns_naming_methods_witho
     settings, plan = tiny(world, TEACHER_INIT=str(teacher), METHODS="sft")
     assert not any("random-init" in warning for warning in costs.plan_report(settings, plan, gflops=PROBE).warnings)
     assert json.loads((teacher / "random_init.json").read_text())["random_init"] is True
+
+
+def test_checkpoint_candidates_set_the_evaluations_counted_except_for_reference_recipes(world):
+    """An arm's estimate counts CHECKPOINT_CANDIDATES evaluations; a peer's reference recipe keeps
+    its authors' validation schedule (the driver does not pass it --evaluations)."""
+    def seconds(candidates: str) -> dict[str, float]:
+        settings, plan = tiny(world, METHODS="sft minillm gkd-ref opd-ref", CHECKPOINT_CANDIDATES=candidates)
+        return {item.stage.name: item.seconds for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    two, four = seconds("2"), seconds("4")
+    for arm in ("sft", "minillm"):
+        assert four[f"{arm}-seed10"] > two[f"{arm}-seed10"], arm
+    for arm in ("gkd-ref", "opd-ref"):
+        assert four[f"{arm}-seed10"] == pytest.approx(two[f"{arm}-seed10"]), arm

@@ -56,6 +56,14 @@ def test_an_unreadable_point_is_refused_by_name(tmp_path, capsys):
     assert "absent.json" in capsys.readouterr().err and not (tmp_path / "curve").exists()
     assert tool.main(["--point", "half=x.json", "--out", str(tmp_path / "curve")]) == 1
     assert "write FRACTION=FILE" in capsys.readouterr().err
+    (tmp_path / "point").mkdir()
+    (tmp_path / "point/comparison.json").write_text(json.dumps(comparison({"dss": [50.0, 51.0]})))
+    (tmp_path / "point/driver.json").write_text(json.dumps({"settings": {"TRAIN_FRACTION": "0.5"}}))
+    assert tool.main(["--point", f"0.25={tmp_path / 'point/comparison.json'}", "--out", str(tmp_path / "curve")]) == 1
+    assert "trained on TRAIN_FRACTION=0.5" in capsys.readouterr().err
+    (tmp_path / "point/comparison.json").write_text(json.dumps({"accuracy_sets": ["tiny"]}))
+    assert tool.main(["--point", f"0.5={tmp_path / 'point/comparison.json'}", "--out", str(tmp_path / "curve")]) == 1
+    assert "not a comparison.json" in capsys.readouterr().err and not (tmp_path / "curve").exists()
 
 
 def test_the_script_runs_the_driver_once_per_fraction_and_keeps_each_report(tmp_path):
@@ -70,8 +78,11 @@ def test_the_script_runs_the_driver_once_per_fraction_and_keeps_each_report(tmp_
     (base / "scripts/run_comparison.sh").write_text(
         '#!/usr/bin/env bash\nset -eu\necho "$TRAIN_FRACTION $METHODS $TRAIN_SEEDS" >> "$WORK/calls"\n'
         f"mkdir -p \"$RESULTS\"\necho '{accuracy}' > \"$RESULTS/comparison.json\"\n"
-        'echo "fraction $TRAIN_FRACTION" > "$RESULTS/comparison.md"\n')
-    env = {**os.environ, "WORK": str(tmp_path / "work"), "FRACTIONS": "0.25 1", "PYTHONPATH": str(REPO)}
+        'echo "fraction $TRAIN_FRACTION" > "$RESULTS/comparison.md"\n'
+        'echo "{\\"settings\\": {\\"TRAIN_FRACTION\\": \\"$TRAIN_FRACTION\\"}}" > "$RESULTS/driver.json"\n')
+    ours = ("METHODS", "TRAIN_SEEDS", "TRAIN_FRACTION", "PRESET", "RESULTS", "OUT", "FRACTIONS")
+    env = {**{k: v for k, v in os.environ.items() if k not in ours}, "WORK": str(tmp_path / "work"),
+           "FRACTIONS": "0.25 1", "PYTHONPATH": str(REPO)}
     (tmp_path / "work").mkdir()
     result = subprocess.run(["bash", str(base / "scripts/dss/run_data_efficiency.sh"), str(base)], env=env,
                             capture_output=True, text=True, timeout=120)

@@ -242,8 +242,13 @@ def test_models_load_and_share_the_vocabulary(built):
 def test_rebuild_skips_existing_parts(built, capsys):
     builder, root, paths = built
     before = {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
-    builder.build_default(root, seed=0, **SIZES)
+    shapes = {"teacher": builder.ModelShape(2, 2, 32), "student": builder.ModelShape(1, 1, 16)}
+    builder.build_default(root, seed=0, vocab_size=600, n_positions=128, **shapes, **SIZES)
     assert capsys.readouterr().out.count("skipped") == len(paths)
+    assert before == {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
+    # a kept model of another shape (an earlier default) is refused, not silently used
+    with pytest.raises(ValueError, match=r"1 layers × 1 heads × 16 wide, an earlier default; this one is 2 × 2 × 128"):
+        builder.build_default(root, seed=0, vocab_size=600, n_positions=128, teacher=shapes["teacher"], **SIZES)
     assert before == {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
 
 

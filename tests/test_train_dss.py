@@ -177,6 +177,9 @@ def test_the_token_matched_control_trains_the_label_task_for_both_tasks_tokens(w
     both = dss_args("train_sft.py", world, dss_data, tmp_path / "both", 1, "--token-matched-to", str(dss_data["rationale"]))
     with pytest.raises(SystemExit, match="drop --rationale-data-dir"):
         cli.validate(cli.token_training_parser("").parse_args(both[1:]))
+    on_policy = cli.token_training_parser("", cli.add_teacher_args, cli.add_pretraining_args, cli.add_minillm_args)
+    with pytest.raises(SystemExit, match="an on-policy run samples its own tokens"):
+        cli.validate(on_policy.parse_args(args[1:] + ["--teacher-model-path", str(world.teacher)]))
 
 
 def test_dss_kd_mixes_ce_and_divergence_in_each_stream(world, trained_teacher, dss_data, tmp_path):

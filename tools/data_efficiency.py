@@ -4,7 +4,8 @@ driver run per training-set fraction, each arm's strict answer accuracy against 
   python tools/data_efficiency.py --point 0.125=DIR/fraction-0.125/comparison.json ... --out docs/results/data-efficiency
 
 Each `--point FRACTION=FILE` names the comparison.json of a run with TRAIN_FRACTION=FRACTION (made by
-scripts/dss/run_data_efficiency.sh). Writes OUT/data-efficiency.md (accuracy mean ± 95% CI over training
+scripts/dss/run_data_efficiency.sh, which keeps the run's driver.json beside it: when present, its
+TRAIN_FRACTION must be FRACTION). The first eval set with answers is scored (named in the table). Writes OUT/data-efficiency.md (accuracy mean ± 95% CI over training
 seeds per arm and fraction, chance beside it; each arm's paired difference to label-only SFT with its 95%
 CI and p, Holm-adjusted within each fraction; exploratory: no declared primary family), OUT/data-efficiency.json
 (the same numbers) and OUT/data_efficiency.png (the curve). Prints the table. Exit status 1 when a file is
@@ -24,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from minillm.experiments.methods import is_training_seed  # noqa: E402
 from minillm.experiments.plots import write_png  # noqa: E402
 from minillm.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from minillm.statistics import format_p, holm_adjust, mean_confidence_half_width, paired_difference  # noqa: E402
@@ -39,15 +41,27 @@ class CurveError(ValueError):
 
 
 def _per_seed(cell: dict) -> dict[str, float]:
-    return {run: values["mean"] for run, values in cell["per_run"].items() if run.startswith("seed")}
+    return {run: values["mean"] for run, values in cell["per_run"].items() if is_training_seed(run)}
 
 
 def read_point(fraction: float, path: Path) -> dict:
     """One fraction's arms: {"fraction", "set", "chance", "arms": {key: {"label", "seeds": {run: accuracy}}}}."""
+    if not 0 < fraction <= 1:
+        raise CurveError(f"--point {fraction:g}={path}: a training fraction is in (0, 1]")
     try:
         comparison = json.loads(path.read_text())
+        driver = path.with_name("driver.json")
+        recorded = json.loads(driver.read_text())["settings"].get("TRAIN_FRACTION") if driver.is_file() else None
+        if recorded is not None and float(recorded) != fraction:
+            raise CurveError(f"{path}: its run trained on TRAIN_FRACTION={recorded} ({driver}), not {fraction:g}")
+        return _arms(fraction, path, comparison)
     except (OSError, json.JSONDecodeError) as err:
         raise CurveError(f"{path}: {err}") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise CurveError(f"{path}: not a comparison.json of tools/report.py ({type(err).__name__}: {err})") from None
+
+
+def _arms(fraction: float, path: Path, comparison: dict) -> dict:
     sets = comparison.get("accuracy_sets") or []
     if not sets:
         raise CurveError(f"{path}: no eval set with answers (accuracy_sets is empty)")
@@ -159,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
                 value = float(fraction)
             except ValueError:
                 raise CurveError(f"--point {spec!r}: write FRACTION=FILE, e.g. 0.25=runs/fraction-0.25/comparison.json")
+            if value in [point["fraction"] for point in points]:
+                raise CurveError(f"--point {spec!r}: fraction {value:g} given twice")
             points.append(read_point(value, Path(path)))
+        missing = [f"{point['fraction']:g}" for point in points if BASELINE not in point["arms"]]
+        if missing:
+            print(f"warning: no {BASELINE} arm at fraction {', '.join(missing)}: no paired differences there",
+                  file=sys.stderr)
     except CurveError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

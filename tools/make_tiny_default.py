@@ -143,12 +143,15 @@ def build_default(root: Path = REPO_ROOT, seed: int = 0, force: bool = False, vo
                 lambda out, shape=shape: build_model(paths["tokenizer"], out, shape, n_positions, seed), force)
     vocabulary = len(load_tokenizer(paths["tokenizer"]))
     print(f"tokenizer: {vocabulary} tokens")
-    for role in ("teacher", "student"):
+    for role, shape in (("teacher", teacher), ("student", student)):
         model = load_model(paths[role])  # a kept part is checked as any model folder is
         if model.config.vocab_size != vocabulary:
             raise ValueError(f"{paths[role]} has vocab_size {model.config.vocab_size} but the tokenizer "
                              f"has {vocabulary} tokens; rebuild with --force")
         c = model.config
+        if (c.n_layer, c.n_head, c.n_embd) != (shape.n_layer, shape.n_head, shape.n_embd):
+            raise ValueError(f"{paths[role]} is {c.n_layer} layers × {c.n_head} heads × {c.n_embd} wide, an earlier "
+                             f"default; this one is {shape.n_layer} × {shape.n_head} × {shape.n_embd}: rebuild with --force")
         print(f"{role}: {c.n_layer} layers x {c.n_head} heads x {c.n_embd} wide, "
               f"{model.num_parameters() / 1e6:.2f}M parameters")
     for split, line in token_stats(paths["tokenizer"], paths["data"]).items():

@@ -546,8 +546,10 @@ def training_budget(streams: tuple[tuple[str, str], ...], runs: dict[str, Traini
         counted = by_source.get(source, 0.0)
         by_source[source] = None if mean is None or counted is None else counted + mean
     budget["tokens_by_source"] = by_source
-    for name in ("steps", "epochs", "supervised_tokens", "train_seconds", *_COUNTS):
+    for name in ("steps", "supervised_tokens", "train_seconds", *_COUNTS):
         budget[name] = _mean_or_none(final.get(name) for final in finals.values())
+    epochs = [final["epochs"] for final in finals.values() if final.get("epochs") is not None]
+    budget["epochs"] = float(np.mean(epochs)) if epochs else None  # unrounded: it divides teacher-written tokens
     return budget
 
 

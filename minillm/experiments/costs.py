@@ -113,9 +113,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
             dss = label.data()
     student_run = dict(dev=dev, eval_gen_num=s.eval_gen_num, new_tokens=new_tokens)
     on_policy = dict(steps=s.minillm_steps, num_rollouts=s.num_rollouts, mini_batch=s.mini_batch,
-                     ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num,
-                     eval_interval=math.ceil(s.minillm_steps / s.checkpoint_candidates) if s.checkpoint_candidates
-                     else s.minillm_eval_interval)
+                     ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num)
     costs = []
     for stage in plan.stages:
         if stage.name == "teacher":
@@ -166,14 +164,18 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
     kind = "kd" if live_teacher else "student-sft"
     if method.recipe == "on-policy":
         corpus = s.max_length if method.corpus_term else 0
-        return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus, **on_policy)
+        interval = s.minillm_eval_interval if method.reference or not s.checkpoint_candidates else math.ceil(
+            s.minillm_steps / s.checkpoint_candidates)
+        return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus,
+                                **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
         authors_epochs = REFERENCE_RECIPES[method.reference].flags.get("epochs") if method.reference else None
         if authors_epochs:  # validation once per epoch
             epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
         else:
             epochs, batch = s.minillm_steps * s.mini_batch / max(data.rows, 1), s.mini_batch
-            evaluations = s.checkpoint_candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
+            evaluations = (None if method.reference else s.checkpoint_candidates) or (
+                1 + s.minillm_steps // max(s.minillm_eval_interval, 1))
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
         if not method.corpus_term:

@@ -419,8 +419,9 @@ class PlanBuilder:
             teacher = self.need(method.teacher)
             env["TEACHER_PATH"] = teacher
             inputs.append(teacher)
+        env["TRAIN_FRACTION"] = s.train_fraction  # every recipe: its training questions, or their prompts
         if method.recipe == "student":
-            env.update(LR=s.student_lr, EPOCHS=s.student_epochs, TRAIN_FRACTION=s.train_fraction)
+            env.update(LR=s.student_lr, EPOCHS=s.student_epochs)
         else:
             env.update(LR=s.minillm_lr, WARMUP_STEPS=s.minillm_warmup, TOTAL_STEPS=s.minillm_steps,
                        EVAL_INTERVAL=s.minillm_eval_interval, PTX_KD_RATIO=s.ptx_kd_ratio)

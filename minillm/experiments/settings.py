@@ -152,7 +152,8 @@ class InstructionSettings(DriverSettings):
     checkpoint_candidates: int | None = setting(
         "evaluations of every student's training run, evenly spaced, the last at the end: each arm picks its best "
         "checkpoint by validation Rouge-L among as many candidates (not the peers' reference recipes, which validate "
-        "as their authors do); unset: each recipe's own interval (an epoch; MINILLM_EVAL_INTERVAL)", positive)
+        "as their authors do; DistiLLM's adaptive rule also updates at each one); unset: each recipe's own interval "
+        "(an epoch; MINILLM_EVAL_INTERVAL)", positive)
     minillm_warmup: int = setting("their warm-up steps", non_negative)
     num_rollouts: int = setting("MiniLLM: rollouts per collection (global)", positive)
     mini_batch: int = setting("MiniLLM: rollouts per optimizer step (global); the control arms' batch", positive)

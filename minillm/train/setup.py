@@ -191,6 +191,7 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
     total_steps = optimization.total_steps or optimization.epochs * sampler.steps_per_epoch
     if data.token_matched_to:
         partner = TaskStream("rationale", TokenDataset(data.token_matched_to, "train", data.max_length), 0.0)
+        check_processed_data(partner.dataset, tokenizer, model_config.tokenizer, log)
         ratio = PairedStreams([train_streams[0], partner], subset).token_ratio()
         log.info(f"--token-matched-to {data.token_matched_to}: {round(total_steps * ratio)} steps instead of "
                  f"{total_steps} ({ratio:.3f}×), as many tokens as with that rationale task beside the data")

@@ -26,6 +26,7 @@ MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-$PAPER_SFT_MAX_PROMPT_LENGTH}
 EVAL_INTERVAL=${EVAL_INTERVAL:-$PAPER_MINILLM_EVAL_INTERVAL}
 EVAL_GEN_NUM=${EVAL_GEN_NUM:-1000}
 SEED=${SEED:-10}
+TRAIN_FRACTION=${TRAIN_FRACTION:-1}                # the same fixed fraction of the training prompts
 EXTRA_ARGS=${EXTRA_ARGS:-}
 
 DATA_ARGS=()
@@ -39,4 +40,4 @@ launch train_minillm.py \
   --batch-size "$MINI_BATCH" --micro-batch-size "$MICRO_BATCH_SIZE" --ppo-epochs "$PPO_EPOCHS" \
   --rollout-batch-size "$ROLLOUT_BATCH_SIZE" --teacher-mix-alpha "$TEACHER_MIX_ALPHA" --ptx-kd-ratio "$PTX_KD_RATIO" \
   --max-length "$MAX_LENGTH" --max-prompt-length "$MAX_PROMPT_LENGTH" --eval-interval "$EVAL_INTERVAL" \
-  --eval-gen-num "$EVAL_GEN_NUM" --seed "$SEED" $EXTRA_ARGS
+  --eval-gen-num "$EVAL_GEN_NUM" --seed "$SEED" --train-fraction "$TRAIN_FRACTION" $EXTRA_ARGS
