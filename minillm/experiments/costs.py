@@ -162,10 +162,10 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
     """One training seed of an arm: its recipe decides the shape of the work."""
     live_teacher = teacher if method.entrypoint == "train_kd.py" and method.teacher else None
     kind = "kd" if live_teacher else "student-sft"
+    candidates = None if method.reference else s.checkpoint_candidates  # as plan.py passes --evaluations
     if method.recipe == "on-policy":
         corpus = s.max_length if method.corpus_term else 0
-        interval = s.minillm_eval_interval if method.reference or not s.checkpoint_candidates else math.ceil(
-            s.minillm_steps / s.checkpoint_candidates)
+        interval = math.ceil(s.minillm_steps / candidates) if candidates else s.minillm_eval_interval
         return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus,
                                 **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
@@ -174,8 +174,7 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
             epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
         else:
             epochs, batch = s.minillm_steps * s.mini_batch / max(data.rows, 1), s.mini_batch
-            evaluations = (None if method.reference else s.checkpoint_candidates) or (
-                1 + s.minillm_steps // max(s.minillm_eval_interval, 1))
+            evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
         if not method.corpus_term:
@@ -184,4 +183,4 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         corpus = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher)
         return replace(cost, flops=cost.flops + corpus.flops, logit_elements=cost.logit_elements + corpus.logit_elements)
     return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
-                                 teacher=live_teacher, evaluations=s.checkpoint_candidates, **student_run)
+                                 teacher=live_teacher, evaluations=candidates, **student_run)

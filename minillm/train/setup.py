@@ -193,9 +193,10 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
         partner = TaskStream("rationale", TokenDataset(data.token_matched_to, "train", data.max_length), 0.0)
         check_processed_data(partner.dataset, tokenizer, model_config.tokenizer, log)
         ratio = PairedStreams([train_streams[0], partner], subset).token_ratio()
-        log.info(f"--token-matched-to {data.token_matched_to}: {round(total_steps * ratio)} steps instead of "
-                 f"{total_steps} ({ratio:.3f}×), as many tokens as with that rationale task beside the data")
-        total_steps = round(total_steps * ratio)
+        matched = round(total_steps * ratio)
+        log.info(f"--token-matched-to {data.token_matched_to}: {matched} steps instead of {total_steps} "
+                 f"({ratio:.3f}×), as many tokens as with that rationale task beside the data")
+        total_steps = matched
     # Passes over the training items, when the run is sized in epochs (compute accounting reads it).
     epochs = None if optimization.total_steps else total_steps / sampler.steps_per_epoch
     for train, valid in zip(train_streams, valid_streams):
