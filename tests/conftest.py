@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 EOS_TOKEN = "<|endoftext|>"
 
+# The files that run the driver end to end, longest first (`pytest --durations` under two workers:
+# ~8, ~2.5 and ~2 min of the suite's ~15). xdist hands whole files to the workers in collection order
+# (pyproject: --dist loadfile --no-loadscope-reorder), so these start at once, side by side, and the
+# short files fill the cores around them instead of leaving one core idle at the end.
+LONGEST_FILES = ("test_driver.py", "test_custom_preset.py", "test_driver_submitit.py")
+
 _TRAINING_TEXT = [
     "Below is an instruction that describes a task. Write a response that appropriately "
     "completes the request.",
@@ -28,6 +35,14 @@ _TRAINING_TEXT = [
     "The quick brown fox jumps over the lazy dog. Alpacas and llamas live in the Andes.",
     "Summarise the paragraph in one sentence. Answer the question using the context.",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """LONGEST_FILES first, then the other files with the most tests first (xdist's own order);
+    the tests of a file keep their order."""
+    first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
+    tests_in = Counter(item.path for item in items)
+    items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path], str(item.path)))
 
 
 @pytest.fixture(scope="session")
