@@ -68,7 +68,7 @@ from minillm.eval.evaluation import (
     load_eval_set,
     summarize_set,
 )
-from minillm.experiments.rendering import summary_table
+from minillm.eval.summary import summary_table
 from minillm.fileio import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from minillm.log import RunLogger, peak_memory_mib
 from minillm.modeling import DTYPES, load_for_inference

@@ -8,7 +8,7 @@ from world import SHARED_DATA, run_entrypoint
 
 from minillm.eval.evaluation import load_eval_set, mean_token_entropy, summarize_set
 from minillm.eval.references import chance_accuracy, constant_answer_summary, constant_answers
-from minillm.experiments.rendering import summary_table
+from minillm.eval.summary import summary_table
 from minillm.statistics import mean_and_std
 
 

@@ -20,7 +20,7 @@ from minillm.experiments.methods import METHODS, Method, SelectionError, select
 from minillm.experiments.plan import build_plan
 from minillm.experiments.reading import load_results
 from minillm.experiments.settings import load_settings
-from minillm.experiments.stages import ContentHashes, StageBook
+from minillm.experiments.stages import ContentHashes, StageBook, code_files
 from minillm.losses import DIVERGENCES
 
 
@@ -183,6 +183,14 @@ def test_a_new_arm_is_one_registry_entry(tmp_path, monkeypatch):
         {"method": "toy", "run": run, "path": f"eval/toy/{run}"} for run in ("seed10", "seed20")]})
     rows = {method["key"]: method for method in build_comparison(load_results(root))["methods"]}
     assert rows["toy"]["label"] == "Toy SFT" and rows["toy"]["family"] == "baseline"
+
+
+def test_no_stage_runs_the_report_layer(tmp_path):
+    """A stage's fingerprint hashes every module its program imports: so that an edit to the method
+    registry or the report (minillm/experiments) reruns nothing, no stage's program imports them."""
+    _, plan = plan_for(tmp_path, METHODS="all")
+    for stage in plan.stages:
+        assert not [path for path in code_files(stage) if path.parts[:2] == ("minillm", "experiments")], stage.name
 
 
 def fake_run(plan, book: StageBook) -> list[str]:

@@ -30,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+from minillm.eval.summary import summary_table
 from minillm.experiments.catalogue import METRICS
 from minillm.experiments.comparison import (
     ReferenceFunctions,
@@ -52,7 +53,6 @@ from minillm.experiments.rendering import (
     relative_link,
     replace_readme_section,
     results_section,
-    summary_table,
 )
 from minillm.fileio import atomic_write_json, atomic_write_text
 

@@ -1,6 +1,4 @@
-"""The comparison as markdown tables, CSV and a README section; also the plain per-model tables of
-evaluate.py and tools/report.py's EVAL_DIR mode (`summary_table`).
-"""
+"""The comparison as markdown tables, CSV and a README section."""
 from __future__ import annotations
 
 import csv
@@ -623,20 +621,3 @@ def replace_marked_section(text: str, marker: str, section: str, name: str = "RE
 
 def relative_link(target: Path, from_dir: Path) -> str:
     return Path(os.path.relpath(target.resolve(), from_dir.resolve())).as_posix()
-
-
-def summary_table(summaries: list[dict], metric: str = "rougeL") -> str:
-    """Markdown table: one row per model, one column per eval set, `metric` mean ± std over seeds
-    (or its single value: greedy accuracy, diversity)."""
-    sets = list(dict.fromkeys(s for summary in summaries for s in summary["sets"]))
-    lines = ["| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-    for summary in summaries:
-        cells = []
-        for s in sets:
-            entry = summary["sets"].get(s) or {}
-            if metric + "_mean" in entry:
-                cells.append(f"{entry[metric + '_mean']:.2f} ± {entry[metric + '_std']:.2f}")
-            else:
-                cells.append(f"{entry[metric]:.2f}" if isinstance(entry.get(metric), (int, float)) else "–")
-        lines.append(f"| {summary['model']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
