@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a tiny local tokenizer so data tests run offline in seconds."""
+"""Shared pytest fixtures (a tiny local tokenizer so data tests run offline in seconds, the toy
+world) and the order the test files run in."""
 
 from __future__ import annotations
 
