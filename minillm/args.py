@@ -54,6 +54,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                             "(label + rationale tokens) / label tokens of the training items")
     group.add_argument("--train-fraction", type=float, default=1.0,
                        help="train on this fixed random fraction of the training items (data-efficiency curves)")
+    group.add_argument("--fraction-budget", choices=("steps", "epochs"), default="steps",
+                       help="a run sized in --epochs on a --train-fraction: 'steps' trains the optimizer steps of "
+                            "--epochs passes over ALL the training items (more passes over the fraction), as the "
+                            "DSS reference's curves hold max_steps; 'epochs' makes --epochs passes over the fraction")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
@@ -324,7 +328,8 @@ def setup_config(args: argparse.Namespace, entrypoint: str) -> SetupConfig:
                           gradient_checkpointing=args.gradient_checkpointing),
         data=DataConfig(data_dir=args.data_dir, max_length=args.max_length, rationale_data_dir=args.rationale_data_dir,
                         token_matched_to=args.token_matched_to,
-                        label_weight=args.label_weight, train_fraction=args.train_fraction),
+                        label_weight=args.label_weight, train_fraction=args.train_fraction,
+                        fraction_budget=args.fraction_budget),
         optimization=OptimizationConfig(
             deepspeed_config=args.deepspeed_config, batch_size=args.batch_size, micro_batch_size=args.micro_batch_size,
             lr=args.lr, lr_min=args.lr_min, lr_scheduler=args.lr_scheduler, warmup_steps=args.warmup_steps,

@@ -3,6 +3,7 @@ DSS-MiniLLM, the task prefix carried to evaluation, and the DSS learning test.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,23 @@ def test_train_fraction_trains_on_a_fixed_subset(world, dss_data, tmp_path):
     log = (tmp_path / "run" / "log.txt").read_text()
     total = len(TokenDataset(dss_data["label"], "train", MAX_LENGTH))
     assert f"training on {round(total / 2)} of {total} items" in log
+
+
+def test_a_fraction_sized_in_epochs_trains_the_whole_sets_steps_unless_told_otherwise(world, dss_data, tmp_path):
+    """The DSS reference's curves hold the optimizer steps on every fraction (run.py --max_steps):
+    --epochs on a --train-fraction counts passes over all the items; --fraction-budget epochs, over
+    the fraction (fewer steps)."""
+    for budget in ("steps", "epochs"):
+        save = tmp_path / budget
+        args = dss_args("train_sft.py", world, dss_data, save, 1, "--train-fraction", "0.5", "--fraction-budget", budget)
+        at = args.index("--total-steps")
+        args[at:at + 2] = ["--total-steps", "0", "--epochs", "1"]
+        args[args.index("--eval-interval") + 1] = "1000"
+        run_entrypoint(args)
+        used, total = map(int, re.search(r"training on (\d+) of (\d+) items", (save / "log.txt").read_text()).groups())
+        final = json.loads((save / "final.json").read_text())
+        assert final["steps"] == (total if budget == "steps" else used) // 16 and used < total
+        assert final["epochs"] == pytest.approx(final["steps"] / (used // 16))  # passes over the fraction
 
 
 def test_the_token_matched_control_trains_the_label_task_for_both_tasks_tokens(world, dss_data, tmp_path):

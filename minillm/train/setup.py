@@ -81,6 +81,7 @@ class DataConfig:
     label_weight: float = 0.5
     token_matched_to: str | None = None  # a rationale folder: train as many tokens as with it beside the data
     train_fraction: float = 1.0
+    fraction_budget: str = "steps"  # a fraction sized in epochs: the whole set's steps ("steps") or the fraction's
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,13 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
     subset = fraction_subset(len(primary), data.train_fraction) if data.train_fraction < 1 else None
     train_set = PairedStreams(train_streams, subset)
     sampler = GlobalBatchSampler(len(train_set), plan.global_batch, optimization.seed)
-    total_steps = optimization.total_steps or optimization.epochs * sampler.steps_per_epoch
+    steps_per_epoch = sampler.steps_per_epoch
+    if subset is not None and data.fraction_budget == "steps":
+        # The DSS reference's data-efficiency curves train a fixed number of steps on every fraction
+        # (run.py --max_steps): epochs count passes over the whole set, the fraction is seen more often.
+        steps_per_epoch = GlobalBatchSampler(len(PairedStreams(train_streams)), plan.global_batch,
+                                             optimization.seed).steps_per_epoch
+    total_steps = optimization.total_steps or optimization.epochs * steps_per_epoch
     if data.token_matched_to:
         partner = TaskStream("rationale", TokenDataset(data.token_matched_to, "train", data.max_length), 0.0)
         check_processed_data(partner.dataset, tokenizer, model_config.tokenizer, log)
@@ -203,7 +210,8 @@ def prepare_training(config: SetupConfig) -> TrainingSetup:
         log.info(f"task {train.name!r} (weight {train.weight:g}, prompt prefix {train.dataset.task['prefix']!r}): "
                  f"{len(train.dataset)} train / {len(valid.dataset)} valid items from {train.dataset.data_dir}")
     if subset is not None:
-        log.info(f"training on {len(subset)} of {len(primary)} items (--train-fraction {data.train_fraction})")
+        log.info(f"training on {len(subset)} of {len(primary)} items (--train-fraction {data.train_fraction}, "
+                 f"--fraction-budget {data.fraction_budget}: {total_steps} steps)")
 
     model = load_model(model_config.model_path, dtype, dist_info.device)
     check_vocabulary(model, tokenizer, model_config.model_path)
