@@ -73,3 +73,17 @@ def test_checkpoint_candidates_set_the_evaluations_counted_except_for_reference_
         assert four[f"{arm}-seed10"] > two[f"{arm}-seed10"], arm
     for arm in ("gkd-ref", "opd-ref"):
         assert four[f"{arm}-seed10"] == pytest.approx(two[f"{arm}-seed10"]), arm
+
+
+def test_a_line_separator_inside_a_json_string_leaves_the_row_whole(world, tmp_path):
+    """JSON Lines end at "\\n" only: GSM8K's raw.jsonl holds U+2028 inside strings, where
+    str.splitlines cut a row in two and the estimate failed (JSONDecodeError)."""
+    raw_dir = tmp_path / "tiny"
+    shutil.copytree(world.root / "data" / "tiny", raw_dir)
+    rows = (raw_dir / "raw.jsonl").read_text(encoding="utf-8").split("\n")
+    row = json.loads(rows[-2])
+    rows[-2] = json.dumps({**row, "output": row["output"] + "\u2028"}, ensure_ascii=False)
+    (raw_dir / "raw.jsonl").write_text("\n".join(rows), encoding="utf-8")
+    plain = costs.plan_report(*tiny(world, METHODS="sft"), gflops=PROBE)
+    separated = costs.plan_report(*tiny(world, METHODS="sft", RAW_DIR=str(raw_dir)), gflops=PROBE)
+    assert [item.stage.name for item in separated.estimates] == [item.stage.name for item in plain.estimates]

@@ -175,11 +175,14 @@ def test_too_few_training_items_fail_the_stage_naming_its_input(tmp_path):
 
 
 def test_cap_rows_keeps_the_validation_rows_and_the_first_training_rows(tmp_path, capsys):
-    source = tmp_path / "raw.jsonl"
-    source.write_text("".join(f'{{"id": {i}}}\n' for i in range(10)) + "\n")
+    source = tmp_path / "raw.jsonl"  # row 4 holds U+2028 inside a string, as GSM8K's raw.jsonl does: still one row
+    source.write_text("".join(json.dumps({"id": i, "text": "a\u2028b"}, ensure_ascii=False) + "\n" for i in range(10))
+                      + "\n", encoding="utf-8")
     assert cap_rows.main(["--input", str(source), "--keep-first", "3", "--max-rows", "4",
                           "--out", str(tmp_path / "out" / "raw.jsonl")]) == 0
-    assert [json.loads(line)["id"] for line in (tmp_path / "out" / "raw.jsonl").read_text().splitlines()] == list(range(7))
+    kept = (tmp_path / "out" / "raw.jsonl").read_text(encoding="utf-8").split("\n")
+    assert [json.loads(line)["id"] for line in kept if line] == list(range(7))
+    assert "3 validation + 4 training rows (of 7;" in capsys.readouterr().out
     assert cap_rows.main(["--input", str(source), "--keep-first", "10", "--max-rows", "4",
                           "--out", str(tmp_path / "none.jsonl")]) == 1
     assert "none left for training after the first 10 (DEV_NUM" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_rows < 1 or args.keep_first < 0:
         parser.error(f"--max-rows must be ≥ 1 and --keep-first ≥ 0 (got {args.max_rows}, {args.keep_first})")
     try:
-        lines = args.input.read_text(encoding="utf-8").splitlines()
+        lines = args.input.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may sit inside a row
     except (OSError, UnicodeDecodeError) as err:
         print(f"error: {args.input}: {err}", file=sys.stderr)
         return 1

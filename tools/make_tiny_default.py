@@ -12,7 +12,6 @@ a temporary sibling folder), so an interrupted run never leaves a half-built par
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -29,6 +28,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
+from minillm.data.processing import read_jsonl  # noqa: E402
 from minillm.data.synthetic import write_default_dataset  # noqa: E402
 from minillm.data.templates import build_prompt  # noqa: E402
 from minillm.fileio import atomic_directory  # noqa: E402
@@ -57,13 +57,13 @@ N_POSITIONS = 256
 DATASET_SIZES = ("n_train", "n_dev", "n_test", "n_pretrain")  # write_default_dataset's size arguments
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def _rows(path: Path) -> list[dict]:
+    return [row for _, row in read_jsonl(path)]
 
 
 def train_tokenizer(data_dir: Path, out_dir: Path, vocab_size: int, model_max_length: int) -> None:
     """GPT-2-style byte-level BPE on the train+dev prompts (template included), responses, rationales."""
-    rows = _read_jsonl(data_dir / "raw.jsonl")
+    rows = _rows(data_dir / "raw.jsonl")
     texts = [build_prompt(row["instruction"], row["input"]) + row["output"] for row in rows]
     texts += [row["rationale"] for row in rows if row["rationale"]]
     tokenizer = Tokenizer(models.BPE())
@@ -105,7 +105,7 @@ def _describe(name: str, values: Sequence[int]) -> str:
 def token_stats(tokenizer_dir: Path, data_dir: Path) -> dict[str, str]:
     """Prompt / response (with EOS) / rationale lengths in tokens per split, to size max lengths."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    raw, test = _read_jsonl(data_dir / "raw.jsonl"), _read_jsonl(data_dir / "valid.jsonl")
+    raw, test = _rows(data_dir / "raw.jsonl"), _rows(data_dir / "valid.jsonl")
     stats = {}
     for split, rows in (("train+dev", raw), ("test", test)):
         prompts = [build_prompt(row["instruction"], row["input"]) for row in rows]

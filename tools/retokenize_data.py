@@ -31,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `minillm` importable
 from minillm.data.cross_tokenizer import TextCodec  # noqa: E402
 from minillm.data.indexed import IndexedDataset, IndexedDatasetWriter, best_dtype, split_id_for  # noqa: E402
 from minillm.data.manifest import read_data_manifest, write_data_manifest  # noqa: E402
+from minillm.data.processing import read_jsonl  # noqa: E402
 from minillm.fileio import atomic_directory, atomic_open, atomic_write_json  # noqa: E402
 from minillm.modeling import load_tokenizer  # noqa: E402
 
@@ -53,7 +54,7 @@ def retokenize_folder(source: Path, target: Path, old: TextCodec, new: TextCodec
         split = index_file.name[:-len("_0.idx")]
         items = IndexedDataset(str(source / f"{split}_0"))
         rows_file = source / f"{split}.jsonl"
-        rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()] \
+        rows = [row for _, row in read_jsonl(rows_file)] \
             if rows_file.is_file() else [{} for _ in range(len(items))]
         if len(rows) != len(items):
             raise SystemExit(f"error: {rows_file} has {len(rows)} rows but {source}/{split}_0.bin has {len(items)} items")

@@ -11,11 +11,11 @@ as every stage does.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from minillm.data.processing import read_jsonl
 from minillm.data.rationale import convert_raw_row
 from minillm.experiments import budget
 from minillm.experiments import methods as registry
@@ -50,7 +50,7 @@ class PlanReport:
 
 
 def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for _, row in read_jsonl(path)]  # lines end at "\n" only: U+2028 may sit inside a string
 
 
 def _test_rows(s: InstructionSettings) -> list[dict]:

@@ -67,7 +67,7 @@ def read_json(path: Path) -> dict:
 
 def read_jsonl(path: Path) -> list[dict]:
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # U+2028 may sit in a string
         if line.strip():
             try:
                 records.append(json.loads(line))
