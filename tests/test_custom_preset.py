@@ -175,7 +175,7 @@ def test_too_few_training_items_fail_the_stage_naming_its_input(tmp_path):
 
 
 def test_cap_rows_keeps_the_validation_rows_and_the_first_training_rows(tmp_path, capsys):
-    source = tmp_path / "raw.jsonl"  # row 4 holds U+2028 inside a string, as GSM8K's raw.jsonl does: still one row
+    source = tmp_path / "raw.jsonl"  # U+2028 inside every row's string, as in GSM8K's raw.jsonl: still one row each
     source.write_text("".join(json.dumps({"id": i, "text": "a\u2028b"}, ensure_ascii=False) + "\n" for i in range(10))
                       + "\n", encoding="utf-8")
     assert cap_rows.main(["--input", str(source), "--keep-first", "3", "--max-rows", "4",

@@ -2,8 +2,8 @@
 # The data-efficiency curve of step-by-step distillation (the DSS paper's protocol; docs/step-by-step.md):
 # the driver once per training-set fraction (TRAIN_FRACTION: the teachers and their data are shared and
 # skipped after the first run, only the students rerun; each fraction trains the whole set's optimizer
-# steps, as the DSS reference holds max_steps: train_*.py --fraction-budget steps), each run's report kept under OUT, then
-# tools/data_efficiency.py writes the table, its JSON and the curve.
+# steps, as the DSS reference holds max_steps: train_*.py --fraction-budget steps), each run's report
+# kept under OUT, then tools/data_efficiency.py writes the table, its JSON and the curve.
 #   bash scripts/dss/run_data_efficiency.sh [BASE_PATH]
 # FRACTIONS ("0.125 0.25 0.5 0.75 1"), METHODS ("label-sft dss dss-kd dss-minillm"), TRAIN_SEEDS ("10 20 30"),
 # OUT (RESULTS/data-efficiency); every other variable of the driver passes through (PRESET, WORK, JOBS, ...).
