@@ -145,7 +145,8 @@ class InstructionSettings(DriverSettings):
     student_lr: float = setting("every token-level student's learning rate", positive)
     student_epochs: int = setting("every token-level student's epochs", positive)
     train_fraction: float = setting("the token-level students train on this fixed random fraction of their "
-                                    "training questions (data-efficiency curves)", fraction)
+                                    "training questions, for the whole set's optimizer steps (data-efficiency "
+                                    "curves, as the DSS reference)", fraction)
     minillm_lr: float = setting("the on-policy arms' and their control arms' learning rate", positive)
     minillm_steps: int = setting("optimizer steps the on-policy arms and their control arms add", positive)
     minillm_eval_interval: int = setting("their steps between evaluations (without CHECKPOINT_CANDIDATES)", positive)
