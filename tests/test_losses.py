@@ -12,8 +12,10 @@ import math
 import pytest
 import torch
 
+from minillm import losses
 from minillm.losses import (
     IGNORE_INDEX,
+    chunk_rows,
     cross_entropy_rows,
     DIVERGENCE_PARAMS,
     DIVERGENCES,
@@ -570,3 +572,25 @@ def test_check_same_tokenizer(tiny_tokenizer_dir):
     other_eos = AutoTokenizer.from_pretrained(tiny_tokenizer_dir, eos_token="a")
     with pytest.raises(ValueError, match="eos ids differ"):
         check_same_tokenizer(student, other_eos)
+
+
+def test_a_chunk_of_a_large_vocabulary_stays_under_the_allocators_mmap_threshold(monkeypatch):
+    """Chunks of Qwen2's 151,646-token rows hold 27 rows (16 MiB in fp32); the tiny vocabulary keeps
+    the asked-for 1024; a row longer than the cap still makes a chunk of one. The divergence reads
+    its chunks that way (3 rows' worth of bytes → chunks 3 + 3 + 1 of the 7 positions), same result."""
+    assert chunk_rows(1024, 151_646, torch.float32) == 27
+    assert chunk_rows(1024, 151_646, torch.float64) == 13
+    assert chunk_rows(1024, 50_257, torch.float32) == 83
+    assert chunk_rows(1024, 1_110, torch.float32) == 1024
+    assert chunk_rows(3, 151_646, torch.float32) == 3
+    assert chunk_rows(1024, 10 ** 8, torch.float32) == 1
+    student, teacher = _logits(3)
+    expected, expected_grad = _grad("reverse_kl", student, teacher, {}, chunk_size=1024)
+    read = []
+    scaled = losses._scaled_logits
+    monkeypatch.setattr(losses, "_scaled_logits", lambda logits, rows, *rest: read.append(rows.numel()) or scaled(
+        logits, rows, *rest))
+    monkeypatch.setattr(losses, "CHUNK_BYTES", 3 * V * 8)  # float64 math
+    value, grad = _grad("reverse_kl", student, teacher, {}, chunk_size=1024)
+    assert read[::2] == [3, 3, 1]  # the student's chunks (the teacher's follow each)
+    assert torch.equal(value, expected) and torch.equal(grad, expected_grad)
