@@ -49,3 +49,14 @@ def test_bench_peers_figures_drop_the_warm_up_and_weight_gkd_steps_by_lambda():
 def test_bench_peers_says_how_to_install_trl_when_it_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "trl", None)  # import trl raises ImportError
     assert 'pip install -e ".[peers]"' in bench_peers.trl_missing()
+
+
+def test_bench_divergence_runs_at_toy_shapes(tmp_path):
+    """The capped and uncapped chunkings give the same bits (exit 0) and a report a script reads."""
+    out = tmp_path / "divergence.json"
+    result = subprocess.run([sys.executable, "benchmarks/bench_divergence.py", "--vocab", "64", "5000", "--rows", "2",
+                             "--length", "8", "--repeats", "1", "--out", str(out)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["vocab"]["5000"]["rows_per_chunk"] == 838 and report["vocab"]["64"]["same_bits"]

@@ -58,6 +58,10 @@ def test_generation_reads_the_prompt_once_then_one_forward_per_new_token():
     assert scored.flops == plain.flops + 10 * 28 * TEACHER.forward_flops(28)
     evaluation = budget.evaluation("eval", SHAPE, data, new_tokens=8, seeds=3)  # 3 seeds + one greedy pass
     assert evaluation.kind == "evaluation" and evaluation.tokens == 4 * 10 * 8
+    # a sampled token draws one random number per vocabulary entry; greedy decoding draws none
+    assert cost.draw_elements == sequences * 8 * 50 and evaluation.draw_elements == 3 * 10 * 8 * 50
+    sampled_only = budget.evaluation("eval", SHAPE, data, new_tokens=8, seeds=3, greedy_pass=False)
+    assert sampled_only.draw_elements == evaluation.draw_elements and sampled_only.tokens == 3 * 10 * 8
 
 
 def test_an_on_policy_run_collects_rollouts_then_trains_on_them_and_the_corpus():
@@ -70,13 +74,15 @@ def test_an_on_policy_run_collects_rollouts_then_trains_on_them_and_the_corpus()
     corpus = 8 * 8 * 12 * (3 * SHAPE.forward_flops(12) + TEACHER.forward_flops(12))
     assert cost.flops == pytest.approx(collections * collect.flops + trained + corpus)
     assert (cost.steps, cost.decoding_steps, cost.tokens) == (8, collections * collect.decoding_steps, 2 * 16 * 6)
+    assert cost.draw_elements == collections * 16 * 6 * 50  # the rollouts are sampled; training draws nothing
 
 
 def test_the_time_model_adds_its_terms_and_a_slow_plan_is_named():
     calibration = budget.Calibration(reference_gflops=2.0, launch_s={"kd": 5.0}, step_s=0.5, decode_step_s=0.1,
-                                     efficiency=0.5, logit_element_s=1e-9)
-    stage = budget.StageCost("kd", "kd", SHAPE, tokens=1, flops=4e9, logit_elements=3e9, steps=10, decoding_steps=20)
-    assert calibration.seconds(stage, gflops=2.0) == pytest.approx(5 + 10 * 0.5 + 20 * 0.1 + 4e9 / 1e9 + 3.0)
+                                     efficiency=0.5, logit_element_s=1e-9, draw_element_s=2e-8)
+    stage = budget.StageCost("kd", "kd", SHAPE, tokens=1, flops=4e9, logit_elements=3e9, steps=10, decoding_steps=20,
+                             draw_elements=1e8)
+    assert calibration.seconds(stage, gflops=2.0) == pytest.approx(5 + 10 * 0.5 + 20 * 0.1 + 4e9 / 1e9 + 3.0 + 2.0)
     assert calibration.seconds(stage, gflops=1.0) == pytest.approx(2 * calibration.seconds(stage, gflops=2.0))
     quick = budget.estimate([stage], gflops=2.0, calibration=calibration)
     assert budget.slow_run_warning(quick) is None

@@ -15,11 +15,15 @@ with a KV cache costs the prompt once, then one forward per new token over its g
 Besides the matmuls, every token touches a row of logits as long as the vocabulary several times
 (softmax, cross-entropy and their gradients, a divergence against the teacher's row, sampling):
 memory-bound work that FLOPs do not see and that dominates with a vocabulary of 150K tokens.
-`logit_elements` counts it (tokens × vocabulary × passes, `LOGIT_PASSES`).
+`logit_elements` counts it (tokens × vocabulary × passes, `LOGIT_PASSES`). A sampled token costs
+more: torch.multinomial draws one exponential random number per vocabulary entry (~30 ns each on
+this machine's CPU, one thread whatever the stage's count, against ~1 ns for a softmax element):
+`draw_elements` counts those (sampled tokens × vocabulary; greedy decoding draws none).
 
 Time on this machine: seconds = launch + steps · per step + decoding steps · per decoding step
-+ FLOPs / (G₀ · efficiency) + logit elements · per element, fitted (`CALIBRATION`) to the tiny
-preset's stage times and the custom preset's CPU recipe on 2 idle CPU cores whose matmul probe
++ FLOPs / (G₀ · efficiency) + logit elements · per element + draw elements · per draw, fitted (`CALIBRATION`) to the tiny
+preset's stage times and the custom preset's CPU recipes (GPT-2 on dolly, Llama with Qwen2's
+tokenizer on GSM8K) on 2 idle CPU cores whose matmul probe
 reads G₀ on one thread; on a machine whose probe (`matmul_gflops`, about one second, on the
 stages' thread count) reads G, all of it scales by G₀ / G (benchmarks/budget_calibration.py;
 docs/own-models.md gives the figures). `wall_seconds` turns the stages' times into the wall time
@@ -101,6 +105,7 @@ class StageCost:
     tokens: float  # tokens it trains on or generates (the table's "tokens")
     flops: float
     logit_elements: float = 0.0  # vocabulary-row elements touched (see LOGIT_PASSES)
+    draw_elements: float = 0.0  # vocabulary-row elements a sampled token is drawn from
     steps: int = 0  # optimizer steps
     decoding_steps: int = 0  # sequential generation steps (one batched forward each)
     teacher: ModelShape | None = None
@@ -112,7 +117,8 @@ class StageCost:
     def plus(self, other: StageCost) -> StageCost:
         """This stage with the work of `other` added (e.g. its in-training evaluations)."""
         return replace(self, flops=self.flops + other.flops, logit_elements=self.logit_elements + other.logit_elements,
-                       steps=self.steps + other.steps, decoding_steps=self.decoding_steps + other.decoding_steps)
+                       draw_elements=self.draw_elements + other.draw_elements, steps=self.steps + other.steps,
+                       decoding_steps=self.decoding_steps + other.decoding_steps)
 
 
 def generation_rows_per_batch(prompt_tokens: int, new_tokens: int,
@@ -122,21 +128,23 @@ def generation_rows_per_batch(prompt_tokens: int, new_tokens: int,
 
 def generation(name: str, model: ModelShape, data: Data, new_tokens: int, passes: int = 1,
                rows_per_batch: int | None = None, kind: str = "generation",
-               scorer: ModelShape | None = None) -> StageCost:
+               scorer: ModelShape | None = None, greedy_passes: int = 0) -> StageCost:
     """`passes` generations of up to `new_tokens` tokens for every row (the budget: decoding runs
     until the longest row of a batch stops, and untrained models rarely stop early), with a KV
-    cache; `scorer` (a teacher) reads each finished sequence once."""
+    cache, `greedy_passes` of them greedy (no draws), the rest sampled; `scorer` (a teacher) reads
+    each finished sequence once."""
     rows_per_batch = rows_per_batch or generation_rows_per_batch(math.ceil(data.prompt), new_tokens)
     sequences = passes * data.rows
     written = sequences * new_tokens
     flops = sequences * data.prompt * model.forward_flops(data.prompt) + written * model.forward_flops(
         data.prompt + new_tokens / 2)
     logits = written * model.vocab * LOGIT_PASSES["sample"]
+    draws = (passes - greedy_passes) * data.rows * new_tokens * model.vocab
     if scorer is not None:
         read = sequences * (data.prompt + new_tokens)
         flops += read * scorer.forward_flops(data.prompt + new_tokens)
         logits += written * scorer.vocab * LOGIT_PASSES["forward"]
-    return StageCost(name, kind, model, tokens=written, flops=flops, logit_elements=logits,
+    return StageCost(name, kind, model, tokens=written, flops=flops, logit_elements=logits, draw_elements=draws,
                      decoding_steps=passes * math.ceil(data.rows / rows_per_batch) * new_tokens, teacher=scorer)
 
 
@@ -195,6 +203,7 @@ def on_policy(name: str, student: ModelShape, teacher: ModelShape, steps: int, n
     cost = StageCost(name, "minillm", student, tokens=collections * collect.tokens,
                      flops=collections * collect.flops + rollout_flops + corpus_flops,
                      logit_elements=collections * collect.logit_elements + rollout_logits + corpus_logits,
+                     draw_elements=collections * collect.draw_elements,
                      steps=steps, decoding_steps=collections * collect.decoding_steps, teacher=teacher)
     if dev is not None and eval_interval:
         for _ in range(1 + math.ceil(steps / eval_interval)):  # before the first step too
@@ -207,7 +216,8 @@ def on_policy(name: str, student: ModelShape, teacher: ModelShape, steps: int, n
 def evaluation(name: str, model: ModelShape, data: Data, new_tokens: int, seeds: int, greedy_pass: bool = True) -> StageCost:
     """evaluate.py on one eval set: one sampled generation per seed, and one greedy decoding for
     answer accuracy when the set has answers."""
-    return generation(name, model, data, new_tokens, passes=seeds + int(greedy_pass), kind="evaluation")
+    return generation(name, model, data, new_tokens, passes=seeds + int(greedy_pass), kind="evaluation",
+                      greedy_passes=int(greedy_pass))
 
 
 # ---------------------------------------------------------------- time on this machine
@@ -215,8 +225,8 @@ def evaluation(name: str, model: ModelShape, data: Data, new_tokens: int, seeds:
 @dataclass(frozen=True)
 class Calibration:
     """Seconds of a stage on a machine whose matmul probe reads `reference_gflops`: launch +
-    steps · step + decoding steps · decode_step + logit elements · logit_element + FLOPs /
-    (reference · efficiency). On a machine (or cores shared with other jobs) whose probe reads
+    steps · step + decoding steps · decode_step + logit elements · logit_element + draw elements ·
+    draw_element + FLOPs / (reference · efficiency). On a machine (or cores shared with other jobs) whose probe reads
     G, every term scales by reference / G: all of it is work on the same cores."""
     reference_gflops: float
     launch_s: dict[str, float] = field(default_factory=dict)  # per stage kind: start-up, loading, saving
@@ -224,11 +234,13 @@ class Calibration:
     decode_step_s: float = 0.0  # per batched decoding step (the sampler's per-token work)
     efficiency: float = 1.0  # share of the probe's matmul speed that training and generation reach
     logit_element_s: float = 0.0  # per vocabulary-row element pass
+    draw_element_s: float = 0.0  # per vocabulary-row element a sampled token is drawn from
     data_stage_s: float = 0.0  # a data stage (processing, rows, a student init, a cache): mostly its start-up
 
     def seconds(self, stage: StageCost, gflops: float) -> float:
         at_reference = (self.launch_s.get(stage.kind, 0.0) + stage.steps * self.step_s
                         + stage.decoding_steps * self.decode_step_s + stage.logit_elements * self.logit_element_s
+                        + stage.draw_elements * self.draw_element_s
                         + stage.flops / (self.reference_gflops * 1e9 * self.efficiency))
         return at_reference * self.reference_gflops / gflops
 
@@ -236,16 +248,17 @@ class Calibration:
         return self.data_stage_s * self.reference_gflops / gflops
 
 
-# Fitted (benchmarks/budget_calibration.py --run WORK --custom --fit, launches fixed at 8 s, 5 s for
-# an evaluation: a Python start, the model load and the final save) to the driver's stage times of
-# the tiny preset with TRAIN_SEEDS="10 20 30" and JOBS=2 (one thread per stage, two stages side by
-# side) and to the custom preset's CPU recipe (stages on both threads), both on 2 idle cores of this
-# machine, whose probe reads about 69 GFLOP/s on one thread and 121 on two (docs/own-models.md has
-# the fit and the check).
+# Fitted (benchmarks/budget_calibration.py --run TINY --run GSM8K --run GPT2 --gflops 1=69 2=91 --fit,
+# launches fixed at 8 s, 5 s for an evaluation: a Python start, the model load and the final save)
+# to the driver's stage times of the tiny preset's main command and ten training seeds (JOBS=2, one
+# thread per stage; probe 69 GFLOP/s on one thread) and of docs/own-models.md's two CPU recipes,
+# verbatim in fresh clones (stages on both threads; probe 91 on two). The fit gives the logit term
+# no weight (within a run the vocabulary is fixed, and the per-step and per-decoding-step terms
+# absorb it); the draws carry the vocabulary's cost in generation. docs/own-models.md has the check.
 CALIBRATION = Calibration(
     reference_gflops=69.0,
     launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
-    step_s=0.0566, decode_step_s=0.0743, efficiency=0.609, logit_element_s=9.86e-10, data_stage_s=7.0)
+    step_s=0.14, decode_step_s=0.09, efficiency=0.618, logit_element_s=0.0, draw_element_s=7.85e-08, data_stage_s=8.6)
 # The tiny preset's main command (one training seed, its METHODS): 20 min 4 s of stage time on 2 idle
 # cores of the machine the calibration was fitted on (commit c65d69d); a run estimated at SLOW_FACTOR
 # times that is far outside what a CPU session plans for.
