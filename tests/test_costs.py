@@ -62,6 +62,21 @@ def test_a_random_init_teacher_with_step_by_step_arms_warns_naming_methods_witho
     assert json.loads((teacher / "random_init.json").read_text())["random_init"] is True
 
 
+def test_a_random_init_teachers_seqkd_answers_are_costed_at_the_generation_budget(world, tmp_path):
+    """SeqKD's student trains on the teacher's answers: as long as the gold ones from a trained
+    teacher, the whole budget from a random-init one (the GSM8K toy recipe measured 2.2× its
+    gold-length estimate)."""
+    def tokens(teacher) -> dict[str, float]:
+        settings, plan = tiny(world, TEACHER_INIT=str(teacher), METHODS="sft seqkd")
+        return {item.stage.name: item.stage.tokens for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    trained = tokens(world.teacher)
+    assert trained["seqkd-seed10"] == trained["sft-seed10"]
+    teacher = shutil.copytree(world.teacher, tmp_path / "teacher")
+    record_random_init(teacher, seed=1)
+    random_init = tokens(teacher)
+    assert random_init["sft-seed10"] == trained["sft-seed10"] < random_init["seqkd-seed10"]
+
+
 def test_checkpoint_candidates_set_the_evaluations_counted_except_for_reference_recipes(world):
     """An arm's estimate counts CHECKPOINT_CANDIDATES evaluations; a peer's reference recipe keeps
     its authors' validation schedule (the driver does not pass it --evaluations)."""

@@ -114,6 +114,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     student_run = dict(dev=dev, eval_gen_num=s.eval_gen_num, new_tokens=new_tokens)
     on_policy = dict(steps=s.minillm_steps, num_rollouts=s.num_rollouts, mini_batch=s.mini_batch,
                      ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num)
+    random_init_teacher = is_random_init(s.teacher_init)
     costs = []
     for stage in plan.stages:
         if stage.name == "teacher":
@@ -132,6 +133,11 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
             method = registry.METHODS[stage.method]
             label_alone = method.label_only and not method.token_matched  # token-matched: DSS's tokens
             data = (dss_label if label_alone else dss) if method.training_set == "step-by-step" else train
+            if method.trains_on == "seqkd" and random_init_teacher:
+                # the teacher's answers: a random-init teacher after a few epochs rarely stops before
+                # the budget (as the seqkd-data stage's estimate assumes); a trained one writes
+                # answers like the gold ones
+                data = replace(data, response=new_tokens)
             costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy))
     gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
@@ -147,7 +153,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                                       * budget.CALIBRATION.reference_gflops / gflops)
     if warning:
         warnings.append(warning)
-    if _runs_step_by_step(methods) and is_random_init(s.teacher_init):
+    if _runs_step_by_step(methods) and random_init_teacher:
         kept = [key for key in methods if registry.METHODS[key].training_set != "step-by-step"]
         warnings.append(f"TEACHER_INIT={s.teacher_init} is a random-init model (its random_init.json says so): "
                         f"after TEACHER_EPOCHS={s.teacher_epochs} of SFT it is unlikely to write chain of thought "
