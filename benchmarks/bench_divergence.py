@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     generator = torch.Generator().manual_seed(0)
     print(f"{torch.get_num_threads()} thread(s); [{args.rows}, {args.length}, V] fp32 logits, chunk size 1024\n")
-    print("| vocabulary | rows per chunk, capped | capped | uncapped | capped / uncapped | same bits |\n|---|---|---|---|---|---|")
+    print("| vocabulary | rows per chunk, capped | capped | uncapped | capped / uncapped | same bits |")
+    print("|---|---|---|---|---|---|")
     results = {}
     for vocab in args.vocab:
         student, teacher = (2 * torch.randn(args.rows, args.length, vocab, generator=generator) for _ in range(2))
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = min(capped) / min(uncapped)
         results[str(vocab)] = {"rows_per_chunk": rows, "capped_s": min(capped), "uncapped_s": min(uncapped),
                                "ratio": ratio, "same_bits": same}
-        print(f"| {vocab:,} | {rows} | {min(capped):.2f} s | {min(uncapped):.2f} s | {ratio:.2f} | {same} |", flush=True)
+        print(f"| {vocab:,} | {rows} | {min(capped):.2f} s | {min(uncapped):.2f} s | {ratio:.2f} | {same} |",
+              flush=True)
     if args.out:
         args.out.write_text(json.dumps({"threads": torch.get_num_threads(), "rows": args.rows, "length": args.length,
                                         "vocab": results}, indent=1) + "\n")

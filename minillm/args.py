@@ -117,7 +117,8 @@ def add_teacher_args(parser: argparse.ArgumentParser) -> None:
                        help="which best.json entry a teacher run folder resolves to")
     group.add_argument("--kd-temperature", type=float, default=KD["temperature"])
     group.add_argument("--kd-chunk-size", type=int, default=1024,
-                       help="most tokens per chunk of full-vocabulary fp32 math (bounds memory; a chunk also stays <= 16 MiB per tensor, which is faster)")
+                       help="most tokens per chunk of full-vocabulary fp32 math (bounds memory; a chunk also "
+                            "stays <= 16 MiB per tensor, which is faster)")
     group.add_argument("--cross-tokenizer", choices=CROSS_TOKENIZER_DISTANCES,
                        help="the teacher has ANOTHER tokenizer: D is a cross-tokenizer distance over re-tokenized "
                             "text (minillm.train.objectives.CrossTokenizerObjective): 'uld' (universal logit "

@@ -68,7 +68,8 @@ def test_a_random_init_teachers_seqkd_answers_are_costed_at_the_generation_budge
     gold-length estimate)."""
     def tokens(teacher) -> dict[str, float]:
         settings, plan = tiny(world, TEACHER_INIT=str(teacher), METHODS="sft seqkd")
-        return {item.stage.name: item.stage.tokens for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+        report = costs.plan_report(settings, plan, gflops=PROBE)
+        return {item.stage.name: item.stage.tokens for item in report.estimates}
     trained = tokens(world.teacher)
     assert trained["seqkd-seed10"] == trained["sft-seed10"]
     teacher = shutil.copytree(world.teacher, tmp_path / "teacher")

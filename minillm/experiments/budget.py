@@ -21,10 +21,10 @@ this machine's CPU, one thread whatever the stage's count, against ~1 ns for a s
 `draw_elements` counts those (sampled tokens × vocabulary; greedy decoding draws none).
 
 Time on this machine: seconds = launch + steps · per step + decoding steps · per decoding step
-+ FLOPs / (G₀ · efficiency) + logit elements · per element + draw elements · per draw, fitted (`CALIBRATION`) to the tiny
-preset's stage times and the custom preset's CPU recipes (GPT-2 on dolly, Llama with Qwen2's
-tokenizer on GSM8K) on 2 idle CPU cores whose matmul probe
-reads G₀ on one thread; on a machine whose probe (`matmul_gflops`, about one second, on the
++ FLOPs / (G₀ · efficiency) + logit elements · per element + draw elements · per draw, fitted
+(`CALIBRATION`) to the tiny preset's stage times and the custom preset's CPU recipes (GPT-2 on
+dolly, Llama with Qwen2's tokenizer on GSM8K) on 2 idle CPU cores whose matmul probe reads G₀ on
+one thread; on a machine whose probe (`matmul_gflops`, about one second, on the
 stages' thread count) reads G, all of it scales by G₀ / G (benchmarks/budget_calibration.py;
 docs/own-models.md gives the figures). `wall_seconds` turns the stages' times into the wall time
 of the driver's schedule with JOBS stages side by side.
@@ -226,8 +226,8 @@ def evaluation(name: str, model: ModelShape, data: Data, new_tokens: int, seeds:
 class Calibration:
     """Seconds of a stage on a machine whose matmul probe reads `reference_gflops`: launch +
     steps · step + decoding steps · decode_step + logit elements · logit_element + draw elements ·
-    draw_element + FLOPs / (reference · efficiency). On a machine (or cores shared with other jobs) whose probe reads
-    G, every term scales by reference / G: all of it is work on the same cores."""
+    draw_element + FLOPs / (reference · efficiency). On a machine (or cores shared with other jobs)
+    whose probe reads G, every term scales by reference / G: all of it is work on the same cores."""
     reference_gflops: float
     launch_s: dict[str, float] = field(default_factory=dict)  # per stage kind: start-up, loading, saving
     step_s: float = 0.0  # per optimizer step (the engine, the optimizer, the batch)
