@@ -10,6 +10,7 @@ import pytest
 from world import REPO
 
 from minillm.experiments import costs
+from minillm.experiments import methods as registry
 from minillm.experiments.plan import build_plan
 from minillm.experiments.settings import load_settings
 from minillm.random_init import record_random_init
@@ -103,3 +104,23 @@ def test_a_line_separator_inside_a_json_string_leaves_the_row_whole(world, tmp_p
     plain = costs.plan_report(*tiny(world, METHODS="sft"), gflops=PROBE)
     separated = costs.plan_report(*tiny(world, METHODS="sft", RAW_DIR=str(raw_dir)), gflops=PROBE)
     assert [item.stage.name for item in separated.estimates] == [item.stage.name for item in plain.estimates]
+
+
+def test_the_teacher_and_the_corpus_are_costed_only_where_the_stage_runs_them(world):
+    """The control arm trains by CE on the task (--kd-ratio 0): the teacher reads its corpus chunks
+    only; without a corpus (PTX_TEXT empty) no arm pays a corpus term."""
+    settings, plan = tiny(world, METHODS="kd sft-continued minillm")
+    with_corpus = {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    without_corpus = {item.stage.name: item.stage for item in costs.plan_report(
+        *tiny(world, METHODS="kd sft-continued minillm", PTX_TEXT=""), gflops=PROBE).estimates}
+    methods = registry.METHODS
+    assert costs.teacher_terms(methods["sft-continued"], settings) == (0.0, settings.ptx_kd_ratio)
+    assert costs.teacher_terms(methods["sft-continued"], settings, corpus=False) == (0.0, 0.0)
+    assert costs.teacher_terms(methods["kd-forward_kl"], settings) == (settings.kd_ratio, 0.0)
+    assert costs.teacher_terms(methods["distillm-ref"], settings) == (1.0, 0.0)  # the authors' corpus term is CE
+    control = with_corpus["sft-continued-seed10"]
+    assert control.kind == "kd" and control.teacher is None  # a teacher loaded, for the corpus alone
+    alone = without_corpus["sft-continued-seed10"]
+    assert alone.kind == "student-sft" and alone.flops < control.flops
+    assert without_corpus["minillm-seed10"].flops < with_corpus["minillm-seed10"].flops
+    assert without_corpus["kd-forward_kl-seed10"] == with_corpus["kd-forward_kl-seed10"]

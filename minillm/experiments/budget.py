@@ -252,13 +252,14 @@ class Calibration:
 # launches fixed at 8 s, 5 s for an evaluation: a Python start, the model load and the final save)
 # to the driver's stage times of the tiny preset's main command and ten training seeds (JOBS=2, one
 # thread per stage; probe 69 GFLOP/s on one thread) and of docs/own-models.md's two CPU recipes,
-# verbatim in fresh clones (stages on both threads; probe 91 on two). The fit gives the logit term
-# no weight (within a run the vocabulary is fixed, and the per-step and per-decoding-step terms
-# absorb it); the draws carry the vocabulary's cost in generation. docs/own-models.md has the check.
+# verbatim in fresh clones (stages on both threads; probe 91 on two): 3.5 ns per logit element, 67 ns
+# per draw (torch.multinomial's exponentials), 69% of the probe's matmul speed. docs/own-models.md
+# has the check.
 CALIBRATION = Calibration(
     reference_gflops=69.0,
     launch_s={"teacher-sft": 8.0, "student-sft": 8.0, "kd": 8.0, "minillm": 8.0, "generation": 8.0, "evaluation": 5.0},
-    step_s=0.14, decode_step_s=0.09, efficiency=0.618, logit_element_s=0.0, draw_element_s=7.85e-08, data_stage_s=8.6)
+    step_s=0.121, decode_step_s=0.0866, efficiency=0.69, logit_element_s=3.51e-09, draw_element_s=6.72e-08,
+    data_stage_s=8.6)
 # The tiny preset's main command (one training seed, its METHODS): 20 min 4 s of stage time on 2 idle
 # cores of the machine the calibration was fitted on (commit c65d69d); a run estimated at SLOW_FACTOR
 # times that is far outside what a CPU session plans for.

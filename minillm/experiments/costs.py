@@ -115,6 +115,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     on_policy = dict(steps=s.minillm_steps, num_rollouts=s.num_rollouts, mini_batch=s.mini_batch,
                      ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num)
     random_init_teacher = is_random_init(s.teacher_init)
+    corpus = plan.record.get("pretraining_corpus") is not None  # the corpus terms run only with one
     costs = []
     for stage in plan.stages:
         if stage.name == "teacher":
@@ -138,7 +139,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                 # the budget (as the seqkd-data stage's estimate assumes); a trained one writes
                 # answers like the gold ones
                 data = replace(data, response=new_tokens)
-            costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy))
+            costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy, corpus))
     gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
     seconds = {item.stage.name: item.seconds for item in estimates}
@@ -163,16 +164,31 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                       s.jobs, s.stage_threads)
 
 
+def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool = True) -> tuple[float, float]:
+    """The weights r of a train_kd.py arm's teacher terms, (on the task data, on the corpus chunks), as
+    its stage passes them: its reference recipe's flags, else its stage variables (KD_RATIO,
+    PTX_KD_RATIO), else the launcher's: a control arm's --kd-ratio 0 (the teacher serves its corpus
+    term only) and the driver's PTX_KD_RATIO. r = 0: the teacher does not run there; `corpus` False
+    (the plan has no pretraining corpus): no corpus term."""
+    flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+    variables = method.variables(s) if method.variables else {}
+    task = float(flags.get("kd_ratio", variables.get("KD_RATIO", 0.0)))
+    on_corpus = method.corpus_term and corpus
+    return task, float(flags.get("ptx_kd_ratio", variables.get("PTX_KD_RATIO", s.ptx_kd_ratio))) if on_corpus else 0.0
+
+
 def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,
-              student_run: dict, on_policy: dict) -> budget.StageCost:
-    """One training seed of an arm: its recipe decides the shape of the work."""
-    live_teacher = teacher if method.entrypoint == "train_kd.py" and method.teacher else None
-    kind = "kd" if live_teacher else "student-sft"
+              student_run: dict, on_policy: dict, corpus: bool) -> budget.StageCost:
+    """One training seed of an arm: its recipe decides the shape of the work; `corpus`: the plan has a
+    pretraining corpus (without one, no arm has a corpus term)."""
+    task_ratio, corpus_ratio = teacher_terms(method, s, corpus) if method.entrypoint == "train_kd.py" else (0.0, 0.0)
+    live_teacher = teacher if method.teacher and task_ratio > 0 else None
+    kind = "kd" if method.teacher and (task_ratio > 0 or corpus_ratio > 0) else "student-sft"  # a teacher loaded
     candidates = None if method.reference else s.checkpoint_candidates  # as plan.py passes --evaluations
     if method.recipe == "on-policy":
-        corpus = s.max_length if method.corpus_term else 0
+        chunk = s.max_length if method.corpus_term and corpus else 0
         interval = math.ceil(s.minillm_steps / candidates) if candidates else s.minillm_eval_interval
-        return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=corpus,
+        return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=chunk,
                                 **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
         authors_epochs = REFERENCE_RECIPES[method.reference].flags.get("epochs") if method.reference else None
@@ -183,10 +199,10 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
-        if not method.corpus_term:
+        if not (method.corpus_term and corpus):
             return cost
         chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
-        corpus = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher)
-        return replace(cost, flops=cost.flops + corpus.flops, logit_elements=cost.logit_elements + corpus.logit_elements)
+        term = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher if corpus_ratio > 0 else None)
+        return replace(cost, flops=cost.flops + term.flops, logit_elements=cost.logit_elements + term.logit_elements)
     return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
                                  teacher=live_teacher, evaluations=candidates, **student_run)
