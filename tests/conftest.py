@@ -22,10 +22,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 EOS_TOKEN = "<|endoftext|>"
 
 # The files that run the driver end to end, longest first (`pytest --durations` under two workers:
-# ~8, ~2.5 and ~2 min of the suite's ~15). xdist hands whole files to the workers in collection order
+# ~10 and ~4 min of the suite's ~15). xdist hands whole files to the workers in collection order
 # (pyproject: --dist loadfile --no-loadscope-reorder), so these start at once, side by side, and the
 # short files fill the cores around them instead of leaving one core idle at the end.
-LONGEST_FILES = ("test_driver.py", "test_custom_preset.py", "test_driver_submitit.py")
+LONGEST_FILES = ("test_driver.py", "test_custom_preset.py")
 
 _TRAINING_TEXT = [
     "Below is an instruction that describes a task. Write a response that appropriately "

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_driver import without_paths
 from world import REPO, SHARED_DATA, load_tool
 
 from minillm.experiments import preflight
@@ -119,7 +120,9 @@ def test_the_driver_distils_across_tokenizers_at_a_toy_size(tmp_path, world):
     """The custom preset with a teacher whose tokenizer is its own (a BPE of 600 tokens on the same
     text; the students keep the world's 800): the teacher trains on data in its tokens, SeqKD's
     answers are processed in the students', and a black-box (SeqKD) and a white-box cross-tokenizer
-    student (ULD; aligned-token KD is the same stage with another distance) reach the table."""
+    student (ULD; aligned-token KD is the same stage with another distance) reach the table. Then
+    the SLURM executor's code path: the ULD student and its evaluation again, one at a time, each a
+    submitit job (EXECUTOR=submitit-local, a local process), compute what the local pool computed."""
     make = load_tool("make_tiny_default")
     teacher_tokenizer, teacher = tmp_path / "teacher-tokenizer", tmp_path / "teacher"
     make.train_tokenizer(world.data, teacher_tokenizer, 600, make.N_POSITIONS)
@@ -134,18 +137,35 @@ def test_the_driver_distils_across_tokenizers_at_a_toy_size(tmp_path, world):
               "MAX_PROMPT_LENGTH": "96", "BATCH_SIZE": "16", "MICRO_BATCH_SIZE": "16", "TEACHER_MICRO_BATCH": "16",
               "TEACHER_EPOCHS": "1", "STUDENT_EPOCHS": "1", "EVAL_GEN_NUM": "4", "WORKERS": "1", "JOBS": "2",
               "STAGE_THREADS": "1"}
-    result = subprocess.run(["bash", "scripts/run_comparison.sh", str(REPO)], cwd=REPO, env={**env, **recipe},
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    def drive(**changes: str) -> str:
+        result = subprocess.run(["bash", "scripts/run_comparison.sh", str(REPO)], cwd=REPO,
+                                env={**env, **recipe, **changes}, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+        return result.stdout
+
+    drive()
 
     def vocabulary(processed: str) -> int:
         manifest = tmp_path / "processed_data/custom" / processed / "custom/data_manifest.json"
         return json.loads(manifest.read_text())["tokenizer"]["vocab_size"]
 
     assert (vocabulary("teacher-tokenizer/full"), vocabulary("full"), vocabulary("seqkd/full")) == (600, 800, 800)
-    report = (tmp_path / "results/custom/comparison.md").read_text()
+    results = tmp_path / "results/custom"
+    report = (results / "comparison.md").read_text()
     for label in ("Teacher", "SeqKD", "ULD"):
         assert f"| {label} |" in report, label
+
+    assert not (results / "submitit").exists()
+    pooled = json.loads((results / "eval/uld/seed10/summary.json").read_text())
+    for output in (results / "runs/uld/seed10", results / "eval/uld/seed10"):  # only they (and the report) rerun
+        shutil.rmtree(output)
+    again = drive(JOBS="1", EXECUTOR="submitit-local")
+    reran = {line.split("]")[0].removeprefix("[stage ") for line in again.splitlines()
+             if line.startswith("[stage ") and "skipped" not in line}
+    assert {"uld-seed10", "eval-uld-seed10"} <= reran and not {"teacher", "seqkd-seed10"} & reran, reran
+    assert list((results / "submitit").rglob("*.pkl")), "no submitit job ran"
+    one_at_a_time = json.loads((results / "eval/uld/seed10/summary.json").read_text())
+    assert without_paths(one_at_a_time["sets"]) == without_paths(pooled["sets"])
 
 
 def test_preflight_names_missing_inputs_and_records_the_plan(tmp_path, tiny_tokenizer_dir):

@@ -2,7 +2,8 @@
 steps per stage), two stages at a time, with its default METHODS; then, on that finished WORK,
 what a careful user does to it: a second driver while one holds the WORK, a run stopped by
 SIGTERM after its changed settings reached the teacher, results of an earlier plan left in the
-folder, a rerun that must skip everything. (submitit's executor: tests/test_driver_submitit.py.)
+folder, a rerun that must skip everything. (submitit's executor: the cross-tokenizer driver test in
+tests/test_custom_preset.py.)
 
 The opt-in arms (METHODS=all) are planned as tests/test_plan.py says and trained by
 tests/test_train_kd.py and tests/test_train_minillm.py."""
