@@ -42,15 +42,15 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
     for stage in plan.stages:  # every input is written by an earlier stage or exists before the run
         for path in stage.inputs:
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
-    assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "minillm-lmops", "opd", "gkd", "distillm",
-                                              "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref", "uld", "aligned-kd",
-                                              "uld-onpolicy", "aligned-onpolicy", "label-sft", "label-distill",
-                                              "label-distill-tokens", "dss", "dss-gold",
-                                              "dss-kd", "dss-continued", "dss-minillm", "kd"]
+    assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "sft-continued-student-lr", "minillm-lmops",
+                                              "opd", "gkd", "distillm", "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref",
+                                              "uld", "aligned-kd", "uld-onpolicy", "aligned-onpolicy", "label-sft",
+                                              "label-distill", "label-distill-tokens", "dss", "dss-gold", "dss-kd",
+                                              "dss-continued", "dss-continued-student-lr", "dss-minillm", "kd"]
 
 
 def test_the_on_policy_arms_share_their_control_arms_recipe(tmp_path):
-    _, plan = plan_for(tmp_path, METHODS="all")
+    settings, plan = plan_for(tmp_path, METHODS="all")
     control = stage_env(plan, "sft-continued-seed10")
     for arm in ("minillm", "minillm-lmops", "opd", "gkd", "distillm"):
         env = stage_env(plan, f"{arm}-seed10")
@@ -63,6 +63,14 @@ def test_the_on_policy_arms_share_their_control_arms_recipe(tmp_path):
     assert stage_env(plan, "gkd-seed10")["BATCH_SIZE"] == control["BATCH_SIZE"] == "32"  # MINI_BATCH
     dss_control = stage_env(plan, "dss-continued-seed10")
     assert dss_control["INIT_PATH"].endswith("runs/dss/seed10") and "RATIONALE_DATA_DIR" in dss_control
+    # the second rate: each control arm again at the students' learning rate, all else its own
+    for matched, second in ((control, stage_env(plan, "sft-continued-student-lr-seed10")),
+                            (dss_control, stage_env(plan, "dss-continued-student-lr-seed10"))):
+        assert second["LR"] == str(settings.student_lr) != matched["LR"]
+        assert {k: v for k, v in second.items() if k not in ("LR", "SAVE_PATH")} == {
+            k: v for k, v in matched.items() if k not in ("LR", "SAVE_PATH")}
+    assert ("minillm", "sft-continued-student-lr", False) in declared_comparisons(["sft", "sft-continued",
+                                                                                    "sft-continued-student-lr", "minillm"])
 
 
 def test_row_caps_are_stages_and_flags_only_when_set(tmp_path):
@@ -240,11 +248,12 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     # (the epoch-based reference recipes take the preset's student learning rate on tiny)
     students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "uld", "aligned-kd", "label-sft",
                                                  "label-distill", "label-distill-tokens", "dss", "dss-gold", "dss-kd", "distillm-ref",
-                                                 "abkd-ref") for seed in (10, 20)}
+                                                 "abkd-ref", "sft-continued-student-lr", "dss-continued-student-lr")
+                for seed in (10, 20)}  # the control arms at the students' rate read it too
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
-    assert rerun(LABEL_WEIGHT="0.3") == {f"{arm}-seed{seed}" for arm in ("dss", "dss-gold", "dss-kd", "dss-continued",
-                                                                         "dss-minillm") for seed in (10, 20)} | {
+    assert rerun(LABEL_WEIGHT="0.3") == {f"{arm}-seed{seed}" for arm in (
+        "dss", "dss-gold", "dss-kd", "dss-continued", "dss-continued-student-lr", "dss-minillm") for seed in (10, 20)} | {
         "dss-teacher"}
     assert rerun() == set()
 

@@ -137,11 +137,19 @@ METHODS: dict[str, Method] = {
                             "gold labels (the SFT data again) + the pretraining corpus",
                             GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh", **_CONTINUED,
                             primary=False),
+    # The control arm at the students' learning rate (STUDENT_LR) instead of the on-policy arm's: the
+    # matched control keeps MiniLLM's rate, which may be too low for continued training by CE.
+    "sft-continued-student-lr": Method("SFT (continued, student LR)", "control arm", "the SFT student",
+                                       "SFT (continued) at the token-level students' learning rate",
+                                       "gold labels (the SFT data again) + the pretraining corpus",
+                                       GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh",
+                                       **_CONTINUED, default=False, primary=False,
+                                       variables=lambda s: {"LR": s.student_lr}),
     "minillm": Method("MiniLLM", "white-box", "the SFT student",
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
                       "its own rollouts scored by the SFT teacher + the pretraining corpus", _MINILLM_STREAMS,
-                      **_ON_POLICY),
+                      **_ON_POLICY, also_compared_with=("sft-continued-student-lr",)),
     "minillm-lmops": Method("MiniLLM (LMOps whitening)", "white-box", "the SFT student",
                             "MiniLLM with LMOps' advantage whitening (--whiten reference: per mini-batch, over every "
                             "response slot, padding included)",
@@ -256,13 +264,21 @@ METHODS: dict[str, Method] = {
                             launcher="scripts/sft/sft_continued.sh",
                             **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
                             trains_on="dss-black-box", training_set="step-by-step", primary=False),
+    "dss-continued-student-lr": Method("DSS (continued, student LR)", "control arm", "the DSS student",
+                                       "DSS (continued) at the token-level students' learning rate",
+                                       "the DSS data again (labels and rationales written by the DSS teacher) + "
+                                       "the pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING,
+                                       launcher="scripts/sft/sft_continued.sh",
+                                       **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
+                                       trains_on="dss-black-box", training_set="step-by-step", default=False,
+                                       primary=False, variables=lambda s: {"LR": s.student_lr}),
     "dss-minillm": Method("DSS-MiniLLM", "step-by-step × white-box", "the DSS student",
                           "MiniLLM's sequence-level reverse KL, starting from the DSS student",
                           "its own rollouts on both tasks' prompts scored by the DSS teacher + the pretraining "
                           "corpus", _MINILLM_STREAMS,
                           **{**_ON_POLICY, "launcher": "scripts/dss/dss_minillm_base.sh", "teacher": "dss-teacher",
                              "trains_on": "dss-prompts", "continues": "dss", "control": "dss-continued"},
-                          training_set="step-by-step"),
+                          also_compared_with=("dss-continued-student-lr",), training_set="step-by-step"),
 }
 BASELINE = "sft"
 REFERENCE_FAMILIES = ("teacher", "reference")  # rows that are not students under test
