@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from minillm.recipes import DISTILLM, GKD, REFERENCE_RECIPES
 
@@ -113,6 +113,31 @@ _ON_POLICY = {"launcher": "scripts/minillm/train_base_xl.sh", "entrypoint": "tra
 _CONTINUED = {"entrypoint": "train_kd.py", "recipe": "continued", "teacher": "teacher", "corpus_term": True,
               "continues": "sft"}
 
+_SFT_CONTINUED = Method("SFT (continued)", "control arm", "the SFT student",
+                        "cross-entropy on the gold responses + MiniLLM's pretraining term on the same chunks, "
+                        "for exactly the steps MiniLLM adds",
+                        "gold labels (the SFT data again) + the pretraining corpus",
+                        GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh", **_CONTINUED,
+                        primary=False)
+
+_DSS_CONTINUED = Method("DSS (continued)", "control arm", "the DSS student",
+                        "the DSS objective + DSS-MiniLLM's pretraining term on the same chunks, for exactly "
+                        "the steps DSS-MiniLLM adds",
+                        "the DSS data again (labels and rationales written by the DSS teacher) + the "
+                        "pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING,
+                        launcher="scripts/sft/sft_continued.sh",
+                        **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
+                        trains_on="dss-black-box", training_set="step-by-step", primary=False)
+
+
+def _at_students_rate(control: Method) -> Method:
+    """A control arm at STUDENT_LR instead of the on-policy arm's rate, which may be too low for
+    continued training by cross-entropy; opt-in, compared with its on-policy arm as exploratory."""
+    return replace(control, label=f"{control.label[:-1]}, student LR)",
+                   objective=f"{control.label} at the token-level students' learning rate", default=False,
+                   variables=lambda s: {"LR": s.student_lr})
+
+
 # Report rows follow this order; unknown keys come after, labelled by their key.
 METHODS: dict[str, Method] = {
     "teacher": Method("Teacher", "teacher", "the preset's teacher checkpoint",
@@ -131,20 +156,8 @@ METHODS: dict[str, Method] = {
     "seqkd": Method("SeqKD", "black-box", "random init", "cross-entropy on the teacher's sampled responses",
                     "labels written by the SFT teacher", (("label", "teacher-written"),),
                     launcher="scripts/seqkd/seqkd_base.sh", entrypoint="train_sft.py", trains_on="seqkd"),
-    "sft-continued": Method("SFT (continued)", "control arm", "the SFT student",
-                            "cross-entropy on the gold responses + MiniLLM's pretraining term on the same chunks, "
-                            "for exactly the steps MiniLLM adds",
-                            "gold labels (the SFT data again) + the pretraining corpus",
-                            GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh", **_CONTINUED,
-                            primary=False),
-    # The control arm at the students' learning rate (STUDENT_LR) instead of the on-policy arm's: the
-    # matched control keeps MiniLLM's rate, which may be too low for continued training by CE.
-    "sft-continued-student-lr": Method("SFT (continued, student LR)", "control arm", "the SFT student",
-                                       "SFT (continued) at the token-level students' learning rate",
-                                       "gold labels (the SFT data again) + the pretraining corpus",
-                                       GOLD_LABELS + _PRETRAINING, launcher="scripts/sft/sft_continued.sh",
-                                       **_CONTINUED, default=False, primary=False,
-                                       variables=lambda s: {"LR": s.student_lr}),
+    "sft-continued": _SFT_CONTINUED,
+    "sft-continued-student-lr": _at_students_rate(_SFT_CONTINUED),
     "minillm": Method("MiniLLM", "white-box", "the SFT student",
                       "reverse KL to the teacher at the sequence level (policy gradient on its own samples) "
                       "+ a pretraining language-modelling loss",
@@ -256,22 +269,8 @@ METHODS: dict[str, Method] = {
                      (("label", "gold"), ("rationale", "gold")), launcher="scripts/dss/dss_kd_base.sh",
                      entrypoint="train_kd.py", teacher="dss-teacher", trains_on="dss", training_set="step-by-step",
                      variables=lambda s: {"KD_LOSS": "forward_kl", "KD_RATIO": s.kd_ratio}),
-    "dss-continued": Method("DSS (continued)", "control arm", "the DSS student",
-                            "the DSS objective + DSS-MiniLLM's pretraining term on the same chunks, for exactly "
-                            "the steps DSS-MiniLLM adds",
-                            "the DSS data again (labels and rationales written by the DSS teacher) + the "
-                            "pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING,
-                            launcher="scripts/sft/sft_continued.sh",
-                            **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
-                            trains_on="dss-black-box", training_set="step-by-step", primary=False),
-    "dss-continued-student-lr": Method("DSS (continued, student LR)", "control arm", "the DSS student",
-                                       "DSS (continued) at the token-level students' learning rate",
-                                       "the DSS data again (labels and rationales written by the DSS teacher) + "
-                                       "the pretraining corpus", _DSS_TEACHER_STREAMS + _PRETRAINING,
-                                       launcher="scripts/sft/sft_continued.sh",
-                                       **{**_CONTINUED, "teacher": "dss-teacher", "continues": "dss"},
-                                       trains_on="dss-black-box", training_set="step-by-step", default=False,
-                                       primary=False, variables=lambda s: {"LR": s.student_lr}),
+    "dss-continued": _DSS_CONTINUED,
+    "dss-continued-student-lr": _at_students_rate(_DSS_CONTINUED),
     "dss-minillm": Method("DSS-MiniLLM", "step-by-step × white-box", "the DSS student",
                           "MiniLLM's sequence-level reverse KL, starting from the DSS student",
                           "its own rollouts on both tasks' prompts scored by the DSS teacher + the pretraining "
