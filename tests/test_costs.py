@@ -124,3 +124,14 @@ def test_the_teacher_and_the_corpus_are_costed_only_where_the_stage_runs_them(wo
     assert alone.kind == "student-sft" and alone.flops < control.flops
     assert without_corpus["minillm-seed10"].flops < with_corpus["minillm-seed10"].flops
     assert without_corpus["kd-forward_kl-seed10"] == with_corpus["kd-forward_kl-seed10"]
+
+
+def test_a_training_fraction_is_costed_at_the_whole_sets_optimizer_steps(world):
+    """TRAIN_FRACTION keeps the whole set's steps (--fraction-budget steps, as the DSS reference's
+    curves): a student on an eighth of the questions costs what it costs on all of them."""
+    def student_costs(fraction):
+        settings, plan = tiny(world, METHODS="label-sft dss", TRAIN_FRACTION=fraction)
+        return {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    whole, eighth = student_costs("1"), student_costs("0.125")
+    for name in ("label-sft-seed10", "dss-seed10"):
+        assert eighth[name].steps == whole[name].steps and eighth[name].flops == pytest.approx(whole[name].flops)

@@ -204,5 +204,7 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
         term = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher if corpus_ratio > 0 else None)
         return replace(cost, flops=cost.flops + term.flops, logit_elements=cost.logit_elements + term.logit_elements)
-    return budget.token_training(name, kind, student, data, s.student_epochs * s.train_fraction, s.batch_size,
+    # TRAIN_FRACTION keeps the whole set's optimizer steps (train_*.py --fraction-budget steps, the
+    # driver's default): the fraction's rows are read as often as the whole set's would be.
+    return budget.token_training(name, kind, student, data, s.student_epochs, s.batch_size,
                                  teacher=live_teacher, evaluations=candidates, **student_run)
