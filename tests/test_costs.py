@@ -4,6 +4,7 @@ too short for the answer marker is refused; a random-init teacher with step-by-s
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -135,3 +136,29 @@ def test_a_training_fraction_is_costed_at_the_whole_sets_optimizer_steps(world):
     whole, eighth = student_costs("1"), student_costs("0.125")
     for name in ("label-sft-seed10", "dss-seed10"):
         assert eighth[name].steps == whole[name].steps and eighth[name].flops == pytest.approx(whole[name].flops)
+
+
+def test_the_continued_arms_that_sample_pay_for_their_samples(world):
+    """GKD samples its responses in λ of its steps (the expectation), the cross-tokenizer on-policy
+    arms in every step, the control arm never; DistiLLM's adaptive samples are costed at their start
+    (none) and their bound (half of the steps) is said in a warning."""
+    settings, plan = tiny(world, METHODS="sft-continued gkd distillm")
+    methods = registry.METHODS
+    assert costs.sampled_share(methods["gkd"], settings) == settings.gkd_lambda
+    assert costs.sampled_share(methods["gkd-ref"], settings) == 0.5
+    assert costs.sampled_share(methods["uld-onpolicy"], settings) == 1.0
+    assert costs.sampled_share(methods["sft-continued"], settings) == 0.0
+    for key in ("distillm", "distillm-ref"):
+        assert costs.sampled_share(methods[key], settings) == 0.0
+        assert costs.sampled_share(methods[key], settings, adaptive_bound=True) == 0.5
+    report = costs.plan_report(settings, plan, gflops=PROBE)
+    staged = {item.stage.name: item.stage for item in report.estimates}
+    control, gkd = staged["sft-continued-seed10"], staged["gkd-seed10"]
+    assert gkd.steps == control.steps  # the same validation samples on both: the difference is GKD's own
+    new_tokens = settings.max_length - settings.max_prompt_length
+    sampled = round(settings.gkd_lambda * settings.minillm_steps * settings.mini_batch)
+    assert gkd.draw_elements - control.draw_elements == sampled * new_tokens * gkd.model.vocab
+    assert gkd.decoding_steps - control.decoding_steps == math.ceil(sampled / settings.mini_batch) * new_tokens
+    assert staged["distillm-seed10"].draw_elements == control.draw_elements
+    assert [warning for warning in report.warnings if warning.startswith("distillm: ") and "up to" in warning]
+    assert not [w for w in costs.plan_report(*tiny(world, METHODS="gkd"), gflops=PROBE).warnings if "DistiLLM" in w]

@@ -22,7 +22,7 @@ from minillm.experiments import methods as registry
 from minillm.experiments.plan import Plan
 from minillm.experiments.settings import InstructionSettings
 from minillm.random_init import is_random_init
-from minillm.recipes import REFERENCE_RECIPES
+from minillm.recipes import DISTILLM, REFERENCE_RECIPES
 
 TEACHERS = ("teacher", "dss-teacher")  # rows (and training stages) of the teacher models
 
@@ -116,7 +116,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                      ppo_epochs=s.ppo_epochs, new_tokens=new_tokens, dev=dev, eval_gen_num=s.eval_gen_num)
     random_init_teacher = is_random_init(s.teacher_init)
     corpus = plan.record.get("pretraining_corpus") is not None  # the corpus terms run only with one
-    costs = []
+    costs, adaptive = [], []  # adaptive: (method, its cost with its sampling at the bound)
     for stage in plan.stages:
         if stage.name == "teacher":
             costs.append(budget.token_training("teacher", "teacher-sft", teacher, train, s.teacher_epochs,
@@ -139,7 +139,10 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                 # the budget (as the seqkd-data stage's estimate assumes); a trained one writes
                 # answers like the gold ones
                 data = replace(data, response=new_tokens)
-            costs.append(_arm_cost(stage.name, method, s, student, teacher, data, student_run, on_policy, corpus))
+            arm = (stage.name, method, s, student, teacher, data, student_run, on_policy, corpus)
+            costs.append(_arm_cost(*arm))
+            if sampled_share(method, s, adaptive_bound=True) != sampled_share(method, s):
+                adaptive.append((stage.method, _arm_cost(*arm, adaptive_bound=True)))
     gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
     seconds = {item.stage.name: item.seconds for item in estimates}
@@ -154,6 +157,12 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                                       * budget.CALIBRATION.reference_gflops / gflops)
     if warning:
         warnings.append(warning)
+    if adaptive:
+        extra = sum(budget.CALIBRATION.seconds(bound, gflops) - seconds[bound.name] for _, bound in adaptive)
+        warnings.append(f"{', '.join(sorted({key for key, _ in adaptive}))}: DistiLLM samples its own responses "
+                        f"with a probability that starts at 0 and rises only when the validation loss does; costed "
+                        f"at its start (no samples), it can add up to {budget.format_seconds(extra)} of stage time "
+                        f"if the loss rises early")
     if _runs_step_by_step(methods) and random_init_teacher:
         kept = [key for key in methods if registry.METHODS[key].training_set != "step-by-step"]
         warnings.append(f"TEACHER_INIT={s.teacher_init} is a random-init model (its random_init.json says so): "
@@ -177,10 +186,23 @@ def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool 
     return task, float(flags.get("ptx_kd_ratio", variables.get("PTX_KD_RATIO", s.ptx_kd_ratio))) if on_corpus else 0.0
 
 
+def sampled_share(method: registry.Method, s: InstructionSettings, adaptive_bound: bool = False) -> float:
+    """The share of a train_kd.py arm's optimizer steps whose responses the student samples itself:
+    GKD's λ (its expectation: each step draws on-policy with probability λ); DistiLLM's adaptive rule
+    draws a fresh sample with probability p·(1 − step/T), p starting at its initial value (0) and
+    rising only when the validation loss does: costed at p's start (on tiny the loss never rose, so p
+    stayed 0), or with `adaptive_bound` at p = 1 from the first step (1/2). 0 for every other arm."""
+    flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+    variables = method.variables(s) if method.variables else {}
+    if flags.get("adaptive_sgo") or "SGO_LOSS_EPS" in variables:
+        return 0.5 if adaptive_bound else flags.get("sgo_init_probability", DISTILLM["init_threshold"]) / 2
+    return float(flags.get("gkd_lambda", variables.get("GKD_LAMBDA", 0.0)))
+
+
 def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,
-              student_run: dict, on_policy: dict, corpus: bool) -> budget.StageCost:
+              student_run: dict, on_policy: dict, corpus: bool, adaptive_bound: bool = False) -> budget.StageCost:
     """One training seed of an arm: its recipe decides the shape of the work; `corpus`: the plan has a
-    pretraining corpus (without one, no arm has a corpus term)."""
+    pretraining corpus (without one, no arm has a corpus term); `adaptive_bound`: see sampled_share."""
     task_ratio, corpus_ratio = teacher_terms(method, s, corpus) if method.entrypoint == "train_kd.py" else (0.0, 0.0)
     live_teacher = teacher if method.teacher and task_ratio > 0 else None
     kind = "kd" if method.teacher and (task_ratio > 0 or corpus_ratio > 0) else "student-sft"  # a teacher loaded
@@ -191,7 +213,8 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=chunk,
                                 **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
-        authors_epochs = REFERENCE_RECIPES[method.reference].flags.get("epochs") if method.reference else None
+        flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+        authors_epochs = flags.get("epochs")
         if authors_epochs:  # validation once per epoch
             epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
         else:
@@ -199,6 +222,11 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
+        share = sampled_share(method, s, adaptive_bound)
+        if share:  # the student writes the responses of that share of its steps, a batch at a time
+            new_tokens = min(flags.get("response_max_new_tokens") or student_run["new_tokens"], student_run["new_tokens"])
+            cost = cost.plus(budget.generation(name, student, replace(data, rows=round(share * cost.steps * batch)),
+                                               new_tokens, rows_per_batch=batch))
         if not (method.corpus_term and corpus):
             return cost
         chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
