@@ -7,7 +7,8 @@ Each `--point FRACTION=FILE` names the comparison.json of a run with TRAIN_FRACT
 scripts/dss/run_data_efficiency.sh, which keeps the run's driver.json beside it: when present, its
 TRAIN_FRACTION must be FRACTION). The first eval set with answers is scored (named in the table). Writes OUT/data-efficiency.md (accuracy mean ± 95% CI over training
 seeds per arm and fraction, chance beside it; each arm's paired difference to label-only SFT with its 95%
-CI and p, Holm-adjusted within each fraction; exploratory: no declared primary family), OUT/data-efficiency.json
+CI and p, Holm-adjusted within each fraction; exploratory: no declared primary family; each arm's optimizer
+steps per point, the budget it held), OUT/data-efficiency.json
 (the same numbers) and OUT/data_efficiency.png (the curve). Prints the table. Exit status 1 when a file is
 unreadable or holds no accuracy.
 """
@@ -70,7 +71,8 @@ def _arms(fraction: float, path: Path, comparison: dict) -> dict:
     for method in comparison["methods"]:
         cell = method["results"].get(set_name, {}).get(METRIC)
         if cell and method["family"] not in ("teacher", "reference"):
-            arms[method["key"]] = {"label": method["label"], "seeds": _per_seed(cell)}
+            steps = (method.get("budget") or {}).get("steps_with_init")  # the budget the point held
+            arms[method["key"]] = {"label": method["label"], "seeds": _per_seed(cell), "steps": steps}
     if not arms:
         raise CurveError(f"{path}: no trained arm has {METRIC} on {set_name}")
     chance = (comparison.get("chance") or {}).get(set_name, {}).get("pooled")
@@ -88,7 +90,8 @@ def summarise(points: list[dict]) -> dict:
             values = list(arm["seeds"].values())
             std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             arms[key] = {"label": arm["label"], "mean": float(np.mean(values)), "n": len(values),
-                         "half_width": mean_confidence_half_width(std, len(values)), "per_seed": arm["seeds"]}
+                         "half_width": mean_confidence_half_width(std, len(values)), "per_seed": arm["seeds"],
+                         "steps_with_init": arm.get("steps")}
             if base and key != BASELINE:
                 seeds = sorted(set(arm["seeds"]) & set(base["seeds"]))
                 differences[key] = paired_difference([arm["seeds"][s] for s in seeds], [base["seeds"][s] for s in seeds])
@@ -134,7 +137,17 @@ def markdown(summary: dict) -> str:
         if key != BASELINE:
             lines.append(f"| {labels[key]} − Label-only SFT | " + " | ".join(
                 _difference(p["versus_label_sft"].get(key)) for p in points) + " |")
+    lines += ["", "Optimizer steps per training run, incl. those of the student an arm continues (the mean over its "
+                  "runs): the budget each point held. With `--fraction-budget steps` (the default, as the DSS "
+                  "reference) a fraction trains the whole set's steps; with `epochs`, its own.", "",
+              "| arm | " + " | ".join(f"fraction {f}" for f in fractions) + " |", "|---|" + "---|" * len(points)]
+    for key in keys:
+        lines.append(f"| {labels[key]} | " + " | ".join(_steps(p["arms"].get(key)) for p in points) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _steps(arm: dict | None) -> str:
+    return "–" if arm is None or arm.get("steps_with_init") is None else f"{arm['steps_with_init']:.0f}"
 
 
 def curve(summary: dict) -> Figure:
