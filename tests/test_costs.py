@@ -138,27 +138,71 @@ def test_a_training_fraction_is_costed_at_the_whole_sets_optimizer_steps(world):
         assert eighth[name].steps == whole[name].steps and eighth[name].flops == pytest.approx(whole[name].flops)
 
 
-def test_the_continued_arms_that_sample_pay_for_their_samples(world):
-    """GKD samples its responses in λ of its steps (the expectation), the cross-tokenizer on-policy
-    arms in every step, the control arm never; DistiLLM's adaptive samples are costed at their start
-    (none) and their bound (half of the steps) is said in a warning."""
-    settings, plan = tiny(world, METHODS="sft-continued gkd distillm")
+def test_the_continued_arms_that_sample_pay_for_their_samples(world, monkeypatch):
+    """GKD's student samples λ of its steps' responses (the expectation) and, with GKD_OFF_POLICY=teacher,
+    the teacher the rest; the cross-tokenizer on-policy arms sample in every step, the control arm never;
+    a reference recipe's own new-token budget is capped by the preset's. DistiLLM's adaptive samples
+    are costed with p at its start (none), their bound in a warning."""
+    settings, plan = tiny(world, METHODS="sft-continued gkd gkd-ref distillm")
     methods = registry.METHODS
-    assert costs.sampled_share(methods["gkd"], settings) == settings.gkd_lambda
-    assert costs.sampled_share(methods["gkd-ref"], settings) == 0.5
-    assert costs.sampled_share(methods["uld-onpolicy"], settings) == 1.0
-    assert costs.sampled_share(methods["sft-continued"], settings) == 0.0
-    for key in ("distillm", "distillm-ref"):
-        assert costs.sampled_share(methods[key], settings) == 0.0
-        assert costs.sampled_share(methods[key], settings, adaptive_bound=True) == 0.5
+    steps, batch = settings.minillm_steps, settings.mini_batch
+
+    def shares(key, **environ):
+        return costs.sampled_share(methods[key], tiny(world, **environ)[0] if environ else settings, steps, batch, 2)
+    assert shares("gkd") == (settings.gkd_lambda, 0.0) and shares("gkd-ref") == (0.5, 0.0)
+    assert shares("gkd", GKD_OFF_POLICY="teacher") == (settings.gkd_lambda, 1 - settings.gkd_lambda)
+    assert shares("uld-onpolicy") == (1.0, 0.0) and shares("sft-continued") == (0.0, 0.0)
+    assert shares("distillm") == shares("distillm-ref") == (0.0, 0.0)
     report = costs.plan_report(settings, plan, gflops=PROBE)
     staged = {item.stage.name: item.stage for item in report.estimates}
     control, gkd = staged["sft-continued-seed10"], staged["gkd-seed10"]
-    assert gkd.steps == control.steps  # the same validation samples on both: the difference is GKD's own
     new_tokens = settings.max_length - settings.max_prompt_length
-    sampled = round(settings.gkd_lambda * settings.minillm_steps * settings.mini_batch)
-    assert gkd.draw_elements - control.draw_elements == sampled * new_tokens * gkd.model.vocab
-    assert gkd.decoding_steps - control.decoding_steps == math.ceil(sampled / settings.mini_batch) * new_tokens
+    sampled = round(settings.gkd_lambda * steps * batch)
+    assert gkd.draw_elements - control.draw_elements == sampled * new_tokens * gkd.model.vocab  # same validations
+    assert gkd.decoding_steps - control.decoding_steps == math.ceil(sampled / batch) * new_tokens
     assert staged["distillm-seed10"].draw_elements == control.draw_elements
-    assert [warning for warning in report.warnings if warning.startswith("distillm: ") and "up to" in warning]
-    assert not [w for w in costs.plan_report(*tiny(world, METHODS="gkd"), gflops=PROBE).warnings if "DistiLLM" in w]
+    teacher_samples = {item.stage.name: item.stage for item in costs.plan_report(
+        *tiny(world, METHODS="gkd", GKD_OFF_POLICY="teacher"), gflops=PROBE).estimates}["gkd-seed10"]
+    assert teacher_samples.flops > gkd.flops and teacher_samples.draw_elements > gkd.draw_elements
+    # the sampler runs once per micro-batch: a smaller one decodes in more calls
+    micro = {item.stage.name: item.stage for item in costs.plan_report(
+        *tiny(world, METHODS="sft-continued gkd", MICRO_BATCH_SIZE="8"), gflops=PROBE).estimates}
+    assert micro["gkd-seed10"].decoding_steps - micro["sft-continued-seed10"].decoding_steps == (
+        math.ceil(sampled / 8) * new_tokens)
+    # gkd-ref asks for 128 new tokens; the preset's budget (48) caps them
+    monkeypatch.setattr(costs, "sampled_share", lambda *args, **kwargs: (0.0, 0.0))
+    unsampled = {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    reference = staged["gkd-ref-seed10"]
+    assert reference.draw_elements - unsampled["gkd-ref-seed10"].draw_elements == (
+        round(0.5 * reference.steps * settings.batch_size) * new_tokens * reference.model.vocab)
+    # DistiLLM's bound: on tiny's 64 steps p can reach 0.1 at the first validation only, a few seconds
+    warning, = [w for w in report.warnings if w.startswith("distillm: ")]
+    amount = warning.split("up to ")[1].split(" of stage time")[0]
+    assert amount.endswith(" s") and 0 < float(amount[:-2]) < 60, warning
+
+
+@pytest.mark.parametrize("steps, evaluations", [(64, 2), (1860, 20)])
+def test_the_adaptive_samples_bound_is_distillms_rule_at_its_fastest_rise(steps, evaluations):
+    """adaptive_share against the training code's own rule (AdaptiveStudentOutputs.kind), replayed
+    with p raised at every validation, averaged over seeds: the controlled arm's 64 steps with two
+    candidates, and the reference recipe's 20 epochs of 93 steps with validation once per epoch."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from minillm.train.response_source import STUDENT, AdaptiveSGOConfig, AdaptiveStudentOutputs
+    batch, capacity, interval, shares = 32, 1000, steps // evaluations, []
+    for seed in range(40 if steps < 100 else 4):
+        rule = AdaptiveStudentOutputs(AdaptiveSGOConfig(steps, capacity=capacity),
+                                      SimpleNamespace(seed=seed, dist=SimpleNamespace(device=torch.device("cpu"))))
+        rule.after_validation(0.0)  # the reference at step 0
+        sampled = 0
+        for step in range(steps):
+            if step and step % interval == 0:
+                rule.after_validation(float(step))  # a loss that always rose by more than loss_eps
+            if rule.kind(step) == STUDENT:
+                sampled += 1
+                rule.buffer.extend([(0, None)] * batch)
+        shares.append(sampled / steps)
+    expected = costs.adaptive_share(steps, evaluations, batch, capacity, initial=0.0, rise=0.1)
+    assert expected == pytest.approx(sum(shares) / len(shares), abs=0.02)
+    assert costs.adaptive_share(steps, evaluations, batch, capacity, initial=0.0, rise=0.0) == 0.0

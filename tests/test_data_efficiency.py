@@ -13,13 +13,14 @@ from world import REPO, load_tool
 from minillm.statistics import paired_difference
 
 
-def comparison(accuracy: dict[str, list[float]], steps: int | None = None) -> dict:
+def comparison(accuracy: dict[str, list[float]], steps: dict[str, int] | None = None) -> dict:
     def cell(values):
         return {"mean": sum(values) / len(values), "std": 0.0, "n_train_seeds": len(values), "n_gen_seeds": 1,
                 "per_run": {f"seed{10 * (k + 1)}": {"mean": v} for k, v in enumerate(values)}}
     methods = [{"key": "teacher", "label": "Teacher", "family": "teacher",
                 "results": {"tiny": {"accuracy_strict": cell([97.0])}}}]
-    methods += [{"key": key, "label": key.upper(), "family": "step-by-step", "budget": {"steps_with_init": steps},
+    methods += [{"key": key, "label": key.upper(), "family": "step-by-step",
+                 "budget": {"steps_with_init": (steps or {}).get(key)},
                  "results": {"tiny": {"accuracy_strict": cell(values)}}} for key, values in accuracy.items()]
     return {"accuracy_sets": ["tiny"], "methods": methods, "chance": {"tiny": {"pooled": 41.6667}}}
 
@@ -28,7 +29,7 @@ def test_the_curve_reports_each_arm_per_fraction_with_paired_differences_to_labe
     tool = load_tool("data_efficiency")
     small = {"label-sft": [40.0, 44.0, 42.0], "dss": [50.0, 47.0, 56.0], "dss-kd": [41.0, 45.0, 43.0]}
     full = {"label-sft": [70.0, 72.0, 68.0], "dss": [80.0, 79.0, 84.0]}
-    for name, data, steps in (("small", small, 558), ("full", full, None)):
+    for name, data, steps in (("small", small, {"label-sft": 558, "dss": 560, "dss-kd": 562}), ("full", full, None)):
         (tmp_path / f"{name}.json").write_text(json.dumps(comparison(data, steps)))
     out = tmp_path / "curve"
     assert tool.main(["--point", f"1={tmp_path / 'full.json'}", f"0.125={tmp_path / 'small.json'}",
@@ -49,7 +50,8 @@ def test_the_curve_reports_each_arm_per_fraction_with_paired_differences_to_labe
     assert "| DSS-KD | 43.0 ± " in table and table.count("(n=3)") == 5 and "| – |" in table  # no DSS-KD at 1
     assert (out / "data_efficiency.png").stat().st_size > 1000
     # the budget each point held: steps recorded at 0.125, none at 1 (an older report)
-    assert "| DSS | 558 | – |" in table and first["arms"]["dss"]["steps_with_init"] == 558
+    assert "| DSS | 560 | – |" in table and "| DSS-KD | 562 | – |" in table and "| LABEL-SFT | 558 | – |" in table
+    assert first["arms"]["dss"]["steps_with_init"] == 560
 
 
 def test_an_unreadable_point_is_refused_by_name(tmp_path, capsys):

@@ -141,8 +141,9 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                 data = replace(data, response=new_tokens)
             arm = (stage.name, method, s, student, teacher, data, student_run, on_policy, corpus)
             costs.append(_arm_cost(*arm))
-            if sampled_share(method, s, adaptive_bound=True) != sampled_share(method, s):
-                adaptive.append((stage.method, _arm_cost(*arm, adaptive_bound=True)))
+            bound = _arm_cost(*arm, adaptive_bound=True)
+            if bound != costs[-1]:  # DistiLLM: its samples at p's fastest rise
+                adaptive.append((stage.method, bound))
     gflops = gflops or budget.matmul_gflops(threads=s.stage_threads)
     estimates = budget.estimate(costs, gflops)
     seconds = {item.stage.name: item.seconds for item in estimates}
@@ -160,9 +161,9 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     if adaptive:
         extra = sum(budget.CALIBRATION.seconds(bound, gflops) - seconds[bound.name] for _, bound in adaptive)
         warnings.append(f"{', '.join(sorted({key for key, _ in adaptive}))}: DistiLLM samples its own responses "
-                        f"with a probability that starts at 0 and rises only when the validation loss does; costed "
-                        f"at its start (no samples), it can add up to {budget.format_seconds(extra)} of stage time "
-                        f"if the loss rises early")
+                        f"with a probability p that starts at 0 and rises by 0.1 only at a validation whose loss "
+                        f"rose; costed with p at its start, its samples can add up to {budget.format_seconds(extra)} "
+                        f"of stage time if p rises at every validation")
     if _runs_step_by_step(methods) and random_init_teacher:
         kept = [key for key in methods if registry.METHODS[key].training_set != "step-by-step"]
         warnings.append(f"TEACHER_INIT={s.teacher_init} is a random-init model (its random_init.json says so): "
@@ -186,17 +187,42 @@ def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool 
     return task, float(flags.get("ptx_kd_ratio", variables.get("PTX_KD_RATIO", s.ptx_kd_ratio))) if on_corpus else 0.0
 
 
-def sampled_share(method: registry.Method, s: InstructionSettings, adaptive_bound: bool = False) -> float:
-    """The share of a train_kd.py arm's optimizer steps whose responses the student samples itself:
-    GKD's λ (its expectation: each step draws on-policy with probability λ); DistiLLM's adaptive rule
-    draws a fresh sample with probability p·(1 − step/T), p starting at its initial value (0) and
-    rising only when the validation loss does: costed at p's start (on tiny the loss never rose, so p
-    stayed 0), or with `adaptive_bound` at p = 1 from the first step (1/2). 0 for every other arm."""
+def sampled_share(method: registry.Method, s: InstructionSettings, steps: int, batch: int, evaluations: int,
+                  adaptive_bound: bool = False) -> tuple[float, float]:
+    """(student, teacher): the shares of a train_kd.py arm's optimizer steps whose responses the
+    student, or the teacher, samples during training. GKD: λ for the student (its expectation: each
+    step draws on-policy with probability λ) and, with GKD_OFF_POLICY=teacher, the rest for the
+    teacher. DistiLLM: adaptive_share with p held at its start, or with `adaptive_bound` rising at
+    every validation. (0, 0) for every other arm."""
     flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
     variables = method.variables(s) if method.variables else {}
     if flags.get("adaptive_sgo") or "SGO_LOSS_EPS" in variables:
-        return 0.5 if adaptive_bound else flags.get("sgo_init_probability", DISTILLM["init_threshold"]) / 2
-    return float(flags.get("gkd_lambda", variables.get("GKD_LAMBDA", 0.0)))
+        share = adaptive_share(steps, evaluations, batch // s.stage_gpus,
+                               int(flags.get("sgo_capacity", variables.get("SGO_CAPACITY", s.sgo_capacity))),
+                               flags.get("sgo_init_probability", DISTILLM["init_threshold"]),
+                               rise=0.1 if adaptive_bound else 0.0)
+        return share, 0.0
+    student = float(flags.get("gkd_lambda", variables.get("GKD_LAMBDA", 0.0)))
+    off_policy = flags.get("gkd_off_policy", variables.get("GKD_OFF_POLICY", "data"))
+    return student, (1 - student if student and off_policy == "teacher" else 0.0)
+
+
+def adaptive_share(steps: int, evaluations: int, rows_per_step: int, capacity: int, initial: float,
+                   rise: float) -> float:
+    """The expected share of steps that sample fresh student outputs under DistiLLM's rule
+    (minillm/train/response_source.py, AdaptiveStudentOutputs): probability p while the replay
+    buffer (`capacity` rows per rank, `rows_per_step` added by a sampling step) is not full, else
+    p·(1 − step/steps); p starts at `initial` and rises by `rise` at each of the `evaluations`
+    validations after the reference one at step 0 (evenly spaced, the last at the end): DistiLLM's
+    0.1, at every one, is the fastest p can rise."""
+    interval = steps / max(evaluations, 1)
+    probability, filled, share, validation = initial, 0.0, 0.0, interval
+    for step in range(steps):
+        while step >= validation:
+            probability, validation = min(1.0, probability + rise), validation + interval
+        chance = probability if filled < capacity else probability * (1 - step / steps)
+        share, filled = share + chance, filled + chance * rows_per_step
+    return share / steps
 
 
 def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,
@@ -222,11 +248,14 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
-        share = sampled_share(method, s, adaptive_bound)
-        if share:  # the student writes the responses of that share of its steps, a batch at a time
-            new_tokens = min(flags.get("response_max_new_tokens") or student_run["new_tokens"], student_run["new_tokens"])
-            cost = cost.plus(budget.generation(name, student, replace(data, rows=round(share * cost.steps * batch)),
-                                               new_tokens, rows_per_batch=batch))
+        # the responses sampled during training, one micro-batch at a time on each device
+        new_tokens = min(flags.get("response_max_new_tokens") or student_run["new_tokens"], student_run["new_tokens"])
+        rows_per_call = min(batch // s.stage_gpus, s.micro_batch_size)
+        shares = sampled_share(method, s, cost.steps, batch, evaluations, adaptive_bound)
+        for model, share in zip((student, teacher), shares):
+            if share:
+                cost = cost.plus(budget.generation(name, model, replace(data, rows=round(share * cost.steps * batch)),
+                                                   new_tokens, rows_per_batch=rows_per_call))
         if not (method.corpus_term and corpus):
             return cost
         chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
