@@ -206,3 +206,18 @@ def test_the_adaptive_samples_bound_is_distillms_rule_at_its_fastest_rise(steps,
     expected = costs.adaptive_share(steps, evaluations, batch, capacity, initial=0.0, rise=0.1)
     assert expected == pytest.approx(sum(shares) / len(shares), abs=0.02)
     assert costs.adaptive_share(steps, evaluations, batch, capacity, initial=0.0, rise=0.0) == 0.0
+
+
+def test_a_step_by_step_batch_counts_questions_each_with_its_label_and_rationale_rows(world):
+    """A DSS step trains on a batch of questions, each bringing its label and rationale rows (as
+    train_sft.py's paired streams): as many steps as the label task alone, more tokens; its continued
+    control keeps the on-policy arms' steps; the token-matched label arm takes as many steps as
+    DSS's tokens need on label rows."""
+    settings, plan = tiny(world, METHODS="label-sft dss dss-continued label-distill-tokens")
+    staged = {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    label, dss = staged["label-sft-seed10"], staged["dss-seed10"]
+    assert dss.steps == label.steps and dss.tokens > 1.3 * label.tokens
+    assert staged["dss-continued-seed10"].steps == settings.minillm_steps
+    matched = staged["label-distill-tokens-seed10"]
+    assert matched.tokens == pytest.approx(dss.tokens) and matched.steps == pytest.approx(
+        label.steps * dss.tokens / label.tokens, rel=0.01)

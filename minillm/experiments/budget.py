@@ -86,14 +86,21 @@ def model_shape(path: str | Path) -> ModelShape:
 
 @dataclass(frozen=True)
 class Data:
-    """A set of rows by its mean token lengths (prompt, and response with its EOS)."""
-    rows: int
+    """A set of rows by its mean token lengths (prompt, and response with its EOS); `per_item`: the
+    rows one training item brings (a DSS question: its label row and, where it has one, its rationale
+    row), so a batch of items holds that many rows."""
+    rows: float
     prompt: float
     response: float
+    per_item: float = 1.0
 
     @property
     def sequence(self) -> float:
         return self.prompt + self.response
+
+    @property
+    def items(self) -> float:
+        return self.rows / self.per_item
 
 
 @dataclass(frozen=True)
@@ -169,14 +176,14 @@ def token_training(name: str, kind: str, model: ModelShape, train: Data, epochs:
                    teacher: ModelShape | None = None, dev: Data | None = None, eval_gen_num: int = 0,
                    new_tokens: int = 0, evaluations: int | None = None) -> StageCost:
     """SFT, SeqKD, KD or a DSS student (both task streams in `train`): `epochs` passes over
-    the rows in batches of `batch_size`, 3 forwards per token, plus the teacher's forward and
+    the rows in batches of `batch_size` items, 3 forwards per token, plus the teacher's forward and
     divergence when it runs live; after each epoch (or `evaluations` times) the validation loss
     on `dev` and `eval_gen_num` sampled validation answers."""
     sequences = epochs * train.rows
     tokens = sequences * train.sequence
     flops, logits = _trained(model, tokens, train.sequence, teacher)
     cost = StageCost(name, kind, model, tokens=tokens, flops=flops, logit_elements=logits,
-                     steps=math.ceil(sequences / batch_size), teacher=teacher)
+                     steps=math.ceil(epochs * train.items / batch_size), teacher=teacher)
     for _ in range(math.ceil(epochs) if evaluations is None else evaluations):
         if dev is not None and dev.rows:
             cost = cost.plus(forward_pass(name, model, dev))

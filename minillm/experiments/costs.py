@@ -64,12 +64,14 @@ def _test_rows(s: InstructionSettings) -> list[dict]:
     return rows
 
 
-def _merged(first: budget.Data, second: budget.Data) -> budget.Data:
-    rows = first.rows + second.rows
-    if not rows:
-        return first
-    return budget.Data(rows, (first.rows * first.prompt + second.rows * second.prompt) / rows,
-                       (first.rows * first.response + second.rows * second.response) / rows)
+def _merged(label: budget.Data, rationale: budget.Data) -> budget.Data:
+    """The two DSS tasks as one training set of the label rows' questions: a question brings its
+    label row and, where it has one, its rationale row."""
+    rows = label.rows + rationale.rows
+    if not label.rows:
+        return label
+    return budget.Data(rows, (label.rows * label.prompt + rationale.rows * rationale.prompt) / rows,
+                       (label.rows * label.response + rationale.rows * rationale.response) / rows, rows / label.rows)
 
 
 def _runs_step_by_step(methods: list[str]) -> bool:
@@ -132,8 +134,11 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                                            s.accuracy_decoding == "greedy"))
         elif stage.kind == "train" and stage.method in registry.METHODS:
             method = registry.METHODS[stage.method]
-            label_alone = method.label_only and not method.token_matched  # token-matched: DSS's tokens
-            data = (dss_label if label_alone else dss) if method.training_set == "step-by-step" else train
+            data = train
+            if method.training_set == "step-by-step":
+                data = dss_label if method.label_only else dss
+            if method.token_matched:  # the label task alone, for as many steps as DSS's tokens take
+                data = replace(dss_label, rows=dss.rows * dss.sequence / dss_label.sequence)
             if method.trains_on == "seqkd" and random_init_teacher:
                 # the teacher's answers: a random-init teacher after a few epochs rarely stops before
                 # the budget (as the seqkd-data stage's estimate assumes); a trained one writes
@@ -244,7 +249,7 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         if authors_epochs:  # validation once per epoch
             epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
         else:
-            epochs, batch = s.minillm_steps * s.mini_batch / max(data.rows, 1), s.mini_batch
+            epochs, batch = s.minillm_steps * s.mini_batch / max(data.items, 1), s.mini_batch
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
                                      evaluations=evaluations, **student_run)
