@@ -45,6 +45,13 @@ def test_training_is_three_forwards_per_token_plus_a_live_teachers_forward():
     one = budget.forward_pass("x", SHAPE, dev).plus(budget.generation("x", SHAPE, budget.Data(4, 20, 10), 6))
     assert evaluated.flops == pytest.approx(sft.flops + 2 * one.flops)
     assert evaluated.decoding_steps == 2 * 6
+    # --eval-gen-num 0 samples every validation prompt, -1 none
+    every = budget.validation("x", SHAPE, dev, eval_gen_num=0, new_tokens=6)
+    assert every.flops == pytest.approx(budget.forward_pass("x", SHAPE, dev).plus(budget.generation("x", SHAPE, dev, 6)).flops)
+    assert budget.validation("x", SHAPE, dev, eval_gen_num=-1, new_tokens=6).flops == budget.forward_pass("x", SHAPE, dev).flops
+    # a pass drops its last partial batch, as the training sampler does: 70 items in batches of 32 are 2 steps
+    partial = budget.token_training("sft", "student-sft", SHAPE, budget.Data(rows=70, prompt=20, response=10), 2, 32)
+    assert partial.steps == 4 and partial.tokens == 4 * 32 * 30
 
 
 def test_generation_reads_the_prompt_once_then_one_forward_per_new_token():

@@ -209,15 +209,27 @@ def test_the_adaptive_samples_bound_is_distillms_rule_at_its_fastest_rise(steps,
 
 
 def test_a_step_by_step_batch_counts_questions_each_with_its_label_and_rationale_rows(world):
-    """A DSS step trains on a batch of questions, each bringing its label and rationale rows (as
-    train_sft.py's paired streams): as many steps as the label task alone, more tokens; its continued
-    control keeps the on-policy arms' steps; the token-matched label arm takes as many steps as
-    DSS's tokens need on label rows."""
+    """Steps as training counts them (GlobalBatchSampler over the questions, the last partial batch
+    dropped): a DSS step is a batch of questions, each with its label and rationale rows (the paired
+    streams), so as many steps as the label task alone and more tokens; the continued control keeps
+    the on-policy arms' steps; the token-matched label arm takes as many steps as DSS's tokens need
+    on label rows, and without checkpoint candidates validates once per pass."""
+    from minillm.data.datasets import GlobalBatchSampler
     settings, plan = tiny(world, METHODS="label-sft dss dss-continued label-distill-tokens")
+    questions = len(costs._rows(settings.raw_dir / "raw.jsonl")) - settings.dev_num
+    per_epoch = GlobalBatchSampler(questions, settings.batch_size, seed=0).steps_per_epoch
     staged = {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
     label, dss = staged["label-sft-seed10"], staged["dss-seed10"]
-    assert dss.steps == label.steps and dss.tokens > 1.3 * label.tokens
-    assert staged["dss-continued-seed10"].steps == settings.minillm_steps
+    assert label.steps == dss.steps == settings.student_epochs * per_epoch and dss.tokens > 1.3 * label.tokens
+    continued = staged["dss-continued-seed10"]
+    assert continued.steps == settings.minillm_steps and continued.tokens > 1.3 * settings.minillm_steps * (
+        settings.mini_batch * label.tokens / (label.steps * settings.batch_size))  # both tasks' rows
     matched = staged["label-distill-tokens-seed10"]
-    assert matched.tokens == pytest.approx(dss.tokens) and matched.steps == pytest.approx(
-        label.steps * dss.tokens / label.tokens, rel=0.01)
+    ratio = dss.tokens / label.tokens  # train_sft.py --token-matched-to: round(steps × token ratio)
+    assert matched.steps == pytest.approx(label.steps * ratio, abs=1)
+    assert matched.tokens == pytest.approx(dss.tokens, rel=0.01)
+    uncandidated = {item.stage.name: item.stage for item in costs.plan_report(
+        *tiny(world, METHODS="label-sft label-distill-tokens", CHECKPOINT_CANDIDATES=""), gflops=PROBE).estimates}
+    per_validation = uncandidated["label-sft-seed10"].decoding_steps / settings.student_epochs  # its samples
+    assert uncandidated["label-distill-tokens-seed10"].decoding_steps == (
+        math.ceil(settings.student_epochs * ratio) * per_validation)

@@ -174,21 +174,33 @@ def _trained(model: ModelShape, tokens: float, context: float, teacher: ModelSha
 
 def token_training(name: str, kind: str, model: ModelShape, train: Data, epochs: float, batch_size: int,
                    teacher: ModelShape | None = None, dev: Data | None = None, eval_gen_num: int = 0,
-                   new_tokens: int = 0, evaluations: int | None = None) -> StageCost:
-    """SFT, SeqKD, KD or a DSS student (both task streams in `train`): `epochs` passes over
-    the rows in batches of `batch_size` items, 3 forwards per token, plus the teacher's forward and
-    divergence when it runs live; after each epoch (or `evaluations` times) the validation loss
-    on `dev` and `eval_gen_num` sampled validation answers."""
-    sequences = epochs * train.rows
+                   new_tokens: int = 0, evaluations: int | None = None, steps: int | None = None) -> StageCost:
+    """SFT, SeqKD, KD or a DSS student (both task streams in `train`): `epochs` passes over the
+    items in batches of `batch_size` items, the last partial batch of each pass dropped (as the
+    training sampler does), or `steps` such batches (a run sized in optimizer steps); 3 forwards per
+    token, plus the teacher's forward and divergence when it runs live; after each epoch (or
+    `evaluations` times) the validation loss on `dev` and `eval_gen_num` sampled validation answers."""
+    steps = steps if steps is not None else math.ceil(epochs * max(1, train.items // batch_size))
+    sequences = steps * batch_size * train.per_item
     tokens = sequences * train.sequence
     flops, logits = _trained(model, tokens, train.sequence, teacher)
-    cost = StageCost(name, kind, model, tokens=tokens, flops=flops, logit_elements=logits,
-                     steps=math.ceil(epochs * train.items / batch_size), teacher=teacher)
+    cost = StageCost(name, kind, model, tokens=tokens, flops=flops, logit_elements=logits, steps=steps,
+                     teacher=teacher)
     for _ in range(math.ceil(epochs) if evaluations is None else evaluations):
-        if dev is not None and dev.rows:
-            cost = cost.plus(forward_pass(name, model, dev))
-            if eval_gen_num and new_tokens:
-                cost = cost.plus(generation(name, model, replace(dev, rows=min(eval_gen_num, dev.rows)), new_tokens))
+        cost = cost.plus(validation(name, model, dev, eval_gen_num, new_tokens))
+    return cost
+
+
+def validation(name: str, model: ModelShape, dev: Data | None, eval_gen_num: int, new_tokens: int) -> StageCost:
+    """One validation during training: the loss on `dev`, and answers sampled for `eval_gen_num` of
+    its prompts (0: all of them, -1: none, as --eval-gen-num)."""
+    cost = StageCost(name, "evaluation", model, tokens=0, flops=0)
+    if dev is None or not dev.rows:
+        return cost
+    cost = cost.plus(forward_pass(name, model, dev))
+    sampled = dev.rows if eval_gen_num == 0 else min(max(eval_gen_num, 0), dev.rows)
+    if sampled and new_tokens:
+        cost = cost.plus(generation(name, model, replace(dev, rows=sampled), new_tokens))
     return cost
 
 
@@ -212,11 +224,9 @@ def on_policy(name: str, student: ModelShape, teacher: ModelShape, steps: int, n
                      logit_elements=collections * collect.logit_elements + rollout_logits + corpus_logits,
                      draw_elements=collections * collect.draw_elements,
                      steps=steps, decoding_steps=collections * collect.decoding_steps, teacher=teacher)
-    if dev is not None and eval_interval:
+    if eval_interval:
         for _ in range(1 + math.ceil(steps / eval_interval)):  # before the first step too
-            cost = cost.plus(forward_pass(name, student, dev))
-            if eval_gen_num:
-                cost = cost.plus(generation(name, student, replace(dev, rows=min(eval_gen_num, dev.rows)), new_tokens))
+            cost = cost.plus(validation(name, student, dev, eval_gen_num, new_tokens))
     return cost
 
 

@@ -98,10 +98,11 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     checks = [lengths(train_rows, budget.gold_response, "gold training responses")]
     train, dev = checks[0].data(), lengths(dev_rows, budget.gold_response, "validation responses").data()
     test = lengths(_test_rows(s), budget.gold_response, "eval-set references").data()
-    dss = dss_label = train
+    # the DSS rows: a question's label row and its rationale row; a teacher's rationales (where the rows
+    # carry none) are costed at the gold responses' lengths, as a trained teacher's SeqKD answers
+    dss_label, dss = train, _merged(train, train)
     if _runs_step_by_step(methods) and all("rationale" in row and "answer" in row for row in train_rows):
-        # rows that carry their own rationale (the tiny data, GSM8K converted): the DSS rows are theirs;
-        # otherwise a teacher writes them and the gold rows stand for their lengths
+        # rows that carry their own rationale (the tiny data, GSM8K converted): the DSS rows are theirs
         dss_rows = [convert_raw_row(row, str(index)) for index, row in enumerate(train_rows)]
         with_rationale = [row for row in dss_rows if row.get("rationale")]
         label = lengths(dss_rows, budget.gold_response, "DSS label responses", "[label] ")
@@ -137,14 +138,15 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
             data = train
             if method.training_set == "step-by-step":
                 data = dss_label if method.label_only else dss
-            if method.token_matched:  # the label task alone, for as many steps as DSS's tokens take
-                data = replace(dss_label, rows=dss.rows * dss.sequence / dss_label.sequence)
+            passes = 1.0  # the token-matched label arm: as many passes over its items as DSS's tokens take
+            if method.token_matched:
+                passes = dss.rows * dss.sequence / (dss_label.rows * dss_label.sequence)
             if method.trains_on == "seqkd" and random_init_teacher:
                 # the teacher's answers: a random-init teacher after a few epochs rarely stops before
                 # the budget (as the seqkd-data stage's estimate assumes); a trained one writes
                 # answers like the gold ones
                 data = replace(data, response=new_tokens)
-            arm = (stage.name, method, s, student, teacher, data, student_run, on_policy, corpus)
+            arm = (stage.name, method, s, student, teacher, data, student_run, on_policy, corpus, passes)
             costs.append(_arm_cost(*arm))
             bound = _arm_cost(*arm, adaptive_bound=True)
             if bound != costs[-1]:  # DistiLLM: its samples at p's fastest rise
@@ -231,9 +233,12 @@ def adaptive_share(steps: int, evaluations: int, rows_per_step: int, capacity: i
 
 
 def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, student, teacher, data: budget.Data,
-              student_run: dict, on_policy: dict, corpus: bool, adaptive_bound: bool = False) -> budget.StageCost:
+              student_run: dict, on_policy: dict, corpus: bool, passes: float = 1.0,
+              adaptive_bound: bool = False) -> budget.StageCost:
     """One training seed of an arm: its recipe decides the shape of the work; `corpus`: the plan has a
-    pretraining corpus (without one, no arm has a corpus term); `adaptive_bound`: see sampled_share."""
+    pretraining corpus (without one, no arm has a corpus term); `passes`: a token-level student's epochs
+    count that many passes over its items (--token-matched-to; it validates once per pass);
+    `adaptive_bound`: see sampled_share."""
     task_ratio, corpus_ratio = teacher_terms(method, s, corpus) if method.entrypoint == "train_kd.py" else (0.0, 0.0)
     live_teacher = teacher if method.teacher and task_ratio > 0 else None
     kind = "kd" if method.teacher and (task_ratio > 0 or corpus_ratio > 0) else "student-sft"  # a teacher loaded
@@ -247,26 +252,27 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
         authors_epochs = flags.get("epochs")
         if authors_epochs:  # validation once per epoch
-            epochs, batch, evaluations = authors_epochs, s.batch_size, math.ceil(authors_epochs)
+            epochs, steps, batch, evaluations = authors_epochs, None, s.batch_size, math.ceil(authors_epochs)
         else:
-            epochs, batch = s.minillm_steps * s.mini_batch / max(data.items, 1), s.mini_batch
+            epochs, steps, batch = None, s.minillm_steps, s.mini_batch
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)
         cost = budget.token_training(name, kind, student, data, epochs, batch, teacher=live_teacher,
-                                     evaluations=evaluations, **student_run)
+                                     evaluations=evaluations, steps=steps, **student_run)
         # the responses sampled during training, one micro-batch at a time on each device
         new_tokens = min(flags.get("response_max_new_tokens") or student_run["new_tokens"], student_run["new_tokens"])
         rows_per_call = min(batch // s.stage_gpus, s.micro_batch_size)
         shares = sampled_share(method, s, cost.steps, batch, evaluations, adaptive_bound)
         for model, share in zip((student, teacher), shares):
             if share:
-                cost = cost.plus(budget.generation(name, model, replace(data, rows=round(share * cost.steps * batch)),
-                                                   new_tokens, rows_per_batch=rows_per_call))
+                rows = round(share * cost.steps * batch * data.per_item)  # every task row of a sampled step
+                cost = cost.plus(budget.generation(name, model, replace(data, rows=rows), new_tokens,
+                                                   rows_per_batch=rows_per_call))
         if not (method.corpus_term and corpus):
             return cost
-        chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # one corpus chunk per task sequence
+        chunks = budget.Data(cost.steps * batch, 0, s.max_length)  # a batch of chunks per step, as many as its items
         term = budget.token_training(name, kind, student, chunks, 1, batch, teacher=teacher if corpus_ratio > 0 else None)
         return replace(cost, flops=cost.flops + term.flops, logit_elements=cost.logit_elements + term.logit_elements)
     # TRAIN_FRACTION keeps the whole set's optimizer steps (train_*.py --fraction-budget steps, the
     # driver's default): the fraction's rows are read as often as the whole set's would be.
-    return budget.token_training(name, kind, student, data, s.student_epochs, s.batch_size,
+    return budget.token_training(name, kind, student, data, s.student_epochs * passes, s.batch_size,
                                  teacher=live_teacher, evaluations=candidates, **student_run)
