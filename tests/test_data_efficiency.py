@@ -80,20 +80,21 @@ def test_the_script_runs_the_driver_once_per_fraction_and_keeps_each_report(tmp_
     (base / "tools/data_efficiency.py").symlink_to(REPO / "tools/data_efficiency.py")
     accuracy = json.dumps(comparison({"label-sft": [40.0, 44.0, 42.0], "dss": [50.0, 47.0, 56.0]}))
     (base / "scripts/run_comparison.sh").write_text(
-        '#!/usr/bin/env bash\nset -eu\necho "$TRAIN_FRACTION $METHODS $TRAIN_SEEDS" >> "$WORK/calls"\n'
+        '#!/usr/bin/env bash\nset -eu\n[[ -z ${OUT+set} ]] || { echo "OUT exported" >&2; exit 3; }\n'  # the driver refuses it
+        'echo "$TRAIN_FRACTION $METHODS $TRAIN_SEEDS" >> "$WORK/calls"\n'
         f"mkdir -p \"$RESULTS\"\necho '{accuracy}' > \"$RESULTS/comparison.json\"\n"
         'echo "fraction $TRAIN_FRACTION" > "$RESULTS/comparison.md"\n'
         'echo "{\\"settings\\": {\\"TRAIN_FRACTION\\": \\"$TRAIN_FRACTION\\"}}" > "$RESULTS/driver.json"\n')
     ours = ("METHODS", "TRAIN_SEEDS", "TRAIN_FRACTION", "PRESET", "RESULTS", "OUT", "FRACTIONS")
     env = {**{k: v for k, v in os.environ.items() if k not in ours}, "WORK": str(tmp_path / "work"),
-           "FRACTIONS": "0.25 1", "PYTHONPATH": str(REPO)}
+           "FRACTIONS": "0.25 1", "PYTHONPATH": str(REPO), "OUT": str(tmp_path / "curve")}
     (tmp_path / "work").mkdir()
     result = subprocess.run(["bash", str(base / "scripts/dss/run_data_efficiency.sh"), str(base)], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "work/calls").read_text().splitlines()
     assert calls == ["0.25 label-sft dss dss-kd dss-minillm 10 20 30", "1 label-sft dss dss-kd dss-minillm 10 20 30"]
-    out = tmp_path / "work/results/tiny/data-efficiency"
+    out = tmp_path / "curve"  # OUT: the script's own, never passed on to the driver
     assert (out / "fraction-0.25/comparison.md").read_text() == "fraction 0.25\n"
     summary = json.loads((out / "data-efficiency.json").read_text())
     assert [point["fraction"] for point in summary["points"]] == [0.25, 1.0]

@@ -18,12 +18,13 @@ if [[ -z ${RESULTS:-} ]]; then  # the preset's own results folder, so the teache
   eval "$(python -m minillm.experiments.settings --shell "${PRESET:-tiny}" "$BASE_PATH" | grep '^RESULTS=')"
 fi
 export RESULTS
-OUT=${OUT:-$RESULTS/data-efficiency}
+out=${OUT:-$RESULTS/data-efficiency}
+unset OUT  # the driver sets OUT for each stage itself and refuses one from the environment
 points=()
 for fraction in $FRACTIONS; do
   TRAIN_FRACTION=$fraction bash "$BASE_PATH/scripts/run_comparison.sh" "$BASE_PATH"
-  mkdir -p "$OUT/fraction-$fraction"
-  cp "$RESULTS/comparison.json" "$RESULTS/comparison.md" "$RESULTS/driver.json" "$OUT/fraction-$fraction/"
-  points+=("$fraction=$OUT/fraction-$fraction/comparison.json")
+  mkdir -p "$out/fraction-$fraction"
+  cp "$RESULTS/comparison.json" "$RESULTS/comparison.md" "$RESULTS/driver.json" "$out/fraction-$fraction/"
+  points+=("$fraction=$out/fraction-$fraction/comparison.json")
 done
-python "$BASE_PATH/tools/data_efficiency.py" --point "${points[@]}" --out "$OUT"
+python "$BASE_PATH/tools/data_efficiency.py" --point "${points[@]}" --out "$out"
