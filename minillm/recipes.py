@@ -93,10 +93,11 @@ DISTILLM_REFERENCE = ReferenceRecipe(
            "adam_betas": (0.9, 0.999), "clip_grad": 1.0, "batch_size": 128, "epochs": 20, "total_steps": 0,
            "eval_interval": 0, "ptx_kd_ratio": 0.0},
     scaled={"lr": "the preset's student SFT learning rate (DistiLLM's 5e-4 is the GPT-2 SFT rate of the MiniLLM "
-                  "codebase it extends; tiny: 2e-3)",
+                  "codebase it extends; tiny: 1.75e-3)",
             "batch_size": "the preset's global batch (tiny: 32)",
-            "epochs": "tiny: 20 epochs (1860 steps) are kept; validation once per epoch gives the loss-rise rule its "
-                      "20 chances"},
+            "epochs": "the preset's student SFT epochs (tiny: 6, 558 steps, as SFT itself; 20 epochs × 5 seeds × two "
+                      "arms are ~6 h of a 2-core machine). Validation stays once per epoch, so the loss-rise rule gets "
+                      "6 comparisons instead of 20"},
     deviations=(
         "The step's kind (data, fresh student samples, replay) is drawn once per optimizer step from (seed, step); "
         "DistiLLM draws per micro-batch with numpy's global generator. Same probabilities.",
@@ -183,9 +184,9 @@ ABKD_REFERENCE = ReferenceRecipe(
            "lr": 5e-4, "lr_scheduler": "cosine", "lr_min": 1e-7, "warmup_steps": 0, "weight_decay": 1e-2,
            "adam_betas": (0.9, 0.999), "clip_grad": 1.0, "batch_size": 32, "epochs": 20, "total_steps": 0,
            "eval_interval": 0, "ptx_kd_ratio": 0.0},
-    scaled={"lr": "the preset's student SFT learning rate (ABKD's 5e-4 is the GPT-2 SFT rate; tiny: 2e-3)",
+    scaled={"lr": "the preset's student SFT learning rate (ABKD's 5e-4 is the GPT-2 SFT rate; tiny: 1.75e-3)",
             "batch_size": "the preset's global batch (tiny: 32, ABKD's own)",
-            "epochs": "as DistiLLM's (tiny: 20)"},
+            "epochs": "as DistiLLM's (tiny: 6)"},
     deviations=(
         "Our α-β limit forms carry 1/α² (1/β²), ABKD's ab_div 1/α (1/β): only at β = 0, α = 0 or α + β = 0, not at "
         "(0.2, 0.7); there its value and gradient are ABKD's (tests/test_peer_references.py).",

@@ -181,11 +181,25 @@ def test_the_continued_arms_that_sample_pay_for_their_samples(world, monkeypatch
     assert amount.endswith(" s") and 0 < float(amount[:-2]) < 60, warning
 
 
+def test_a_reference_recipe_is_costed_at_the_values_its_stage_runs(world):
+    """distillm-ref and abkd-ref are sized in epochs: on tiny the students' (STUDENT_EPOCHS, the
+    preset's batch), which is what plan.py passes them; the estimate once read the authors' 20."""
+    settings, plan = tiny(world, METHODS="sft distillm-ref abkd-ref")
+    staged = {item.stage.name: item.stage for item in costs.plan_report(settings, plan, gflops=PROBE).estimates}
+    assert staged["distillm-ref-seed10"].steps == staged["abkd-ref-seed10"].steps == staged["sft-seed10"].steps
+    for key in ("distillm-ref", "abkd-ref"):
+        command = plan.stage(f"{key}-seed10").env["EXTRA_ARGS"]
+        assert f"--epochs {settings.student_epochs} " in command and f"--batch-size {settings.batch_size} " in command
+    longer = tiny(world, METHODS="distillm-ref", STUDENT_EPOCHS="3")
+    shorter = {item.stage.name: item.stage for item in costs.plan_report(*longer, gflops=PROBE).estimates}
+    assert shorter["distillm-ref-seed10"].steps * 2 == staged["distillm-ref-seed10"].steps
+
+
 @pytest.mark.parametrize("steps, evaluations", [(64, 2), (1860, 20)])
 def test_the_adaptive_samples_bound_is_distillms_rule_at_its_fastest_rise(steps, evaluations):
     """adaptive_share against the training code's own rule (AdaptiveStudentOutputs.kind), replayed
     with p raised at every validation, averaged over seeds: the controlled arm's 64 steps with two
-    candidates, and the reference recipe's 20 epochs of 93 steps with validation once per epoch."""
+    candidates, and the reference recipe at its authors' 20 epochs of 93 steps with validation once per epoch."""
     torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 

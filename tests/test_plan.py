@@ -269,12 +269,13 @@ def test_reference_recipes_run_the_authors_flags_after_the_launchers_scaled_on_t
     assert env["gkd-ref"]["EXTRA_ARGS"].startswith("--resume --kd-ratio 1.0 --kd-loss js_divergence")
     assert "--response-temperature 0.9 --response-max-new-tokens 48" in env["gkd-ref"]["EXTRA_ARGS"]  # 128 > budget
     assert "--samples-per-prompt 4 --loss-reduction sum" in env["opd-ref"]["EXTRA_ARGS"]
-    assert "--lr 0.00175" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 20" in env["distillm-ref"]["EXTRA_ARGS"]
+    assert "--lr 0.00175" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 6" in env["distillm-ref"]["EXTRA_ARGS"]  # the students' epochs
     assert env["abkd-ref"]["EXTRA_ARGS"].endswith("--ptx-kd-ratio 0.0")  # the corpus term is plain CE
     assert all(plan.stage(f"{key}-seed10").method == key for key in env)
     _, paper = plan_for(tmp_path, preset="gpt2", METHODS="distillm-ref")
     assert "--lr 5e-4" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
     assert "--batch-size 128" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
+    assert "--epochs 20" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]
 
 
 def test_checkpoint_candidates_give_every_arm_as_many_evaluations(tmp_path):

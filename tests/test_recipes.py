@@ -39,13 +39,13 @@ def test_common_sh_gives_the_scripts_the_recipes_and_stops_when_it_cannot(tmp_pa
 
 
 # The tiny preset's values for each reference recipe's scaled flags (scripts/presets/tiny.sh: STUDENT_LR,
-# BATCH_SIZE, MAX_LENGTH − MAX_PROMPT_LENGTH, MINILLM_*; the rules are the recipes' `scaled` texts).
+# STUDENT_EPOCHS, BATCH_SIZE, MAX_LENGTH − MAX_PROMPT_LENGTH, MINILLM_*; the rules are the recipes' `scaled` texts).
 TINY_SCALED = {
-    "distillm-ref": {"lr": 2e-3, "batch_size": 32, "epochs": 20},
+    "distillm-ref": {"lr": 1.75e-3, "batch_size": 32, "epochs": 6},
     "gkd-ref": {"response_max_new_tokens": 48, "lr": 5e-4, "warmup_steps": 0, "total_steps": 64, "batch_size": 32,
                 "eval_interval": 32},
     "opd-ref": {"lr": 5e-4, "warmup_steps": 0, "total_steps": 64, "batch_size": 32, "eval_interval": 32},
-    "abkd-ref": {"lr": 2e-3, "batch_size": 32, "epochs": 20},
+    "abkd-ref": {"lr": 1.75e-3, "batch_size": 32, "epochs": 6},
 }
 
 

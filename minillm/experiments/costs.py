@@ -19,10 +19,10 @@ from minillm.data.processing import read_jsonl
 from minillm.data.rationale import convert_raw_row
 from minillm.experiments import budget
 from minillm.experiments import methods as registry
-from minillm.experiments.plan import Plan
+from minillm.experiments.plan import Plan, reference_values
 from minillm.experiments.settings import InstructionSettings
 from minillm.random_init import is_random_init
-from minillm.recipes import DISTILLM, REFERENCE_RECIPES
+from minillm.recipes import DISTILLM
 
 TEACHERS = ("teacher", "dss-teacher")  # rows (and training stages) of the teacher models
 
@@ -187,7 +187,7 @@ def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool 
     PTX_KD_RATIO), else the launcher's: a control arm's --kd-ratio 0 (the teacher serves its corpus
     term only) and the driver's PTX_KD_RATIO. r = 0: the teacher does not run there; `corpus` False
     (the plan has no pretraining corpus): no corpus term."""
-    flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+    flags = reference_values(method.reference, s) if method.reference else {}
     variables = method.variables(s) if method.variables else {}
     task = float(flags.get("kd_ratio", variables.get("KD_RATIO", 0.0)))
     on_corpus = method.corpus_term and corpus
@@ -201,7 +201,7 @@ def sampled_share(method: registry.Method, s: InstructionSettings, steps: int, b
     step draws on-policy with probability λ) and, with GKD_OFF_POLICY=teacher, the rest for the
     teacher. DistiLLM: adaptive_share with p held at its start, or with `adaptive_bound` rising at
     every validation. (0, 0) for every other arm."""
-    flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+    flags = reference_values(method.reference, s) if method.reference else {}
     variables = method.variables(s) if method.variables else {}
     if flags.get("adaptive_sgo") or "SGO_LOSS_EPS" in variables:
         share = adaptive_share(steps, evaluations, batch // s.stage_gpus,
@@ -249,10 +249,10 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=chunk,
                                 **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
-        flags = REFERENCE_RECIPES[method.reference].flags if method.reference else {}
+        flags = reference_values(method.reference, s) if method.reference else {}
         authors_epochs = flags.get("epochs")
         if authors_epochs:  # validation once per epoch
-            epochs, steps, batch, evaluations = authors_epochs, None, s.batch_size, math.ceil(authors_epochs)
+            epochs, steps, batch, evaluations = authors_epochs, None, int(flags["batch_size"]), math.ceil(authors_epochs)
         else:
             epochs, steps, batch = None, s.minillm_steps, s.mini_batch
             evaluations = candidates or 1 + s.minillm_steps // max(s.minillm_eval_interval, 1)

@@ -192,7 +192,7 @@ METHODS: dict[str, Method] = {
                                             "SGO_CAPACITY": s.sgo_capacity}),
     **{key: _reference(key, objective, data, streams, launcher) for key, objective, data, streams, launcher in (
         ("distillm-ref", "DistiLLM as its authors run it: skew forward KL (α 0.1) alone (kd_ratio 1), adaptive student "
-         "outputs, lr 5e-4 cosine for 20 epochs, validation each epoch, corpus CE",
+         "outputs, lr 5e-4 cosine for 20 epochs (tiny: the students' 6), validation each epoch, corpus CE",
          "gold labels + its own samples, scored by the SFT teacher's distribution + the pretraining corpus (CE)",
          GOLD_LABELS + _ROLLOUTS + _PRETRAINING, "scripts/sft/sft_continued.sh"),
         ("gkd-ref", "GKD as TRL runs it: generalised JSD (β 0.5) alone, λ 0.5, samples at temperature 0.9 for 128 "
@@ -203,7 +203,7 @@ METHODS: dict[str, Method] = {
          "no corpus term", "its own rollouts (4 per prompt) scored by the SFT teacher", _ROLLOUTS,
          "scripts/opd/opd_base.sh"),
         ("abkd-ref", "ABKD as its authors run it: α-β divergence (α 0.2, β 0.7) alone from the SFT student, lr 5e-4 "
-         "cosine for 20 epochs, corpus CE", "gold labels + the SFT teacher's token distribution + the pretraining "
+         "cosine for 20 epochs (tiny: the students' 6), corpus CE", "gold labels + the SFT teacher's token distribution + the pretraining "
          "corpus (CE)", GOLD_LABELS + _PRETRAINING, "scripts/sft/sft_continued.sh"))},
     # Across tokenizers (TEACHER_TOKENIZER ≠ TOKENIZER; docs/cross-tokenizer.md): the teacher reads the same text
     # in its own tokenizer. Off-policy, the KD recipe; on-policy, GKD's step on the student's own samples (λ 1).

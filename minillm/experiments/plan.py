@@ -80,18 +80,25 @@ def enough_items(data: Path, batch_size: int, stage: str, made_by: str) -> Calla
 
 def scaled_reference(key: str, s: InstructionSettings) -> dict[str, object] | None:
     """The values a preset gives a reference recipe's `scaled` flags: the tiny preset's own (its
-    controlled arms' for the on-policy family, its student recipe's for the epoch-based ones);
+    controlled arms' for the on-policy family, its student recipe's, epochs included, for the
+    epoch-based ones);
     None elsewhere, where the authors' values stand (the gpt2 preset is their scale)."""
     if s.preset != "tiny":
         return None
     epoch_based = REFERENCE_RECIPES[key].flags.get("epochs") is not None
     values = {"lr": s.student_lr if epoch_based else s.minillm_lr,
               "batch_size": s.batch_size if epoch_based else s.mini_batch,
-              "epochs": REFERENCE_RECIPES[key].flags.get("epochs"), "warmup_steps": s.minillm_warmup,
+              "epochs": s.student_epochs, "warmup_steps": s.minillm_warmup,
               "total_steps": s.minillm_steps, "eval_interval": s.minillm_eval_interval,
               "response_max_new_tokens": min(REFERENCE_RECIPES[key].flags.get("response_max_new_tokens") or 0,
                                              s.max_length - s.max_prompt_length)}
     return {dest: values[dest] for dest in REFERENCE_RECIPES[key].scaled}
+
+
+def reference_values(key: str, s: InstructionSettings) -> dict[str, object]:
+    """Reference recipe `key`'s flag values as its stage runs them on this preset (the authors', with
+    the preset's `scaled` ones): what the cost estimate reads."""
+    return {**REFERENCE_RECIPES[key].flags, **(scaled_reference(key, s) or {})}
 
 
 def _inside(path: Path, building: Callable[[Path], Path]) -> Path:
