@@ -827,3 +827,29 @@ def test_fault_committed_report_carries_no_writers_absolute_paths(one_seed):
     sft = next(m for m in comparison["methods"] if m["key"] == "sft")
     assert sft["training_set"] == "data/tiny" and comparison["results_dir"] == "results/tiny"
     assert comparison["majority_answer"]["tiny"]["path"] == "data/tiny/valid.jsonl"
+
+
+def test_distillms_adaptive_outputs_are_traced_per_run(results):
+    """The report shows, per DistiLLM run, each validation's loss, p and replay buffer from log.jsonl
+    (the latest record per step, as a resumed run repeats steps), and how far the loss rose above
+    the rule's first reference; runs without the rule's fields are not listed."""
+    write_summary(results, "distillm-ref", "seed1", {"tiny": {"rougeL": [50.0, 50.0, 50.0]}})
+    records = [{"event": "eval", "step": 0, "valid_loss": 1.0, "sgo_probability": 0.0, "replay_buffer": 0.0},
+               {"event": "eval", "step": 5, "valid_loss": 9.9, "sgo_probability": 0.1, "replay_buffer": 3.0},
+               {"step": 5, "loss": 1.0},
+               {"event": "eval", "step": 5, "valid_loss": 1.15, "sgo_probability": 0.1, "replay_buffer": 4.0},
+               {"event": "eval", "step": 10, "valid_loss": 0.9, "sgo_probability": 0.1, "replay_buffer": 8.0}]
+    write_log(results / "runs/distillm-ref/seed1/log.jsonl", records)
+    write_json(results / "runs/distillm-ref/seed1/final.json", {"steps": 10, "rollout_tokens": 40,
+                                                                "replayed_tokens": 12, "train_seconds": 1.0})
+    write_json(results / "runs/distillm-ref/seed1/config.json", {"sgo_loss_eps": 0.1})
+    assert load_tool().main([str(results), "--no-plots"]) == 0
+    traced = json.loads((results / "comparison.json").read_text())["adaptive_outputs"]
+    assert list(traced) == ["distillm-ref"] and traced["distillm-ref"]["loss_eps"] == 0.1
+    run = traced["distillm-ref"]["runs"]["seed1"]
+    assert run["steps"] == [0, 5, 10] and run["valid_loss"] == [1.0, 1.15, 0.9]
+    assert run["probability"] == [0.0, 0.1, 0.1] and run["replay_buffer"] == [0.0, 4.0, 8.0]
+    assert run["highest_above_first"] == pytest.approx(0.15)
+    section = (results / "comparison.md").read_text().split("## DistiLLM's adaptive student outputs")[1]
+    assert table_rows(section)["DistiLLM (reference recipe)"] == [
+        "seed1", "1.000 → 1.150 → 0.900", "+0.150", "0.10", "0.1", "8", "40", "12"]

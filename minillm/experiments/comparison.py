@@ -584,6 +584,33 @@ def cumulative_budgets(methods: list[dict]) -> None:
                     for mine, sft in ((steps, sft_steps), (tokens, sft_tokens))))
 
 
+def adaptive_outputs(results: Results) -> dict[str, dict]:
+    """DistiLLM's adaptive student outputs, per method and run, from each validation record that
+    carries them (log.jsonl; the latest record per step): the validation loss, p after the rule's
+    update and the replay buffer's size. p rises only when a validation loss reaches the rule's
+    reference (the first validation's loss, then the loss at the last rise) + loss_eps, so the
+    highest loss above the first one says how close a run came. Methods without them are absent."""
+    traced: dict[str, dict] = {}
+    for key in method_order(set(results.training)):
+        for run in run_order(results.training[key]):
+            training = results.training[key][run]
+            by_step = {record["step"]: record for record in training.records
+                       if record.get("event") == "eval" and "sgo_probability" in record}
+            if not by_step:
+                continue
+            points = [by_step[step] for step in sorted(by_step)]
+            losses = [point["valid_loss"] for point in points]
+            final = training.final or {}
+            traced.setdefault(key, {"loss_eps": (training.config or {}).get("sgo_loss_eps"), "runs": {}})
+            traced[key]["runs"][run] = {
+                "steps": [point["step"] for point in points], "valid_loss": losses,
+                "probability": [point["sgo_probability"] for point in points],
+                "replay_buffer": [point["replay_buffer"] for point in points],
+                "highest_above_first": max(losses) - losses[0],
+                "rollout_tokens": final.get("rollout_tokens", 0), "replayed_tokens": final.get("replayed_tokens", 0)}
+    return traced
+
+
 def teacher_data_summary(stats: dict) -> dict:
     """rows written / dropped, the parse failure rate and, when the file has them, the
     consistency rate and the teacher-label accuracy (percent)."""
@@ -782,6 +809,7 @@ def build_comparison(results: Results, prompt_tests: bool = True,
         **reference_rows(sources, references),
         "compute": compute,
         "teacher_data": {path: teacher_data_summary(stats) for path, stats in results.teacher_data.items()},
+        "adaptive_outputs": adaptive_outputs(results),
         "stages": [{"name": stage.get("name"), "seconds": stage.get("seconds"),
                     "finished_at": stage.get("finished_at")} for stage in stages],
         "stage_seconds_total": round(sum(stage_seconds), 1) if stage_seconds else None,

@@ -385,6 +385,31 @@ TEACHER_DATA_NOTE = ("Consistency = percent of teacher rationales whose final an
                      "– = not in the stats file.")
 
 
+def adaptive_outputs_table(comparison: dict) -> str | None:
+    """DistiLLM's adaptive student outputs per run: did p ever rise, and how close the loss came."""
+    traced = comparison.get("adaptive_outputs") or {}
+    if not traced:
+        return None
+    labels = {m["key"]: m["label"] for m in comparison["methods"]}
+    rows = []
+    for key, method in traced.items():
+        for run, trace in method["runs"].items():
+            rows.append([labels.get(key, key), run, " → ".join(f"{loss:.3f}" for loss in trace["valid_loss"]),
+                         f"{trace['highest_above_first']:+.3f}", _number(method["loss_eps"], 2),
+                         f"{trace['probability'][-1]:g}", _number(trace["replay_buffer"][-1]),
+                         _number(trace["rollout_tokens"]), _number(trace["replayed_tokens"])])
+    return markdown_table(["Method", "Run", "Validation loss at each validation", "Highest − first", "loss_eps",
+                           "p at the end", "Replay buffer at the end", "Sampled tokens", "Replayed tokens"], rows)
+
+
+ADAPTIVE_OUTPUTS_NOTE = (
+    "DistiLLM's rule (minillm/train/response_source.py, as its finetune.py): the first validation's loss is the "
+    "reference; a later validation whose loss reaches the reference + loss_eps raises p, the probability of a step "
+    "on the student's own outputs (fresh, or replayed from the buffer), by 0.1 and becomes the new reference. "
+    "Highest − first ≥ loss_eps is needed before any student output is trained on; sampled and replayed tokens "
+    "are final.json's counts of the response tokens trained on from each source.")
+
+
 def methods_table(comparison: dict) -> str:
     return markdown_table(["Method", "Key", "Family", "Init", "Data", "Training set", "Optimises"], [
         [m["label"], f"`{m['key']}`", m["family"], m["init"], m["data"], m["training_set"] or "–", m["objective"]]
@@ -549,6 +574,9 @@ def comparison_markdown(comparison: dict, plots: dict[str, str]) -> str:
     teacher_data = teacher_data_table(comparison)
     if teacher_data:
         blocks += ["## Teacher-written data", teacher_data, TEACHER_DATA_NOTE]
+    adaptive = adaptive_outputs_table(comparison)
+    if adaptive:
+        blocks += ["## DistiLLM's adaptive student outputs", adaptive, ADAPTIVE_OUTPUTS_NOTE]
     blocks += ["## Methods", methods_table(comparison)]
     if comparison["stages"]:
         blocks += ["## Stages (in run order)", stages_table(comparison)]
