@@ -247,3 +247,21 @@ def test_a_step_by_step_batch_counts_questions_each_with_its_label_and_rationale
     per_validation = uncandidated["label-sft-seed10"].decoding_steps / settings.student_epochs  # its samples
     assert uncandidated["label-distill-tokens-seed10"].decoding_steps == (
         math.ceil(settings.student_epochs * ratio) * per_validation)
+
+
+def test_an_on_policy_arm_whose_fraction_cannot_fill_a_collection_is_refused_before_it_runs(world):
+    """DSS-MiniLLM draws NUM_ROLLOUTS distinct prompts per collection from the items TRAIN_FRACTION
+    keeps (a question's label and rationale prompts); at 1/64 of the tiny questions it failed only
+    when its stage started. The refusal names the arm and the variables; a fraction that can fill a
+    collection, and the token-level arms at any fraction, are not refused."""
+    settings, _ = tiny(world)
+    questions = len(costs._rows(settings.raw_dir / "raw.jsonl")) - settings.dev_num
+    just_short = (settings.num_rollouts / 2 - 1) / questions  # at most 2 prompts per question
+    report = costs.plan_report(*tiny(world, METHODS="label-sft dss dss-minillm opd-ref",
+                                     TRAIN_FRACTION=f"{just_short:.6f}"), gflops=PROBE)
+    refused, = report.refusals
+    assert refused.startswith("dss-minillm: TRAIN_FRACTION=") and "NUM_ROLLOUTS" in refused, refused
+    assert f"fewer than the {settings.num_rollouts} distinct prompts" in refused
+    enough = (settings.num_rollouts / 2 + 1) / questions
+    assert not costs.plan_report(*tiny(world, METHODS="dss-minillm", TRAIN_FRACTION=f"{enough:.6f}"),
+                                 gflops=PROBE).refusals
