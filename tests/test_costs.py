@@ -119,6 +119,7 @@ def test_the_teacher_and_the_corpus_are_costed_only_where_the_stage_runs_them(wo
     assert costs.teacher_terms(methods["sft-continued"], settings, corpus=False) == (0.0, 0.0)
     assert costs.teacher_terms(methods["kd-forward_kl"], settings) == (settings.kd_ratio, 0.0)
     assert costs.teacher_terms(methods["distillm-ref"], settings) == (1.0, 0.0)  # the authors' corpus term is CE
+    assert costs.teacher_terms(methods["sft-continued-ref"], settings) == (0.0, 0.0)  # their control: no teacher
     control = with_corpus["sft-continued-seed10"]
     assert control.kind == "kd" and control.teacher is None  # a teacher loaded, for the corpus alone
     alone = without_corpus["sft-continued-seed10"]

@@ -43,8 +43,8 @@ def test_an_arm_brings_only_the_stages_it_needs(tmp_path):
         for path in stage.inputs:
             assert plan.producers(stage) or path.is_relative_to(REPO), (stage.name, path)
     assert plan.record["methods_not_run"] == ["seqkd", "sft-continued", "sft-continued-student-lr", "minillm-lmops",
-                                              "opd", "gkd", "distillm", "distillm-ref", "gkd-ref", "opd-ref", "abkd-ref",
-                                              "uld", "aligned-kd", "uld-onpolicy", "aligned-onpolicy", "label-sft",
+                                              "opd", "gkd", "distillm", "sft-continued-ref", "distillm-ref", "gkd-ref", "opd-ref",
+                                              "abkd-ref", "uld", "aligned-kd", "uld-onpolicy", "aligned-onpolicy", "label-sft",
                                               "label-distill", "label-distill-tokens", "dss", "dss-gold", "dss-kd",
                                               "dss-continued", "dss-continued-student-lr", "dss-minillm", "kd"]
 
@@ -248,7 +248,8 @@ def test_an_edited_config_template_or_setting_reruns_exactly_the_stages_that_rea
     # (the epoch-based reference recipes take the preset's student learning rate on tiny)
     students = {f"{arm}-seed{seed}" for arm in ("sft", "kd-forward_kl", "seqkd", "uld", "aligned-kd", "label-sft",
                                                  "label-distill", "label-distill-tokens", "dss", "dss-gold", "dss-kd", "distillm-ref",
-                                                 "abkd-ref", "sft-continued-student-lr", "dss-continued-student-lr")
+                                                 "abkd-ref", "sft-continued-ref", "sft-continued-student-lr",
+                                                 "dss-continued-student-lr")
                 for seed in (10, 20)}  # the control arms at the students' rate read it too
     assert rerun(STUDENT_LR="1e-3") == students
     assert rerun(TEACHER_LR="1e-3") == {"teacher"}
@@ -271,6 +272,15 @@ def test_reference_recipes_run_the_authors_flags_after_the_launchers_scaled_on_t
     assert "--samples-per-prompt 4 --loss-reduction sum" in env["opd-ref"]["EXTRA_ARGS"]
     assert "--lr 0.00175" in env["distillm-ref"]["EXTRA_ARGS"] and "--epochs 6" in env["distillm-ref"]["EXTRA_ARGS"]  # the students' epochs
     assert env["abkd-ref"]["EXTRA_ARGS"].endswith("--ptx-kd-ratio 0.0")  # the corpus term is plain CE
+    # their control keeps ABKD's recipe (optimizer, epochs, corpus CE) with CE in place of the divergence
+    _, controlled = plan_for(tmp_path, METHODS="sft-continued-ref distillm-ref")
+    control = stage_env(controlled, "sft-continued-ref-seed10")
+    assert control["EXTRA_ARGS"].endswith("--ptx-kd-ratio 0.0 --kd-ratio 0.0") and control["PTX"] == "1"
+    assert "--epochs 6" in control["EXTRA_ARGS"] and "--lr-scheduler cosine" in control["EXTRA_ARGS"]
+    from minillm.experiments.comparison import declared_comparisons
+    assert ("distillm-ref", "sft-continued-ref", False) in declared_comparisons(
+        ["sft", "sft-continued-ref", "distillm-ref", "abkd-ref", "gkd-ref"])
+    assert ("abkd-ref", "sft-continued-ref", False) in declared_comparisons(["sft-continued-ref", "abkd-ref"])
     assert all(plan.stage(f"{key}-seed10").method == key for key in env)
     _, paper = plan_for(tmp_path, preset="gpt2", METHODS="distillm-ref")
     assert "--lr 5e-4" in stage_env(paper, "distillm-ref-seed10")["EXTRA_ARGS"]

@@ -191,7 +191,7 @@ def too_few_prompts(key: str, method: registry.Method, s: InstructionSettings, d
     task's prompt of an item: a DSS question brings its label and, where it has one, its rationale
     prompt), and the stage would fail on it only when it starts. Counted at the most prompts an item
     can bring, so it never refuses a run that could work."""
-    values = reference_values(method.reference, s) if method.reference else {}
+    values = reference_values(method, s)
     rollouts = int(values.get("num_rollouts", s.num_rollouts)) or int(values.get("batch_size", s.mini_batch))
     samples = int(values.get("samples_per_prompt", 1))
     needed = rollouts // samples
@@ -211,7 +211,7 @@ def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool 
     PTX_KD_RATIO), else the launcher's: a control arm's --kd-ratio 0 (the teacher serves its corpus
     term only) and the driver's PTX_KD_RATIO. r = 0: the teacher does not run there; `corpus` False
     (the plan has no pretraining corpus): no corpus term."""
-    flags = reference_values(method.reference, s) if method.reference else {}
+    flags = reference_values(method, s)
     variables = method.variables(s) if method.variables else {}
     task = float(flags.get("kd_ratio", variables.get("KD_RATIO", 0.0)))
     on_corpus = method.corpus_term and corpus
@@ -225,7 +225,7 @@ def sampled_share(method: registry.Method, s: InstructionSettings, steps: int, b
     step draws on-policy with probability λ) and, with GKD_OFF_POLICY=teacher, the rest for the
     teacher. DistiLLM: adaptive_share with p held at its start, or with `adaptive_bound` rising at
     every validation. (0, 0) for every other arm."""
-    flags = reference_values(method.reference, s) if method.reference else {}
+    flags = reference_values(method, s)
     variables = method.variables(s) if method.variables else {}
     if flags.get("adaptive_sgo") or "SGO_LOSS_EPS" in variables:
         share = adaptive_share(steps, evaluations, batch // s.stage_gpus,
@@ -273,7 +273,7 @@ def _arm_cost(name: str, method: registry.Method, s: InstructionSettings, studen
         return budget.on_policy(name, student, teacher, prompts=data, corpus_tokens=chunk,
                                 **on_policy | {"eval_interval": interval})
     if method.recipe == "continued":  # MiniLLM's steps on its mini-batch, or a reference recipe's epochs
-        flags = reference_values(method.reference, s) if method.reference else {}
+        flags = reference_values(method, s)
         authors_epochs = flags.get("epochs")
         if authors_epochs:  # validation once per epoch
             epochs, steps, batch, evaluations = authors_epochs, None, int(flags["batch_size"]), math.ceil(authors_epochs)

@@ -67,6 +67,9 @@ class Method:
     # A peer's reference recipe (minillm.recipes.REFERENCE_RECIPES): its flags come after the
     # launcher's, so the authors' values replace the controlled recipe's (scaled on the tiny preset).
     reference: str | None = None
+    # (flag dest, value) pairs after the reference recipe's flags: a control arm that keeps the recipe and
+    # drops what the method adds (e.g. kd_ratio 0: cross-entropy instead of the divergence).
+    reference_changes: tuple[tuple[str, object], ...] = ()
     default: bool = True  # in the default METHODS
     group: str | None = None  # "kd": METHODS=kd selects the KD_LOSSES members
     training_set: str = "instruction"  # driver.json's data source: "instruction" or "step-by-step"
@@ -100,11 +103,19 @@ def _reference(key: str, objective: str, data: str, streams, launcher: str) -> M
     exploratory; the corpus term is on exactly when the authors have one."""
     recipe = REFERENCE_RECIPES[key]
     on_policy = recipe.entrypoint == "train_minillm.py"
+    epoch_based = recipe.flags.get("epochs") is not None  # DistiLLM's and ABKD's: their own optimizer and epochs
     return Method(recipe.label, "white-box", "the SFT student", objective, data, streams, continues="sft",
+                  control=REFERENCE_CONTROL if epoch_based else None,
                   launcher=launcher, entrypoint=recipe.entrypoint, recipe="on-policy" if on_policy else "continued",
                   teacher="teacher", trains_on="prompts" if on_policy else "instruction", corpus_term=recipe.uses_corpus,
                   default=False, primary=False, reference=key,
                   variables=lambda s, corpus=int(recipe.uses_corpus): {"PTX": corpus})
+
+
+# The epoch-based reference recipes' control arm: ABKD's recipe (DistiLLM's optimizer, schedule, epochs,
+# batch and corpus CE, without the adaptive outputs) with cross-entropy on the gold responses in place of
+# the divergence, so a reference row's gain splits into the recipe's extra training and the distillation.
+REFERENCE_CONTROL = "sft-continued-ref"
 
 
 _ON_POLICY = {"launcher": "scripts/minillm/train_base_xl.sh", "entrypoint": "train_minillm.py", "recipe": "on-policy",
@@ -190,6 +201,12 @@ METHODS: dict[str, Method] = {
                        control="sft-continued", default=False,
                        variables=lambda s: {"KD_RATIO": DISTILLM["kd_ratio"], "SGO_LOSS_EPS": s.sgo_loss_eps,
                                             "SGO_CAPACITY": s.sgo_capacity}),
+    REFERENCE_CONTROL: replace(
+        _reference("abkd-ref", "cross-entropy on the gold responses with DistiLLM's and ABKD's reference recipe "
+                   "(lr, cosine, epochs, batch, corpus CE): their rows' control", "gold labels (the SFT data again) + "
+                   "the pretraining corpus (CE)", GOLD_LABELS + _PRETRAINING, "scripts/sft/sft_continued.sh"),
+        label="SFT (continued, reference recipe)", family="control arm", control=None,
+        reference_changes=(("kd_ratio", 0.0),)),
     **{key: _reference(key, objective, data, streams, launcher) for key, objective, data, streams, launcher in (
         ("distillm-ref", "DistiLLM as its authors run it: skew forward KL (α 0.1) alone (kd_ratio 1), adaptive student "
          "outputs, lr 5e-4 cosine for 20 epochs (tiny: the students' 6), validation each epoch, corpus CE",

@@ -20,7 +20,7 @@ from pathlib import Path
 from minillm.experiments import methods as registry
 from minillm.experiments.settings import InstructionSettings, StoriesSettings, describe, shell_text
 from minillm.experiments.stages import Stage
-from minillm.recipes import REFERENCE_RECIPES, reference_flags
+from minillm.recipes import REFERENCE_RECIPES, reference_flags, shell_word
 
 # Generation keeps a prompt's LAST tokens: room for a task prefix ("[label] ") in front of the
 # longest prompts, so that it is never the part cut off.
@@ -95,10 +95,14 @@ def scaled_reference(key: str, s: InstructionSettings) -> dict[str, object] | No
     return {dest: values[dest] for dest in REFERENCE_RECIPES[key].scaled}
 
 
-def reference_values(key: str, s: InstructionSettings) -> dict[str, object]:
-    """Reference recipe `key`'s flag values as its stage runs them on this preset (the authors', with
-    the preset's `scaled` ones): what the cost estimate reads."""
-    return {**REFERENCE_RECIPES[key].flags, **(scaled_reference(key, s) or {})}
+def reference_values(method: registry.Method, s: InstructionSettings) -> dict[str, object]:
+    """The flag values of a method's reference recipe as its stage runs them on this preset (the
+    authors', the preset's `scaled` ones, then the method's `reference_changes`): what the cost
+    estimate reads. Empty for a method without one."""
+    if not method.reference:
+        return {}
+    return {**REFERENCE_RECIPES[method.reference].flags, **(scaled_reference(method.reference, s) or {}),
+            **dict(method.reference_changes)}
 
 
 def _inside(path: Path, building: Callable[[Path], Path]) -> Path:
@@ -444,8 +448,10 @@ class PlanBuilder:
         if method.variables:
             env.update(method.variables(s))
         if method.reference:
+            changes = [word for dest, value in method.reference_changes
+                        for word in ("--" + dest.replace("_", "-"), shell_word(value))]
             env["EXTRA_ARGS"] = " ".join((env["EXTRA_ARGS"], *reference_flags(method.reference, scaled_reference(
-                method.reference, s))))
+                method.reference, s)), *changes))
         if s.teacher_cache_top_k and method.group == "kd" or (s.teacher_cache_top_k and key == "dss-kd"):
             caches = self.teacher_cache(method.teacher, [Path(env["DATA_DIR"])] + (
                 [Path(env["RATIONALE_DATA_DIR"])] if "RATIONALE_DATA_DIR" in env else []))
