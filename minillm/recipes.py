@@ -95,9 +95,9 @@ DISTILLM_REFERENCE = ReferenceRecipe(
     scaled={"lr": "the preset's student SFT learning rate (DistiLLM's 5e-4 is the GPT-2 SFT rate of the MiniLLM "
                   "codebase it extends; tiny: 1.75e-3)",
             "batch_size": "the preset's global batch (tiny: 32)",
-            "epochs": "the preset's student SFT epochs (tiny: 6, 558 steps, as SFT itself; 20 epochs × 5 seeds × two "
-                      "arms are ~6 h of a 2-core machine). Validation stays once per epoch, so the loss-rise rule gets "
-                      "6 comparisons instead of 20"},
+            "epochs": "the preset's student SFT epochs (tiny: 6, 558 steps, as SFT itself; 20 epochs for two arms × 5 "
+                      "seeds are ~3 h of stage time on 2 cores). Validation stays once per epoch, so the loss-rise "
+                      "rule gets 6 comparisons instead of 20"},
     deviations=(
         "The step's kind (data, fresh student samples, replay) is drawn once per optimizer step from (seed, step); "
         "DistiLLM draws per micro-batch with numpy's global generator. Same probabilities.",

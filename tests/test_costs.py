@@ -191,8 +191,8 @@ def test_a_reference_recipe_is_costed_at_the_values_its_stage_runs(world):
     for key in ("distillm-ref", "abkd-ref"):
         command = plan.stage(f"{key}-seed10").env["EXTRA_ARGS"]
         assert f"--epochs {settings.student_epochs} " in command and f"--batch-size {settings.batch_size} " in command
-    longer = tiny(world, METHODS="distillm-ref", STUDENT_EPOCHS="3")
-    shorter = {item.stage.name: item.stage for item in costs.plan_report(*longer, gflops=PROBE).estimates}
+    three_epochs = tiny(world, METHODS="distillm-ref", STUDENT_EPOCHS="3")
+    shorter = {item.stage.name: item.stage for item in costs.plan_report(*three_epochs, gflops=PROBE).estimates}
     assert shorter["distillm-ref-seed10"].steps * 2 == staged["distillm-ref-seed10"].steps
 
 
@@ -253,16 +253,22 @@ def test_a_step_by_step_batch_counts_questions_each_with_its_label_and_rationale
 def test_an_on_policy_arm_whose_fraction_cannot_fill_a_collection_is_refused_before_it_runs(world):
     """DSS-MiniLLM draws NUM_ROLLOUTS distinct prompts per collection from the items TRAIN_FRACTION
     keeps (a question's label and rationale prompts); at 1/64 of the tiny questions it failed only
-    when its stage started. The refusal names the arm and the variables; a fraction that can fill a
-    collection, and the token-level arms at any fraction, are not refused."""
+    when its stage started. Refused when even two prompts per question fall short, a warning when the
+    mean number of prompts per question does; the controlled OPD arm draws one mini-batch (its
+    NUM_ROLLOUTS) and is not refused where DSS-MiniLLM is; the token-level arms never are."""
     settings, _ = tiny(world)
     questions = len(costs._rows(settings.raw_dir / "raw.jsonl")) - settings.dev_num
-    just_short = (settings.num_rollouts / 2 - 1) / questions  # at most 2 prompts per question
-    report = costs.plan_report(*tiny(world, METHODS="label-sft dss dss-minillm opd-ref",
-                                     TRAIN_FRACTION=f"{just_short:.6f}"), gflops=PROBE)
-    refused, = report.refusals
-    assert refused.startswith("dss-minillm: TRAIN_FRACTION=") and "NUM_ROLLOUTS" in refused, refused
-    assert f"fewer than the {settings.num_rollouts} distinct prompts" in refused
-    enough = (settings.num_rollouts / 2 + 1) / questions
-    assert not costs.plan_report(*tiny(world, METHODS="dss-minillm", TRAIN_FRACTION=f"{enough:.6f}"),
-                                 gflops=PROBE).refusals
+    methods = "label-sft dss dss-minillm opd opd-ref"
+
+    def findings(kept: float):
+        report = costs.plan_report(*tiny(world, METHODS=methods, TRAIN_FRACTION=f"{kept / questions:.6f}"),
+                                   gflops=PROBE)
+        return report.refusals, [w for w in report.warnings if "distinct prompts" in w]
+    refused, warned = findings(settings.num_rollouts / 2 - 1)  # at most 2 prompts per question
+    assert [message.split(":")[0] for message in refused] == ["dss-minillm"] and not warned, refused
+    assert f"fewer than the {settings.num_rollouts} distinct prompts" in refused[0]
+    refused, warned = findings(settings.num_rollouts / 2 + 1)  # enough at 2 per question, not at the mean
+    assert not refused and [message.split(":")[0] for message in warned] == ["dss-minillm"], warned
+    assert not any(findings(settings.num_rollouts + 1))  # at least one prompt per question: enough
+    refused, _ = findings(settings.mini_batch - 1)  # the OPD arms draw one mini-batch of prompts
+    assert sorted(message.split(":")[0] for message in refused) == ["dss-minillm", "opd"], refused

@@ -589,7 +589,8 @@ def adaptive_outputs(results: Results) -> dict[str, dict]:
     carries them (log.jsonl; the latest record per step): the validation loss, p after the rule's
     update and the replay buffer's size. p rises only when a validation loss reaches the rule's
     reference (the first validation's loss, then the loss at the last rise) + loss_eps, so the
-    highest loss above the first one says how close a run came. Methods without them are absent."""
+    highest loss above the first one says how close a run came; the sampled and replayed tokens are
+    None while a run is unfinished. Methods without them are absent."""
     traced: dict[str, dict] = {}
     for key in method_order(set(results.training)):
         for run in run_order(results.training[key]):
@@ -601,13 +602,18 @@ def adaptive_outputs(results: Results) -> dict[str, dict]:
             points = [by_step[step] for step in sorted(by_step)]
             losses = [point["valid_loss"] for point in points]
             final = training.final or {}
-            traced.setdefault(key, {"loss_eps": (training.config or {}).get("sgo_loss_eps"), "runs": {}})
-            traced[key]["runs"][run] = {
+            method = traced.setdefault(key, {"loss_eps": None, "runs": {}})
+            method["loss_eps"] = method["loss_eps"] if method["loss_eps"] is not None else (
+                training.config or {}).get("sgo_loss_eps")
+            sampled = None if training.final is None else {  # a finished run that sampled nothing records no count
+                kind: final.get(kind, 0) for kind in ("rollout_tokens", "replayed_tokens")}
+            method["runs"][run] = {
                 "steps": [point["step"] for point in points], "valid_loss": losses,
                 "probability": [point["sgo_probability"] for point in points],
                 "replay_buffer": [point["replay_buffer"] for point in points],
                 "highest_above_first": max(losses) - losses[0],
-                "rollout_tokens": final.get("rollout_tokens", 0), "replayed_tokens": final.get("replayed_tokens", 0)}
+                "rollout_tokens": sampled and sampled["rollout_tokens"],
+                "replayed_tokens": sampled and sampled["replayed_tokens"]}
     return traced
 
 

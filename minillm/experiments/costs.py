@@ -120,7 +120,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
     random_init_teacher = is_random_init(s.teacher_init)
     corpus = plan.record.get("pretraining_corpus") is not None  # the corpus terms run only with one
     costs, adaptive = [], []  # adaptive: (method, its cost with its sampling at the bound)
-    prompt_refusals = []
+    shortfalls = []  # (message, certain) of the on-policy arms whose prompts may not fill a collection
     for stage in plan.stages:
         if stage.name == "teacher":
             costs.append(budget.token_training("teacher", "teacher-sft", teacher, train, s.teacher_epochs,
@@ -148,7 +148,7 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                 # answers like the gold ones
                 data = replace(data, response=new_tokens)
             if method.recipe == "on-policy":
-                prompt_refusals.append(too_few_prompts(stage.method, method, s, data))
+                shortfalls.append(prompt_shortfall(stage.method, method, s, data))
             arm = (stage.name, method, s, student, teacher, data, student_run, on_policy, corpus, passes)
             costs.append(_arm_cost(*arm))
             bound = _arm_cost(*arm, adaptive_bound=True)
@@ -163,7 +163,8 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                                  [producer.name for producer in plan.producers(stage)]) for stage in plan.stages],
                                s.jobs)
     warnings, refusals = budget.length_findings(checks)
-    refusals += [refusal for refusal in dict.fromkeys(prompt_refusals) if refusal]
+    for message, certain in dict.fromkeys(item for item in shortfalls if item):
+        (refusals if certain else warnings).append(message if certain else f"{message} (it may fail when it starts)")
     # the tiny preset's measured time, as this machine would take it now (the estimates scale alike)
     warning = budget.slow_run_warning(estimates, reference_s=budget.TINY_PRESET_SECONDS
                                       * budget.CALIBRATION.reference_gflops / gflops)
@@ -185,24 +186,29 @@ def plan_report(s: InstructionSettings, plan: Plan, gflops: float | None = None)
                       s.jobs, s.stage_threads)
 
 
-def too_few_prompts(key: str, method: registry.Method, s: InstructionSettings, data: budget.Data) -> str | None:
-    """An on-policy arm's refusal when its training prompts cannot fill one collection: each draws
-    NUM_ROLLOUTS ÷ samples per prompt distinct prompts from the items TRAIN_FRACTION keeps (every
+def prompt_shortfall(key: str, method: registry.Method, s: InstructionSettings,
+                     data: budget.Data) -> tuple[str, bool] | None:
+    """(message, certain) when an on-policy arm's training prompts may not fill one collection: each
+    draws its rollouts ÷ samples per prompt distinct prompts from the items TRAIN_FRACTION keeps (every
     task's prompt of an item: a DSS question brings its label and, where it has one, its rationale
-    prompt), and the stage would fail on it only when it starts. Counted at the most prompts an item
-    can bring, so it never refuses a run that could work."""
-    values = reference_values(method, s)
-    rollouts = int(values.get("num_rollouts", s.num_rollouts)) or int(values.get("batch_size", s.mini_batch))
+    prompt), and the stage fails on too few only when it starts. Certain (a refusal) when even the
+    most prompts an item can bring fall short; otherwise a warning when the mean number does (the
+    fraction's own items decide). Rollouts as the stage gets them: the reference recipe's, else the
+    arm's NUM_ROLLOUTS, else the preset's; 0 = one mini-batch."""
+    values, variables = reference_values(method, s), method.variables(s) if method.variables else {}
+    rollouts = int(values.get("num_rollouts", variables.get("NUM_ROLLOUTS", s.num_rollouts))) or int(
+        values.get("batch_size", variables.get("MINI_BATCH", s.mini_batch)))
     samples = int(values.get("samples_per_prompt", 1))
     needed = rollouts // samples
     items = max(1, round(s.train_fraction * data.items))
-    prompts = items * math.ceil(data.per_item)
-    if prompts >= needed:
+    most, expected = items * math.ceil(data.per_item), round(items * data.per_item)
+    if expected >= needed:
         return None
-    return (f"{key}: TRAIN_FRACTION={s.train_fraction:g} keeps {items} training items, at most {prompts} "
-            f"prompts, fewer than the {needed} distinct prompts one collection draws ({rollouts} rollouts"
-            f"{f', {samples} per prompt' if samples > 1 else ''}: NUM_ROLLOUTS); raise TRAIN_FRACTION, lower "
-            f"NUM_ROLLOUTS (a multiple of MINI_BATCH) or leave {key} out of METHODS")
+    draws = f"{rollouts} rollouts{f', {samples} per prompt' if samples > 1 else ''}"
+    return (f"{key}: TRAIN_FRACTION={s.train_fraction:g} keeps {items} training items, "
+            + (f"at most {most} prompts" if most < needed else f"about {expected} prompts")
+            + f", fewer than the {needed} distinct prompts one collection draws ({draws}); raise TRAIN_FRACTION or "
+            f"leave {key} out of METHODS", most < needed)
 
 
 def teacher_terms(method: registry.Method, s: InstructionSettings, corpus: bool = True) -> tuple[float, float]:
